@@ -1,0 +1,1 @@
+"""Archiver: stream S3 objects into one ZIP archive, driven by SQS."""

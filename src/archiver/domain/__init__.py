@@ -1,0 +1,1 @@
+"""The pure core: job model, entry naming, archive layout, keys and URLs, errors and ports."""

@@ -1,0 +1,66 @@
+"""Error tree keyed by what the worker does next with the message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Failure codes published in `failed` notifications (a public contract)."""
+
+    INVALID_PAYLOAD = "invalid_payload"
+    TOO_MANY_FILES = "too_many_files"
+    SOURCE_BUCKET_NOT_ALLOWED = "source_bucket_not_allowed"
+    SOURCE_NOT_FOUND = "source_not_found"
+    SOURCE_ACCESS_DENIED = "source_access_denied"
+    SOURCE_UNREADABLE = "source_unreadable"
+
+
+class ArchiverError(Exception):
+    """Base of every error the domain and the adapters raise on purpose."""
+
+
+class PermanentError(ArchiverError):
+    """The job can never succeed as sent: notify the failure and acknowledge the message."""
+
+    def __init__(self, code: ErrorCode, message: str, sources: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.sources = list(sources)
+
+
+class InvalidPayload(PermanentError):
+    """The message body is not a valid job request."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.INVALID_PAYLOAD, message)
+
+
+class TransientError(ArchiverError):
+    """A retry may succeed (throttling, 5xx, network): leave the message for redelivery."""
+
+
+class Unavailable(StrEnum):
+    NOT_FOUND = "not_found"
+    ACCESS_DENIED = "access_denied"
+    UNREADABLE = "unreadable"
+
+
+class ObjectUnavailable(ArchiverError):
+    """An object cannot be read or written, and retrying will not change that.
+
+    Raised by object-store adapters; the service decides whose fault it is: the job's
+    (a missing source) or the deployment's (a missing destination bucket).
+    """
+
+    def __init__(self, location: str, reason: Unavailable, detail: str) -> None:
+        super().__init__(f"{location}: {detail}")
+        self.location = location
+        self.reason = reason
+        self.detail = detail
+
+
+class ConfigurationError(ArchiverError):
+    """Settings are missing or malformed; raised once at start-up."""

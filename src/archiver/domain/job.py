@@ -1,0 +1,137 @@
+"""The job request: its schema, parsing at the edge, and source references."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from archiver.domain.errors import InvalidPayload
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+MAX_KEY_BYTES = 1024
+MAX_REPORTED_ERRORS = 5
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """An object's address in the object store."""
+
+    bucket: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def split_source(source: str) -> tuple[str | None, str]:
+    """`s3://bucket/key` -> (bucket, key); a bare key -> (None, key). Raises ValueError."""
+    if "://" in source:
+        scheme, _, rest = source.partition("://")
+        if scheme.lower() != "s3":
+            raise ValueError(f"unsupported scheme {scheme!r}: use an S3 key or s3://bucket/key")
+        bucket, _, key = rest.partition("/")
+        if not _BUCKET.match(bucket):
+            raise ValueError(f"invalid bucket name {bucket!r}")
+    else:
+        bucket, key = None, source
+    if not key:
+        raise ValueError("the object key is empty")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise ValueError(f"the object key is longer than {MAX_KEY_BYTES} bytes")
+    return bucket, key
+
+
+class FileSpec(BaseModel):
+    """One file to put in the archive."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(
+        min_length=1,
+        description="A key in S3_SOURCE_BUCKET, or s3://bucket/key.",
+        examples=["example-directory/uuid1.png", "s3://other-bucket/dir/uuid2.png"],
+    )
+    destination: str | None = Field(
+        default=None,
+        description="Folder inside the archive, may be nested (a/b); absent or empty: the root.",
+    )
+    name: str | None = Field(
+        default=None, description="File name in the archive; default: the source key's last part."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _source_is_addressable(cls, source: str) -> str:
+        split_source(source)
+        return source
+
+    def ref(self, default_bucket: str) -> ObjectRef:
+        bucket, key = split_source(self.source)
+        return ObjectRef(bucket or default_bucket, key)
+
+
+class JobRequest(BaseModel):
+    """The message a producer puts on SQS_SOURCE_QUEUE."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="ArchiveJob")
+
+    files: list[FileSpec] = Field(min_length=1, description="Files in archive order.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Any JSON object; echoed verbatim in the notification."
+    )
+
+
+def _decode(body: str) -> Any:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise InvalidPayload(f"the message body is not JSON: {error}") from None
+    return _unwrap_sns(document)
+
+
+def _unwrap_sns(document: Any) -> Any:
+    """An SNS-delivered message (raw delivery off) carries the job as a JSON string in Message."""
+    if (
+        isinstance(document, dict)
+        and "Type" in document
+        and isinstance(document.get("Message"), str)
+    ):
+        try:
+            return json.loads(document["Message"])
+        except (ValueError, RecursionError) as error:
+            raise InvalidPayload(f"the SNS Message is not JSON: {error}") from None
+    return document
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for detail in error.errors()[:MAX_REPORTED_ERRORS]:
+        where = ".".join(str(part) for part in detail["loc"]) or "body"
+        problems.append(f"{where}: {detail['msg']}")
+    hidden = error.error_count() - len(problems)
+    return "; ".join(problems) + (f" (and {hidden} more)" if hidden > 0 else "")
+
+
+def parse_job(body: str) -> JobRequest:
+    """Validate a message body once, at the edge. Raises InvalidPayload and nothing else."""
+    document = _decode(body)
+    try:
+        return JobRequest.model_validate(document)
+    except ValidationError as error:
+        raise InvalidPayload(_describe(error)) from None
+    except (ValueError, RecursionError) as error:
+        raise InvalidPayload(f"the job is malformed: {error}") from None
+
+
+def salvage_metadata(body: str) -> dict[str, Any] | None:
+    """Best-effort metadata of a rejected body, so its failure still reaches the right consumer."""
+    try:
+        document = _decode(body)
+    except InvalidPayload:
+        return None
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    return metadata if isinstance(metadata, dict) else None

@@ -1,0 +1,106 @@
+"""Entry names inside the archive: safe, portable, unique ignoring case, never dropped."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+MAX_SEGMENT_BYTES = 255
+"""Longest file or folder name most file systems accept (ext4, APFS, NTFS in UTF-16 units)."""
+
+FALLBACK_NAME = "file"
+
+# Bidirectional embedding/override/isolate controls: invisible, and used to disguise extensions.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _is_unsafe_char(char: str) -> bool:
+    return unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS
+
+
+def _truncate_utf8(text: str, limit: int) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[:limit].decode("utf-8", errors="ignore")
+
+
+def _fit_segment(segment: str) -> str:
+    """Shorten an over-long name, keeping its extension so the file still opens."""
+    if len(segment.encode("utf-8")) <= MAX_SEGMENT_BYTES:
+        return segment
+    stem, dot, ext = segment.rpartition(".")
+    if dot and stem and len(ext.encode("utf-8")) < 16:
+        budget = MAX_SEGMENT_BYTES - len(ext.encode("utf-8")) - 1
+        return f"{_truncate_utf8(stem, budget)}.{ext}"
+    return _truncate_utf8(segment, MAX_SEGMENT_BYTES)
+
+
+def clean_segments(path: str) -> list[str]:
+    """Split a user-supplied path into segments that cannot escape the archive root.
+
+    NFC-normalised; control characters removed; backslashes count as separators; empty,
+    `.` and `..` segments and a leading drive letter are dropped.
+    """
+    text = unicodedata.normalize("NFC", path)
+    text = "".join(char for char in text if not _is_unsafe_char(char))
+    text = _DRIVE.sub("", text.replace("\\", "/"), count=1)
+    segments = []
+    for segment in text.split("/"):
+        if segment in ("", ".", ".."):
+            continue
+        segments.append(_fit_segment(segment))
+    return segments
+
+
+def file_segments(destination: str | None, name: str | None, source_key: str) -> list[str]:
+    """Folder segments plus a non-empty file name: `name`, else the source key's last part."""
+    folder = clean_segments(destination or "")
+    leaf = clean_segments(name or "")  # an explicit name may carry sub-folders
+    if not leaf:
+        leaf = clean_segments(source_key)[-1:]
+    return folder + (leaf or [FALLBACK_NAME])
+
+
+def _fold(path: str) -> str:
+    return unicodedata.normalize("NFC", path.casefold())
+
+
+def _numbered(segments: Sequence[str], number: int) -> str:
+    *folders, leaf = segments
+    stem, dot, ext = leaf.rpartition(".")
+    if not dot or not stem:
+        stem, ext = leaf, ""
+    suffix = f" ({number})"
+    budget = (
+        MAX_SEGMENT_BYTES
+        - len(suffix.encode("utf-8"))
+        - (len(ext.encode("utf-8")) + 1 if ext else 0)
+    )
+    renamed = f"{_truncate_utf8(stem, budget)}{suffix}" + (f".{ext}" if ext else "")
+    return "/".join([*folders, renamed])
+
+
+def assign_entry_names(paths: Sequence[Sequence[str]]) -> list[str]:
+    """Join each path and make it unique ignoring case, in job order.
+
+    Later duplicates become `name (1).ext`, `name (2).ext`; a file never takes a name that
+    another entry uses as a folder, so extraction never meets a file where it needs a folder.
+    """
+    folders = {_fold("/".join(path[:depth])) for path in paths for depth in range(1, len(path))}
+    taken: set[str] = set()
+    next_number: dict[str, int] = {}
+    names = []
+    for path in paths:
+        candidate = "/".join(path)
+        base = _fold(candidate)
+        number = next_number.get(base, 0)
+        while _fold(candidate) in taken or _fold(candidate) in folders:
+            number += 1
+            candidate = _numbered(path, number)
+        next_number[base] = number
+        taken.add(_fold(candidate))
+        names.append(candidate)
+    return names

@@ -1,0 +1,125 @@
+"""From a validated job to an archive plan: which objects, under which names, at which key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from archiver.domain.errors import ErrorCode, PermanentError
+from archiver.domain.job import JobRequest, ObjectRef
+from archiver.domain.naming import assign_entry_names, file_segments
+
+ANY_BUCKET = "*"
+
+# Formats whose content is already compressed: deflating them costs CPU and saves nothing.
+INCOMPRESSIBLE_EXTENSIONS = frozenset(
+    """
+    jpg jpeg jpe jfif png gif webp heic heif avif jxl jp2 tif tiff dng cr2 cr3 nef arw raf orf rw2
+    mp4 m4v mov avi mkv webm mpg mpeg wmv flv 3gp mts m2ts mp3 m4a aac ogg oga opus flac wma
+    zip gz tgz bz2 tbz2 xz txz zst lz4 lzma 7z rar cab jar war apk ipa dmg iso
+    pdf docx xlsx pptx odt ods odp epub woff woff2 psd
+    """.split()
+)
+
+
+class CompressionMode(StrEnum):
+    AUTO = "auto"
+    STORED = "stored"
+    DEFLATED = "deflated"
+
+
+@dataclass(frozen=True)
+class ArchivePolicy:
+    """The deployment's rules for building archives (from settings; pure data here)."""
+
+    source_bucket: str
+    destination_bucket: str
+    allowed_source_buckets: frozenset[str] = frozenset()
+    max_files: int = 10_000
+    file_prefix: str = "download"
+    compression: CompressionMode = CompressionMode.AUTO
+
+    def allows(self, bucket: str) -> bool:
+        allowed = self.allowed_source_buckets
+        return bucket == self.source_bucket or ANY_BUCKET in allowed or bucket in allowed
+
+
+@dataclass(frozen=True)
+class PlannedEntry:
+    source: ObjectRef
+    name: str
+    compress: bool
+
+
+@dataclass(frozen=True)
+class ArchivePlan:
+    job_id: str
+    archive: ObjectRef
+    download_name: str
+    created_at: datetime
+    entries: tuple[PlannedEntry, ...]
+
+    @property
+    def sources(self) -> list[ObjectRef]:
+        return [entry.source for entry in self.entries]
+
+
+def _extension(path: str) -> str:
+    leaf = path.rsplit("/", 1)[-1]
+    stem, dot, ext = leaf.rpartition(".")
+    return ext.lower() if dot and stem else ""
+
+
+def should_compress(mode: CompressionMode, entry_name: str, source_key: str) -> bool:
+    if mode is not CompressionMode.AUTO:
+        return mode is CompressionMode.DEFLATED
+    extensions = {_extension(entry_name), _extension(source_key)}
+    return not (extensions & INCOMPRESSIBLE_EXTENSIONS)
+
+
+def archive_key(job_id: str, file_prefix: str, created_at: datetime) -> str:
+    """`{job_id}/{prefix}-{YYYY-MM-DD}.zip`: stable, so a redelivered job writes the same key."""
+    return f"{job_id}/{file_prefix.strip('/')}-{created_at:%Y-%m-%d}.zip"
+
+
+def _check_limits(request: JobRequest, refs: Sequence[ObjectRef], policy: ArchivePolicy) -> None:
+    if len(request.files) > policy.max_files:
+        raise PermanentError(
+            ErrorCode.TOO_MANY_FILES,
+            f"the job lists {len(request.files)} files; the limit is {policy.max_files}",
+        )
+    refused = sorted({str(ref) for ref in refs if not policy.allows(ref.bucket)})
+    if refused:
+        raise PermanentError(
+            ErrorCode.SOURCE_BUCKET_NOT_ALLOWED,
+            f"{len(refused)} source(s) are in buckets this archiver may not read "
+            "(see S3_ALLOWED_SOURCE_BUCKETS)",
+            refused,
+        )
+
+
+def plan_archive(
+    job_id: str, request: JobRequest, created_at: datetime, policy: ArchivePolicy
+) -> ArchivePlan:
+    """Decide everything about the archive before any byte moves. Raises PermanentError."""
+    refs = [spec.ref(policy.source_bucket) for spec in request.files]
+    _check_limits(request, refs, policy)
+    paths = [
+        file_segments(spec.destination, spec.name, ref.key)
+        for spec, ref in zip(request.files, refs, strict=True)
+    ]
+    names = assign_entry_names(paths)
+    key = archive_key(job_id, policy.file_prefix, created_at)
+    entries = tuple(
+        PlannedEntry(ref, name, should_compress(policy.compression, name, ref.key))
+        for ref, name in zip(refs, names, strict=True)
+    )
+    return ArchivePlan(
+        job_id=job_id,
+        archive=ObjectRef(policy.destination_bucket, key),
+        download_name=key.rsplit("/", 1)[-1],
+        created_at=created_at,
+        entries=entries,
+    )

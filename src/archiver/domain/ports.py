@@ -1,0 +1,81 @@
+"""What the domain needs from the outside world, in its own words."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from archiver.domain.job import ObjectRef
+from archiver.domain.notifications import JobFailed, JobSucceeded
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    ref: ObjectRef
+    size: int
+
+
+@dataclass(frozen=True)
+class ObjectHeaders:
+    """How the stored archive presents itself to a browser, plus our own metadata."""
+
+    content_type: str = "application/zip"
+    content_disposition: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class MultipartUpload(Protocol):
+    """An object written in numbered parts (1..10000; all but the last >= 5 MiB), in any order."""
+
+    def upload_part(self, number: int, data: bytes) -> None: ...
+
+    def complete(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class ObjectStore(Protocol):
+    """Raises ObjectUnavailable (retrying will not help) or TransientError (it may)."""
+
+    def stat(self, ref: ObjectRef) -> ObjectInfo: ...
+
+    def open(self, ref: ObjectRef) -> Readable: ...
+
+    def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None: ...
+
+    def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> MultipartUpload: ...
+
+    def presigned_url(self, ref: ObjectRef, expires_in: int) -> str: ...
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    message_id: str
+    body: str
+    receipt: str
+    sent_at: datetime
+    receive_count: int
+
+
+class Queue(Protocol):
+    """Raises TransientError when the queue cannot be reached."""
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[ReceivedMessage]: ...
+
+    def delete(self, message: ReceivedMessage) -> None: ...
+
+    def release(self, message: ReceivedMessage, delay_seconds: int = 0) -> None: ...
+
+    def send(self, body: str) -> str: ...
+
+
+class Notifier(Protocol):
+    def publish(self, notification: JobSucceeded | JobFailed) -> None: ...
