@@ -1,0 +1,196 @@
+"""Working in-memory adapters: the unit tests' S3 and SQS, held to the same contract suite."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from archiver.domain.errors import ArchiverError, ObjectUnavailable, Unavailable
+from archiver.domain.job import ObjectRef
+from archiver.domain.notifications import JobFailed, JobSucceeded
+from archiver.domain.ports import ObjectHeaders, ObjectInfo, Readable, ReceivedMessage
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True)
+class SyntheticBody:
+    """A large object the fake streams without holding: `size` bytes of a repeated block."""
+
+    size: int
+    block: bytes = bytes(range(256)) * 256
+
+    def stream(self) -> Readable:
+        return _SyntheticReader(self)
+
+
+class _SyntheticReader:
+    def __init__(self, body: SyntheticBody) -> None:
+        self._body = body
+        self._position = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        remaining = self._body.size - self._position
+        wanted = remaining if size < 0 else min(size, remaining)
+        block = self._body.block
+        start = self._position % len(block)
+        repeats = (start + wanted) // len(block) + 1
+        chunk = (block * repeats)[start : start + wanted]
+        self._position += wanted
+        return chunk
+
+    def close(self) -> None:
+        self._position = self._body.size
+
+
+class MemoryObjectStore:
+    """Objects in a dict; multipart uploads that enforce S3's part rules."""
+
+    def __init__(self, min_part_size: int = MIN_PART_SIZE) -> None:
+        self.min_part_size = min_part_size
+        self.buckets: set[str] = set()
+        self.objects: dict[ObjectRef, bytes | SyntheticBody] = {}
+        self.headers: dict[ObjectRef, ObjectHeaders] = {}
+        self.uploads: dict[str, MemoryMultipartUpload] = {}
+        self.faults: dict[ObjectRef, ArchiverError] = {}
+        """Errors to raise on the next access to an object (consumed once): fault injection."""
+        self._lock = threading.Lock()
+
+    def create_bucket(self, bucket: str) -> None:
+        self.buckets.add(bucket)
+
+    def add(self, ref: ObjectRef, body: bytes | SyntheticBody) -> None:
+        self.buckets.add(ref.bucket)
+        self.objects[ref] = body
+
+    def _check(self, ref: ObjectRef, *, must_exist: bool) -> None:
+        with self._lock:
+            fault = self.faults.pop(ref, None)
+        if fault is not None:
+            raise fault
+        if ref.bucket not in self.buckets:
+            raise ObjectUnavailable(str(ref), Unavailable.NOT_FOUND, "no such bucket")
+        if must_exist and ref not in self.objects:
+            raise ObjectUnavailable(str(ref), Unavailable.NOT_FOUND, "no such key")
+
+    def stat(self, ref: ObjectRef) -> ObjectInfo:
+        self._check(ref, must_exist=True)
+        body = self.objects[ref]
+        return ObjectInfo(ref, body.size if isinstance(body, SyntheticBody) else len(body))
+
+    def open(self, ref: ObjectRef) -> Readable:
+        self._check(ref, must_exist=True)
+        body = self.objects[ref]
+        return body.stream() if isinstance(body, SyntheticBody) else io.BytesIO(body)
+
+    def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
+        self._check(ref, must_exist=False)
+        self.objects[ref] = bytes(data)
+        self.headers[ref] = headers
+
+    def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> MemoryMultipartUpload:
+        self._check(ref, must_exist=False)
+        upload = MemoryMultipartUpload(self, ref, headers)
+        self.uploads[upload.upload_id] = upload
+        return upload
+
+    def presigned_url(self, ref: ObjectRef, expires_in: int) -> str:
+        return f"memory://{ref.bucket}/{ref.key}?expires_in={expires_in}"
+
+    def _finish(self, upload: MemoryMultipartUpload, data: bytes | None) -> None:
+        with self._lock:
+            self.uploads.pop(upload.upload_id, None)
+            if data is not None:
+                self.objects[upload.ref] = data
+                self.headers[upload.ref] = upload.headers
+
+
+@dataclass
+class MemoryMultipartUpload:
+    store: MemoryObjectStore
+    ref: ObjectRef
+    headers: ObjectHeaders
+    upload_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    parts: dict[int, bytes] = field(default_factory=dict)
+
+    def upload_part(self, number: int, data: bytes) -> None:
+        if self.upload_id not in self.store.uploads:
+            raise ObjectUnavailable(str(self.ref), Unavailable.NOT_FOUND, "no such upload")
+        if not 1 <= number <= MAX_PARTS:
+            raise ValueError(f"part number {number} is outside 1..{MAX_PARTS}")
+        self.parts[number] = bytes(data)
+
+    def complete(self) -> None:
+        if self.upload_id not in self.store.uploads:
+            raise ObjectUnavailable(str(self.ref), Unavailable.NOT_FOUND, "no such upload")
+        numbers = sorted(self.parts)
+        if not numbers:
+            raise ValueError("a multipart upload needs at least one part")
+        for number in numbers[:-1]:
+            if len(self.parts[number]) < self.store.min_part_size:
+                raise ValueError(f"part {number} is smaller than {self.store.min_part_size} bytes")
+        self.store._finish(self, b"".join(self.parts[number] for number in numbers))
+
+    def abort(self) -> None:
+        self.store._finish(self, None)
+
+
+class MemoryQueue:
+    """FIFO-ish queue with visibility: received messages return unless deleted."""
+
+    def __init__(self, name: str = "memory-queue") -> None:
+        self.name = name
+        self.visible: deque[ReceivedMessage] = deque()
+        self.in_flight: dict[str, ReceivedMessage] = {}
+        self.deleted: list[ReceivedMessage] = []
+        self._ids = itertools.count(1)
+
+    def send(self, body: str, sent_at: datetime | None = None) -> str:
+        message_id = f"{self.name}-{next(self._ids):06d}-{uuid.uuid4().hex[:8]}"
+        sent = sent_at or datetime.now(UTC)
+        self.visible.append(ReceivedMessage(message_id, body, "", sent, 0))
+        return message_id
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[ReceivedMessage]:
+        received: list[ReceivedMessage] = []
+        while self.visible and len(received) < max_messages:
+            message = self.visible.popleft()
+            delivery = ReceivedMessage(
+                message.message_id,
+                message.body,
+                uuid.uuid4().hex,
+                message.sent_at,
+                message.receive_count + 1,
+            )
+            self.in_flight[delivery.receipt] = delivery
+            received.append(delivery)
+        return received
+
+    def delete(self, message: ReceivedMessage) -> None:
+        delivered = self.in_flight.pop(message.receipt, None)
+        if delivered is not None:
+            self.deleted.append(delivered)
+
+    def release(self, message: ReceivedMessage, delay_seconds: int = 0) -> None:
+        delivered = self.in_flight.pop(message.receipt, None)
+        if delivered is not None:
+            self.visible.append(delivered)
+
+    def expire_visibility(self) -> None:
+        """Simulate every in-flight message's visibility timeout running out."""
+        for receipt in list(self.in_flight):
+            self.visible.append(self.in_flight.pop(receipt))
+
+
+class MemoryNotifier:
+    def __init__(self) -> None:
+        self.published: list[JobSucceeded | JobFailed] = []
+
+    def publish(self, notification: JobSucceeded | JobFailed) -> None:
+        self.published.append(notification)

@@ -1,0 +1,120 @@
+"""S3 adapter for the ObjectStore port."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Final
+
+from archiver.adapters.errors import translated
+from archiver.domain.job import ObjectRef
+from archiver.domain.ports import ObjectHeaders, ObjectInfo, Readable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+# Every part carries a CRC-32 that S3 verifies; the completed object gets a composite checksum.
+CHECKSUM: Final = "CRC32"
+
+
+def _put_arguments(ref: ObjectRef, headers: ObjectHeaders) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "Bucket": ref.bucket,
+        "Key": ref.key,
+        "ContentType": headers.content_type,
+        "Metadata": dict(headers.metadata),
+    }
+    if headers.content_disposition:
+        arguments["ContentDisposition"] = headers.content_disposition
+    return arguments
+
+
+class _S3Body:
+    """A GetObject body whose read errors arrive translated, like every other S3 error."""
+
+    def __init__(self, body: Any, location: str) -> None:
+        self._body = body
+        self._location = location
+
+    def read(self, size: int = -1, /) -> bytes:
+        with translated(self._location):
+            data: bytes = self._body.read(None if size < 0 else size)
+            return data
+
+    def close(self) -> None:
+        self._body.close()
+
+
+class S3ObjectStore:
+    def __init__(self, client: S3Client) -> None:
+        self._client = client
+
+    def stat(self, ref: ObjectRef) -> ObjectInfo:
+        with translated(str(ref)):
+            head = self._client.head_object(Bucket=ref.bucket, Key=ref.key)
+        return ObjectInfo(ref, head["ContentLength"])
+
+    def open(self, ref: ObjectRef) -> Readable:
+        with translated(str(ref)):
+            response = self._client.get_object(Bucket=ref.bucket, Key=ref.key)
+        return _S3Body(response["Body"], str(ref))
+
+    def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
+        with translated(str(ref)):
+            self._client.put_object(Body=data, **_put_arguments(ref, headers))
+
+    def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> S3MultipartUpload:
+        with translated(str(ref)):
+            created = self._client.create_multipart_upload(
+                ChecksumAlgorithm=CHECKSUM, **_put_arguments(ref, headers)
+            )
+        return S3MultipartUpload(self._client, ref, created["UploadId"])
+
+    def presigned_url(self, ref: ObjectRef, expires_in: int) -> str:
+        return self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": ref.bucket, "Key": ref.key}, ExpiresIn=expires_in
+        )
+
+
+class S3MultipartUpload:
+    """Parts may be uploaded from several threads and in any order."""
+
+    def __init__(self, client: S3Client, ref: ObjectRef, upload_id: str) -> None:
+        self._client = client
+        self._ref = ref
+        self.upload_id = upload_id
+        self._parts: dict[int, CompletedPartTypeDef] = {}
+        self._lock = threading.Lock()
+
+    def upload_part(self, number: int, data: bytes) -> None:
+        with translated(f"{self._ref} part {number}"):
+            response = self._client.upload_part(
+                Bucket=self._ref.bucket,
+                Key=self._ref.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=data,
+                ChecksumAlgorithm=CHECKSUM,
+            )
+        part: CompletedPartTypeDef = {"PartNumber": number, "ETag": response["ETag"]}
+        if "ChecksumCRC32" in response:
+            part["ChecksumCRC32"] = response["ChecksumCRC32"]
+        with self._lock:
+            self._parts[number] = part
+
+    def complete(self) -> None:
+        with self._lock:
+            parts = [self._parts[number] for number in sorted(self._parts)]
+        with translated(str(self._ref)):
+            self._client.complete_multipart_upload(
+                Bucket=self._ref.bucket,
+                Key=self._ref.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+
+    def abort(self) -> None:
+        with translated(str(self._ref)):
+            self._client.abort_multipart_upload(
+                Bucket=self._ref.bucket, Key=self._ref.key, UploadId=self.upload_id
+            )

@@ -1,0 +1,102 @@
+"""SQS adapters for the Queue and Notifier ports."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from archiver.adapters.errors import transient_only
+from archiver.domain.notifications import JobFailed, JobSucceeded
+from archiver.domain.ports import ReceivedMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import MessageSystemAttributeNameType
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
+    "SentTimestamp",
+    "ApproximateReceiveCount",
+]
+
+
+class QueueAddress:
+    """A queue given by URL or by name; a name is resolved once, on first use."""
+
+    def __init__(self, client: SQSClient, queue: str) -> None:
+        self._client = client
+        self.queue = queue
+        self._url = queue if queue.startswith(("https://", "http://")) else None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        with self._lock:
+            if self._url is None:
+                with transient_only(f"queue {self.queue}"):
+                    self._url = self._client.get_queue_url(QueueName=self.queue)["QueueUrl"]
+            return self._url
+
+
+def _received(message: MessageTypeDef) -> ReceivedMessage:
+    attributes = message.get("Attributes", {})
+    sent_ms = int(attributes.get("SentTimestamp", "0"))
+    return ReceivedMessage(
+        message_id=message["MessageId"],
+        body=message.get("Body", ""),
+        receipt=message["ReceiptHandle"],
+        sent_at=datetime.fromtimestamp(sent_ms / 1000, UTC) if sent_ms else datetime.now(UTC),
+        receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
+    )
+
+
+class SqsQueue:
+    def __init__(self, client: SQSClient, queue: str) -> None:
+        self._client = client
+        self.address = QueueAddress(client, queue)
+
+    def receive(self, max_messages: int, wait_seconds: int) -> list[ReceivedMessage]:
+        with transient_only(f"receive from {self.address.queue}"):
+            response = self._client.receive_message(
+                QueueUrl=self.address.url,
+                MaxNumberOfMessages=max_messages,
+                WaitTimeSeconds=wait_seconds,
+                MessageSystemAttributeNames=SYSTEM_ATTRIBUTES,
+            )
+        return [_received(message) for message in response.get("Messages", [])]
+
+    def delete(self, message: ReceivedMessage) -> None:
+        with transient_only(f"delete {message.message_id}"):
+            self._client.delete_message(QueueUrl=self.address.url, ReceiptHandle=message.receipt)
+
+    def release(self, message: ReceivedMessage, delay_seconds: int = 0) -> None:
+        with transient_only(f"release {message.message_id}"):
+            self._client.change_message_visibility(
+                QueueUrl=self.address.url,
+                ReceiptHandle=message.receipt,
+                VisibilityTimeout=delay_seconds,
+            )
+
+    def send(self, body: str) -> str:
+        with transient_only(f"send to {self.address.queue}"):
+            response = self._client.send_message(QueueUrl=self.address.url, MessageBody=body)
+        return response["MessageId"]
+
+
+class SqsNotifier:
+    """Publishes notifications as JSON; `status` is also a message attribute for filtering."""
+
+    def __init__(self, client: SQSClient, queue: str) -> None:
+        self._client = client
+        self.address = QueueAddress(client, queue)
+
+    def publish(self, notification: JobSucceeded | JobFailed) -> None:
+        with transient_only(f"notify {self.address.queue}"):
+            self._client.send_message(
+                QueueUrl=self.address.url,
+                MessageBody=notification.model_dump_json(),
+                MessageAttributes={
+                    "status": {"DataType": "String", "StringValue": notification.status}
+                },
+            )
