@@ -1,0 +1,149 @@
+"""Carry out an archive plan: check every source first, then stream them into a zip sink."""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, cast
+
+from archiver.app.sink import ArchiveSink, SinkResult
+from archiver.domain.errors import (
+    ErrorCode,
+    ObjectUnavailable,
+    PermanentError,
+    TransientError,
+    Unavailable,
+)
+from archiver.domain.job import ObjectRef
+from archiver.domain.plan import ArchivePlan, PlannedEntry
+from archiver.domain.ports import ObjectInfo, ObjectStore, Readable
+
+DEFLATE_LEVEL = 6
+SOURCE_ERROR_CODES = {
+    Unavailable.NOT_FOUND: ErrorCode.SOURCE_NOT_FOUND,
+    Unavailable.ACCESS_DENIED: ErrorCode.SOURCE_ACCESS_DENIED,
+    Unavailable.UNREADABLE: ErrorCode.SOURCE_UNREADABLE,
+}
+# Local header + central directory record + ZIP64 extras, beyond the name (twice).
+ENTRY_OVERHEAD = 30 + 46 + 2 * 32
+END_RECORDS = 22 + 56 + 20
+
+
+@dataclass(frozen=True)
+class Progress:
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def _source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
+    code = SOURCE_ERROR_CODES[failures[0].reason]
+    counts: dict[Unavailable, int] = {}
+    for failure in failures:
+        counts[failure.reason] = counts.get(failure.reason, 0) + 1
+    summary = ", ".join(
+        f"{count} {reason.value.replace('_', ' ')}" for reason, count in counts.items()
+    )
+    return PermanentError(
+        code,
+        f"{len(failures)} source(s) cannot be read ({summary})",
+        sorted({failure.location for failure in failures}),
+    )
+
+
+def stat_sources(
+    store: ObjectStore, refs: Iterable[ObjectRef], concurrency: int
+) -> dict[ObjectRef, ObjectInfo]:
+    """Size every distinct source before writing a byte; report every unreadable one at once."""
+
+    def stat_one(ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
+        try:
+            return store.stat(ref)
+        except ObjectUnavailable as unavailable:
+            return unavailable
+
+    unique = list(dict.fromkeys(refs))
+    with ThreadPoolExecutor(max(1, min(concurrency, len(unique))), "stat") as pool:
+        outcomes = list(pool.map(stat_one, unique))
+    failures = [outcome for outcome in outcomes if isinstance(outcome, ObjectUnavailable)]
+    if failures:
+        raise _source_failure(failures)
+    return {info.ref: info for info in outcomes if isinstance(info, ObjectInfo)}
+
+
+def expected_archive_size(plan: ArchivePlan, infos: Mapping[ObjectRef, ObjectInfo]) -> int:
+    """An upper estimate (stored sizes) used to choose the upload's part size."""
+    return END_RECORDS + sum(
+        infos[entry.source].size + ENTRY_OVERHEAD + 2 * len(entry.name.encode("utf-8"))
+        for entry in plan.entries
+    )
+
+
+def _zip_info(entry: PlannedEntry, size: int, plan: ArchivePlan) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(entry.name, date_time=plan.created_at.timetuple()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED if entry.compress else zipfile.ZIP_STORED
+    # The announced size makes zipfile choose ZIP64 exactly when the entry needs it.
+    info.file_size = size
+    info.external_attr = (stat.S_IFREG | 0o644) << 16
+    return info
+
+
+def _open_source(store: ObjectStore, ref: ObjectRef) -> Readable:
+    try:
+        return store.open(ref)
+    except ObjectUnavailable as unavailable:
+        raise _source_failure([unavailable]) from unavailable
+
+
+def _copy_entry(source: Readable, target: IO[bytes], chunk_size: int) -> int:
+    copied = 0
+    try:
+        while chunk := source.read(chunk_size):
+            target.write(chunk)
+            copied += len(chunk)
+    except ObjectUnavailable as unavailable:
+        raise _source_failure([unavailable]) from unavailable
+    finally:
+        source.close()
+    return copied
+
+
+def write_archive(
+    plan: ArchivePlan,
+    infos: Mapping[ObjectRef, ObjectInfo],
+    store: ObjectStore,
+    sink: ArchiveSink,
+    chunk_size: int = 1024 * 1024,
+    progress: ProgressCallback | None = None,
+) -> SinkResult:
+    """Stream every planned entry into the sink; on any failure abort it, leaving nothing."""
+    total = sum(infos[entry.source].size for entry in plan.entries)
+    done = 0
+    try:
+        archive = zipfile.ZipFile(
+            cast(IO[bytes], sink), mode="w", allowZip64=True, compresslevel=DEFLATE_LEVEL
+        )
+        for number, entry in enumerate(plan.entries, start=1):
+            size = infos[entry.source].size
+            sink.hold(sink.tell())
+            body = _open_source(store, entry.source)
+            with archive.open(_zip_info(entry, size, plan), mode="w") as target:
+                copied = _copy_entry(body, target, chunk_size)
+            sink.release()
+            if copied != size:
+                raise TransientError(f"{entry.source} changed while read: {copied} of {size} bytes")
+            done += size
+            if progress is not None:
+                progress(Progress(number, len(plan.entries), done, total))
+        archive.close()
+        return sink.close()
+    except BaseException:
+        sink.abort()
+        raise

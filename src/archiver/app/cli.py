@@ -1,0 +1,159 @@
+"""Command line: `archiver worker | submit | build | dev | demo | schema`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from archiver.app.container import Container, build_container
+from archiver.app.logs import configure_logging
+from archiver.app.progress import ProgressLine
+from archiver.app.settings import Settings, load_settings
+from archiver.domain.errors import ConfigurationError, PermanentError, TransientError
+from archiver.domain.job import FileSpec, JobRequest, parse_job
+
+log = structlog.get_logger(__name__)
+
+WORKER_VARIABLES = (
+    "SQS_SOURCE_QUEUE",
+    "SQS_DESTINATION_QUEUE",
+    "S3_SOURCE_BUCKET",
+    "S3_DESTINATION_BUCKET",
+)
+
+
+def _start(required: Sequence[str]) -> tuple[Settings, Container]:
+    settings = load_settings(required)
+    configure_logging(debug=settings.app_debug, console=settings.dev_mode)
+    return settings, build_container(settings)
+
+
+def run_worker(stop: threading.Event | None = None) -> int:
+    _, container = _start(WORKER_VARIABLES)
+    stop = stop or threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stop_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+    container.worker().run(stop)
+    return 0
+
+
+def parse_source_option(option: str) -> FileSpec:
+    """`KEY[:DESTINATION]`, where KEY may be an s3:// URI; the last `:` splits."""
+    scheme = "s3://" if option.startswith("s3://") else ""
+    body = option[len(scheme) :]
+    key, colon, destination = body.rpartition(":")
+    if not colon:
+        key, destination = body, ""
+    return FileSpec(source=scheme + key, destination=destination or None)
+
+
+def submit(sources: Sequence[str], metadata: str | None) -> int:
+    _, container = _start(["SQS_SOURCE_QUEUE"])
+    request = JobRequest(
+        files=[parse_source_option(option) for option in sources],
+        metadata=json.loads(metadata) if metadata else {},
+    )
+    message_id = container.source_queue().send(request.model_dump_json(exclude_none=True))
+    print(message_id)
+    return 0
+
+
+def build(job_file: Path, output: Path | None) -> int:
+    required = ["S3_SOURCE_BUCKET"] if output else ["S3_SOURCE_BUCKET", "S3_DESTINATION_BUCKET"]
+    _, container = _start(required)
+    service = container.service()
+    request = parse_job(job_file.read_text(encoding="utf-8"))
+    plan = service.plan(f"local-{uuid.uuid4()}", request, datetime.now(UTC))
+    progress = ProgressLine()
+    if output is not None:
+        with output.open("w+b") as file:
+            result = service.build_to_file(plan, file, progress)
+        summary = {"output": str(output), "size_bytes": result.size_bytes, "sha256": result.sha256}
+    else:
+        archive = service.build(plan, progress)
+        summary = {"url": service.url(plan.archive), **archive.model_dump()}
+    summary["file_count"] = len(plan.entries)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def dev(port: int) -> int:
+    import boto3
+
+    from archiver.app.dev import create_resources, embedded_endpoint
+
+    with embedded_endpoint(port=port) as endpoint:
+        resources = create_resources(boto3.client("s3"), boto3.client("sqs"))
+        print(f"embedded endpoint {endpoint}: {resources}", file=sys.stderr)
+        return run_worker()
+
+
+def write_schemas(directory: Path) -> int:
+    from archiver.app.schemas import write_schemas as write
+
+    for path in write(directory):
+        print(path)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archiver", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("worker", help="long-poll SQS_SOURCE_QUEUE and process jobs")
+    submit_parser = commands.add_parser("submit", help="put a job on SQS_SOURCE_QUEUE")
+    submit_parser.add_argument(
+        "--source", action="append", required=True, metavar="KEY[:DESTINATION]"
+    )
+    submit_parser.add_argument("--metadata", metavar="JSON", help="a JSON object echoed back")
+    build_parser = commands.add_parser("build", help="run one job without queues")
+    build_parser.add_argument("job", type=Path, metavar="JOB.json")
+    build_parser.add_argument("--output", type=Path, help="write the archive to a local file")
+    dev_parser = commands.add_parser("dev", help="embedded moto endpoint plus a worker")
+    dev_parser.add_argument("--port", type=int, default=4566)
+    demo_parser = commands.add_parser("demo", help="run a sample job end to end and show it")
+    demo_parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    schema_parser = commands.add_parser("schema", help="write the JSON Schemas of the messages")
+    schema_parser.add_argument("--output-dir", type=Path, default=Path("schemas"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        match arguments.command:
+            case "worker":
+                return run_worker()
+            case "submit":
+                return submit(arguments.source, arguments.metadata)
+            case "build":
+                return build(arguments.job, arguments.output)
+            case "dev":
+                return dev(arguments.port)
+            case "demo":
+                from archiver.app.demo import run_demo
+
+                return run_demo(arguments.port)
+            case _:
+                return write_schemas(arguments.output_dir)
+    except ConfigurationError as error:
+        print(f"archiver: {error}", file=sys.stderr)
+        return 2
+    except (PermanentError, TransientError, ValueError) as error:
+        print(f"archiver: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,99 @@
+"""The composition root: one container, configured from Settings, typed by port."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from dependency_injector import containers, providers
+
+from archiver.adapters.s3 import S3ObjectStore
+from archiver.adapters.sqs import SqsNotifier, SqsQueue
+from archiver.app.service import MIB, ArchiveService, BuildOptions, LinkOptions
+from archiver.app.settings import Settings
+from archiver.app.worker import Worker
+from archiver.domain.errors import ConfigurationError
+from archiver.domain.ports import Notifier, ObjectStore, Queue
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+def _session(settings: Settings) -> boto3.session.Session:
+    return boto3.session.Session(region_name=settings.aws_region)
+
+
+def _s3_client(session: boto3.session.Session, settings: Settings) -> S3Client:
+    # boto3 reads AWS_ENDPOINT_URL itself; a custom endpoint wants path-style addressing.
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=settings.download_concurrency + settings.upload_concurrency + 4,
+        signature_version="s3v4",
+        s3={"addressing_style": "path" if settings.aws_endpoint_url else "auto"},
+        connect_timeout=10,
+        read_timeout=60,
+        tcp_keepalive=True,
+    )
+    return session.client("s3", config=config)
+
+
+def _sqs_client(session: boto3.session.Session) -> SQSClient:
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, read_timeout=40)
+    return session.client("sqs", config=config)
+
+
+def _required(value: str | None, name: str) -> str:
+    if not value:
+        raise ConfigurationError(f"{name} is required")
+    return value
+
+
+def _object_store(client: S3Client) -> ObjectStore:
+    return S3ObjectStore(client)
+
+
+def _source_queue(client: SQSClient, settings: Settings) -> Queue:
+    return SqsQueue(client, _required(settings.sqs_source_queue, "SQS_SOURCE_QUEUE"))
+
+
+def _notifier(client: SQSClient, settings: Settings) -> Notifier:
+    return SqsNotifier(client, _required(settings.sqs_destination_queue, "SQS_DESTINATION_QUEUE"))
+
+
+def _service(store: ObjectStore, settings: Settings) -> ArchiveService:
+    build = BuildOptions(
+        memory_budget=settings.memory_budget_mb * MIB,
+        min_part_size=settings.upload_part_size_mb * MIB,
+        upload_concurrency=settings.upload_concurrency,
+        download_concurrency=settings.download_concurrency,
+    )
+    links = LinkOptions(base_url=settings.archive_base_url, presign_ttl=settings.archive_url_ttl)
+    return ArchiveService(store, settings.policy(), build, links)
+
+
+class Container(containers.DeclarativeContainer):
+    """Tests override the port providers: `container.object_store.override(MemoryObjectStore())`."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    session = providers.Singleton(_session, settings)
+    s3_client = providers.Singleton(_s3_client, session, settings)
+    sqs_client = providers.Singleton(_sqs_client, session)
+
+    object_store = providers.Singleton(_object_store, s3_client)
+    source_queue = providers.Singleton(_source_queue, sqs_client, settings)
+    notifier = providers.Singleton(_notifier, sqs_client, settings)
+
+    service = providers.Singleton(_service, object_store, settings)
+    worker = providers.Factory(
+        Worker,
+        queue=source_queue,
+        notifier=notifier,
+        service=service,
+        wait_seconds=settings.provided.sqs_wait_time_seconds,
+    )
+
+
+def build_container(settings: Settings) -> Container:
+    return Container(settings=settings)

@@ -1,0 +1,95 @@
+"""The embedded endpoint: a moto server with the buckets and queues of the local flow."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from archiver.domain.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+DEV_PORT = 4566
+DEV_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",  # moto accepts any credentials
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "S3_SOURCE_BUCKET": "source-images",
+    "S3_DESTINATION_BUCKET": "zip-storage",
+    "SQS_SOURCE_QUEUE": "input-queue",
+    "SQS_DESTINATION_QUEUE": "output-queue",
+}
+MAX_RECEIVE_COUNT = 3
+
+
+@dataclass(frozen=True)
+class DevResources:
+    source_bucket: str
+    destination_bucket: str
+    source_queue_url: str
+    dead_letter_queue_url: str
+    destination_queue_url: str
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def create_resources(
+    s3: S3Client,
+    sqs: SQSClient,
+    *,
+    source_bucket: str = "source-images",
+    destination_bucket: str = "zip-storage",
+    source_queue: str = "input-queue",
+    destination_queue: str = "output-queue",
+    visibility_timeout: int = 300,
+    max_receive_count: int = MAX_RECEIVE_COUNT,
+) -> DevResources:
+    """Create (or reuse) the buckets and queues: the source queue redrives to `<name>-dlq`."""
+    for bucket in (source_bucket, destination_bucket):
+        s3.create_bucket(Bucket=bucket)
+    dlq_url = sqs.create_queue(QueueName=f"{source_queue}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+    redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"]}
+    redrive["maxReceiveCount"] = str(max_receive_count)
+    attributes: Any = {
+        "RedrivePolicy": json.dumps(redrive),
+        "VisibilityTimeout": str(visibility_timeout),
+    }
+    source_url = sqs.create_queue(QueueName=source_queue, Attributes=attributes)["QueueUrl"]
+    destination_url = sqs.create_queue(QueueName=destination_queue)["QueueUrl"]
+    return DevResources(source_bucket, destination_bucket, source_url, dlq_url, destination_url)
+
+
+@contextmanager
+def embedded_endpoint(host: str = "127.0.0.1", port: int = DEV_PORT) -> Iterator[str]:
+    """Run a moto server in this process and point this process's settings at it."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as missing:
+        raise ConfigurationError(
+            "the embedded endpoint needs moto: pip install 'archiver[dev]' (make demo does)"
+        ) from missing
+    with socket.socket() as probe:
+        if probe.connect_ex((host, port)) == 0:
+            raise ConfigurationError(f"{host}:{port} is already in use (another `archiver dev`?)")
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    endpoint = f"http://{host}:{port}"
+    # The local flow's names and moto's test credentials, whatever the shell had.
+    os.environ.update(DEV_ENVIRONMENT, AWS_ENDPOINT_URL=endpoint)
+    try:
+        yield endpoint
+    finally:
+        server.stop()

@@ -1,0 +1,130 @@
+"""Settings: the environment variables are the public interface, names kept exactly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from archiver.domain.errors import ConfigurationError
+from archiver.domain.plan import ArchivePolicy, CompressionMode
+
+MIB = 1024 * 1024
+SIGV4_MAX_EXPIRY = 604_800
+
+
+class Settings(BaseSettings):
+    """Every variable archiver reads. Field names are the variable names, case-insensitive."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=False, extra="ignore")
+
+    archive_base_url: str | None = Field(
+        default=None,
+        description="Base of download links (a CloudFront distribution); unset: presigned S3 URLs.",
+    )
+    sqs_source_queue: str | None = Field(
+        default=None, description="Queue (URL or name) the worker takes jobs from."
+    )
+    sqs_destination_queue: str | None = Field(
+        default=None, description="Queue (URL or name) that receives the notifications."
+    )
+    s3_source_bucket: str | None = Field(
+        default=None, description="Bucket of sources given as bare keys."
+    )
+    s3_destination_bucket: str | None = Field(
+        default=None, description="Bucket the archives are written to."
+    )
+    s3_file_prefix: str = Field(
+        default="download", min_length=1, description="Archive file name prefix."
+    )
+    s3_allowed_source_buckets: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        description="Other buckets jobs may read (comma list; * for any).",
+    )
+    app_debug: bool = Field(default=False, description="Debug log level.")
+    dev_mode: bool = Field(default=False, description="Console logs instead of JSON.")
+    max_files: int = Field(default=10_000, ge=1, description="Most files one job may list.")
+    archive_url_ttl: int = Field(
+        default=SIGV4_MAX_EXPIRY,
+        ge=1,
+        le=SIGV4_MAX_EXPIRY,
+        description="Lifetime in seconds of presigned URLs (when ARCHIVE_BASE_URL is unset).",
+    )
+    archive_compression: CompressionMode = Field(
+        default=CompressionMode.AUTO,
+        description="auto (store already-compressed types, deflate the rest), stored or deflated.",
+    )
+    memory_budget_mb: int = Field(
+        default=128, ge=32, description="Upper bound for buffered archive bytes per worker."
+    )
+    upload_part_size_mb: int = Field(
+        default=8, ge=5, le=5 * 1024, description="Smallest multipart part size (grows as needed)."
+    )
+    upload_concurrency: int = Field(default=4, ge=1, le=64, description="Parts uploaded at once.")
+    download_concurrency: int = Field(
+        default=16, ge=1, le=256, description="Source requests in flight at once."
+    )
+    sqs_wait_time_seconds: int = Field(
+        default=20, ge=0, le=20, description="Long-poll wait of each receive."
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None, description="Custom S3/SQS endpoint (LocalStack, moto); read by boto3 too."
+    )
+    aws_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="AWS region (AWS_REGION, else AWS_DEFAULT_REGION).",
+    )
+
+    @field_validator("s3_allowed_source_buckets", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("archive_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// or http://")
+        return value or None
+
+    def policy(self) -> ArchivePolicy:
+        return ArchivePolicy(
+            source_bucket=self.s3_source_bucket or "",
+            destination_bucket=self.s3_destination_bucket or "",
+            allowed_source_buckets=self.s3_allowed_source_buckets,
+            max_files=self.max_files,
+            file_prefix=self.s3_file_prefix,
+            compression=self.archive_compression,
+        )
+
+
+def _problem(detail: Any) -> str:
+    name = str(detail["loc"][0]).upper() if detail["loc"] else "settings"
+    if detail["type"] == "missing":
+        return f"{name} is required"
+    return f"{name}: {detail['msg']} (got {detail.get('input')!r})"
+
+
+def load_settings(required: Iterable[str] = (), **overrides: Any) -> Settings:
+    """Read the environment once; name every missing or malformed variable in one error."""
+    required = list(required)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        problems = [_problem(detail) for detail in error.errors()]
+        present = {name.upper() for name in os.environ if os.environ[name]}
+        present |= {name.upper() for name in overrides}
+        problems += [f"{name} is required" for name in required if name.upper() not in present]
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+    problems = [
+        f"{name} is required" for name in required if getattr(settings, name.lower()) is None
+    ]
+    if problems:
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems))
+    return settings

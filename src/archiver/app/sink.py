@@ -1,0 +1,313 @@
+"""Seekable byte sinks for `zipfile`: a multipart upload that holds only what may still change.
+
+`zipfile` writes a local header, the entry's data, then seeks back to patch the header with
+the CRC-32 and sizes (no data descriptor, since the sink is seekable). The sink cuts the stream
+into parts; a part is uploaded as soon as it is full, unless it holds a header still to be
+patched (`hold`). Full parts behind a held one stay in memory up to `max_held_bytes`; past that
+they are uploaded out of order (S3 allows it), and the archive's SHA-256, which needs the final
+bytes in order, is given up for that archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+import structlog
+
+from archiver.domain.errors import ObjectUnavailable, TransientError
+from archiver.domain.job import ObjectRef
+from archiver.domain.ports import MultipartUpload, ObjectHeaders, ObjectStore
+
+log = structlog.get_logger(__name__)
+
+MAX_PARTS = 10_000
+MIN_PART_SIZE = 5 * 1024 * 1024
+# A local header is 30 bytes plus the name (< 64 KiB) plus the ZIP64 extra field.
+HEADER_REACH = 30 + 65_535 + 32
+
+
+@dataclass(frozen=True)
+class SinkResult:
+    size_bytes: int
+    sha256: str | None
+
+
+class ArchiveSink(Protocol):
+    """What the archive writer needs beyond a seekable binary file."""
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def hold(self, offset: int) -> None: ...
+
+    def release(self) -> None: ...
+
+    def close(self) -> SinkResult: ...
+
+    def abort(self) -> None: ...
+
+
+@contextmanager
+def _destination(ref: ObjectRef) -> Iterator[None]:
+    """The archive's bucket failing is the deployment's problem, not the job's: retry later."""
+    try:
+        yield
+    except ObjectUnavailable as unavailable:
+        raise TransientError(
+            f"cannot write the archive {ref}: {unavailable.detail}"
+        ) from unavailable
+
+
+def part_size_for(expected_bytes: int, minimum: int) -> int:
+    """The smallest MiB-aligned part size >= minimum that fits the archive in 10,000 parts."""
+    mib = 1024 * 1024
+    with_slack = expected_bytes + expected_bytes // 10 + mib
+    needed = -(-with_slack // MAX_PARTS)
+    return max(minimum, -(-needed // mib) * mib)
+
+
+class MultipartSink:
+    def __init__(
+        self,
+        store: ObjectStore,
+        ref: ObjectRef,
+        headers: ObjectHeaders,
+        part_size: int,
+        max_held_bytes: int,
+        upload_concurrency: int = 4,
+    ) -> None:
+        self._store = store
+        self._ref = ref
+        self._headers = headers
+        self._part_size = part_size
+        # Room for the held parts (a header may straddle two), the part being filled, and one more.
+        self._max_held = max(max_held_bytes, 4 * part_size)
+        self._parts: dict[int, bytearray] = {}
+        self._position = 0
+        self._end = 0
+        self._hold_from: int | None = None
+        self._next_in_order = 0  # parts below this index are final and hashed
+        self._sent_early: set[int] = set()
+        self._hash: hashlib._Hash | None = hashlib.sha256()
+        self._upload: MultipartUpload | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._slots = threading.BoundedSemaphore(upload_concurrency)
+        self._concurrency = upload_concurrency
+        self._pending: list[Future[None]] = []
+        self._closed = False
+
+    # -- the file interface zipfile uses --------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        if self._closed:
+            return len(data)  # zipfile's finaliser may write after an abort: discard
+        view = memoryview(data).cast("B")
+        while view:
+            index, offset = divmod(self._position, self._part_size)
+            if index < self._next_in_order or index in self._sent_early:
+                raise RuntimeError(f"write at {self._position} into part {index + 1}, already sent")
+            part = self._parts.setdefault(index, bytearray())
+            if offset > len(part):
+                raise RuntimeError(f"write at {self._position} would leave a gap")
+            count = min(len(view), self._part_size - offset)
+            part[offset : offset + count] = view[:count]
+            self._position += count
+            view = view[count:]
+        self._end = max(self._end, self._position)
+        self._send_ready_parts()
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._end}[whence]
+        target = base + offset
+        if not 0 <= target <= self._end:
+            raise ValueError(f"seek to {target} outside 0..{self._end}")
+        self._position = target
+        return target
+
+    def flush(self) -> None:
+        self._raise_failed_uploads()
+
+    # -- holding the region a header patch will touch -------------------------------------
+
+    def hold(self, offset: int) -> None:
+        self._hold_from = offset
+
+    def release(self) -> None:
+        self._hold_from = None
+        self._send_ready_parts()
+
+    def _held_parts(self) -> range:
+        if self._hold_from is None:
+            return range(0)
+        first = self._hold_from // self._part_size
+        last = (self._hold_from + HEADER_REACH) // self._part_size
+        return range(first, last + 1)
+
+    def _is_full(self, index: int) -> bool:
+        return (index + 1) * self._part_size <= self._end
+
+    def _send_ready_parts(self) -> None:
+        held = self._held_parts()
+        while True:
+            index = self._next_in_order
+            if index in self._sent_early:
+                self._sent_early.discard(index)
+                self._next_in_order += 1
+            elif index in self._parts and self._is_full(index) and index not in held:
+                self._send_in_order(index)
+            else:
+                break
+        if held and self._held_bytes() > self._max_held:
+            self._send_early(held)
+
+    def _send_in_order(self, index: int) -> None:
+        data = bytes(self._parts.pop(index))
+        if self._hash is not None:
+            self._hash.update(data)
+        self._next_in_order = index + 1
+        self._submit(index, data)
+
+    def _held_bytes(self) -> int:
+        return sum(len(part) for part in self._parts.values())
+
+    def _send_early(self, held: range) -> None:
+        """Upload full parts past the held header out of order, oldest first, to bound memory."""
+        for index in sorted(self._parts):
+            if self._held_bytes() <= self._max_held:
+                break
+            if index >= held.stop and self._is_full(index):
+                self._hash = None  # the final bytes will no longer pass through in order
+                self._sent_early.add(index)
+                self._submit(index, bytes(self._parts.pop(index)))
+
+    # -- uploading ------------------------------------------------------------------------
+
+    def _submit(self, index: int, data: bytes) -> None:
+        if index + 1 > MAX_PARTS:
+            raise RuntimeError(
+                f"the archive needs more than {MAX_PARTS} parts: raise the part size"
+            )
+        self._raise_failed_uploads()
+        if self._upload is None:
+            with _destination(self._ref):
+                self._upload = self._store.start_upload(self._ref, self._headers)
+            self._executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="part")
+        assert self._executor is not None
+        self._slots.acquire()  # backpressure: at most `upload_concurrency` parts in flight
+        try:
+            future = self._executor.submit(self._upload_part, index + 1, data)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        self._pending.append(future)
+
+    def _upload_part(self, number: int, data: bytes) -> None:
+        assert self._upload is not None
+        with _destination(self._ref):
+            self._upload.upload_part(number, data)
+
+    def _raise_failed_uploads(self) -> None:
+        still_running = []
+        for future in self._pending:
+            if not future.done():
+                still_running.append(future)
+            elif future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        self._pending = still_running
+
+    def close(self) -> SinkResult:
+        """Send what is left and complete the upload (one PutObject if it fits in one part)."""
+        if self._closed:
+            raise RuntimeError("sink already closed")
+        self._hold_from = None
+        if self._upload is None and self._end <= self._part_size:
+            data = bytes(self._parts.pop(0, b""))
+            with _destination(self._ref):
+                self._store.put(self._ref, data, self._headers)
+            self._closed = True
+            return SinkResult(len(data), hashlib.sha256(data).hexdigest())
+        for index in sorted(self._parts):
+            if index >= self._next_in_order and index not in self._sent_early:
+                self._send_in_order(index)
+        for future in self._pending:
+            future.result()
+        self._pending = []
+        assert self._upload is not None
+        with _destination(self._ref):
+            self._upload.complete()
+        self._shutdown()
+        self._closed = True
+        return SinkResult(self._end, self._hash.hexdigest() if self._hash is not None else None)
+
+    def abort(self) -> None:
+        """Stop uploading and abort the multipart upload, so no storage is left behind."""
+        if self._closed:
+            return
+        self._closed = True
+        self._parts.clear()
+        for future in self._pending:
+            future.cancel()
+        self._shutdown()
+        if self._upload is not None:
+            try:
+                self._upload.abort()
+            except (ObjectUnavailable, TransientError) as error:
+                # The bucket's lifecycle rule for incomplete uploads is the backstop.
+                log.warning("multipart_abort_failed", archive=str(self._ref), error=str(error))
+
+    def _shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+class FileSink:
+    """A local file as the archive's destination (`archiver build --output`)."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        return self._file.write(data)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        return self._file.seek(offset, whence)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def hold(self, offset: int) -> None:
+        """A file can be patched anywhere: nothing to hold."""
+
+    def release(self) -> None:
+        """Nothing is held."""
+
+    def close(self) -> SinkResult:
+        self._file.flush()
+        size = self._file.seek(0, io.SEEK_END)
+        self._file.seek(0)
+        digest = hashlib.file_digest(self._file, "sha256").hexdigest()  # type: ignore[arg-type]
+        return SinkResult(size, digest)
+
+    def abort(self) -> None:
+        self._file.truncate(0)
