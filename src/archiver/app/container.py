@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 
 def _session(settings: Settings) -> boto3.session.Session:
-    return boto3.session.Session(region_name=settings.aws_region)
+    session = boto3.session.Session(region_name=settings.aws_region)
+    if session.region_name is None:
+        raise ConfigurationError("AWS_REGION (or AWS_DEFAULT_REGION) is required")
+    return session
 
 
 def _s3_client(session: boto3.session.Session, settings: Settings) -> S3Client:

@@ -133,6 +133,8 @@ class MultipartSink:
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        if self._closed:
+            return self._position
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._end}[whence]
         target = base + offset
         if not 0 <= target <= self._end:
@@ -141,7 +143,8 @@ class MultipartSink:
         return target
 
     def flush(self) -> None:
-        self._raise_failed_uploads()
+        if not self._closed:
+            self._raise_failed_uploads()
 
     # -- holding the region a header patch will touch -------------------------------------
 
@@ -264,6 +267,7 @@ class MultipartSink:
         self._parts.clear()
         for future in self._pending:
             future.cancel()
+        self._pending = []
         self._shutdown()
         if self._upload is not None:
             try:
@@ -283,18 +287,22 @@ class FileSink:
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
+        self._aborted = False
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        if self._aborted:
+            return len(data)  # zipfile's finaliser may write after an abort: discard
         return self._file.write(data)
 
     def tell(self) -> int:
-        return self._file.tell()
+        return 0 if self._aborted else self._file.tell()
 
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
-        return self._file.seek(offset, whence)
+        return 0 if self._aborted else self._file.seek(offset, whence)
 
     def flush(self) -> None:
-        self._file.flush()
+        if not self._aborted:
+            self._file.flush()
 
     def hold(self, offset: int) -> None:
         """A file can be patched anywhere: nothing to hold."""
@@ -310,4 +318,6 @@ class FileSink:
         return SinkResult(size, digest)
 
     def abort(self) -> None:
-        self._file.truncate(0)
+        if not self._aborted and not self._file.closed:
+            self._file.truncate(0)
+        self._aborted = True

@@ -37,21 +37,23 @@ class Worker:
         notifier: Notifier,
         service: ArchiveService,
         wait_seconds: int = 20,
+        retry_delay: float = 1.0,
     ) -> None:
         self._queue = queue
         self._notifier = notifier
         self._service = service
         self._wait_seconds = wait_seconds
+        self._retry_delay = retry_delay
 
     def run(self, stop: threading.Event, max_polls: int | None = None) -> None:
         """Poll until `stop` is set; queue outages are logged and retried with backoff."""
         log.info("worker_started", wait_seconds=self._wait_seconds)
-        polls, backoff = 0, 1.0
+        polls, backoff = 0, self._retry_delay
         while not stop.is_set() and (max_polls is None or polls < max_polls):
             polls += 1
             try:
                 self.poll_once()
-                backoff = 1.0
+                backoff = self._retry_delay
             except TransientError as error:
                 log.warning("receive_failed", error=str(error), retry_in=backoff)
                 stop.wait(backoff)
@@ -84,10 +86,10 @@ class Worker:
         except Exception:
             log.exception("job_crashed", decision="redeliver", **_took(started))
             return Outcome.DEFERRED
-        structlog.contextvars.bind_contextvars(**_took(started))
         if isinstance(notification, JobFailed):
             log.warning(
                 "job_failed",
+                **_took(started),
                 code=notification.error.code,
                 reason=notification.error.message,
                 sources=notification.error.sources[:10],
@@ -96,6 +98,7 @@ class Worker:
             return Outcome.FAILED
         log.info(
             "job_succeeded",
+            **_took(started),
             bytes=notification.archive.size_bytes,
             file_count=notification.archive.file_count,
         )
@@ -107,12 +110,15 @@ class Worker:
         try:
             request = parse_job(message.body)
             metadata = request.metadata
-            structlog.contextvars.bind_contextvars(
-                file_count=len(request.files), metadata_keys=sorted(metadata)[:20]
-            )
             plan = self._service.plan(message.message_id, request, message.sent_at)
-            structlog.contextvars.bind_contextvars(archive_key=plan.archive.key)
-            log.info("job_started")
+            context = {
+                "file_count": len(plan.entries),
+                "archive_key": plan.archive.key,
+                # Metadata may hold personal data: log its keys only.
+                "metadata_keys": sorted(metadata)[:20],
+            }
+            structlog.contextvars.bind_contextvars(**context)
+            log.info("job_started", **context)
             archive = self._service.build(plan)
             return succeeded(message.message_id, self._service.url(plan.archive), archive, metadata)
         except PermanentError as error:

@@ -1,0 +1,243 @@
+import hashlib
+import io
+import random
+import zipfile
+
+import pytest
+
+from archiver.adapters.memory import MemoryObjectStore, SyntheticBody
+from archiver.app.archive import Progress
+from archiver.app.service import BuildOptions
+from archiver.domain.errors import ErrorCode, PermanentError, TransientError
+from archiver.domain.job import FileSpec, JobRequest, ObjectRef
+from archiver.domain.plan import ArchivePolicy
+from tests.unit.conftest import DESTINATION, MIB, SENT, SOURCE, ServiceFactory
+from tests.zipcheck import check_layout, contents
+
+
+def put(store: MemoryObjectStore, key: str, body: bytes) -> None:
+    store.add(ObjectRef(SOURCE, key), body)
+
+
+def request(*files: dict[str, str]) -> JobRequest:
+    return JobRequest(files=[FileSpec(**spec) for spec in files])
+
+
+def test_archive_holds_every_source_under_its_name(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    text = b"hello archive\n" * 1000
+    put(store, "dir/notes.txt", text)
+    put(store, "dir/photo.png", b"\x89PNG" + bytes(500))
+    put(store, "dir/empty.bin", b"")
+    put(store, "dir/één.txt", "é".encode())
+    service = make_service()
+    plan = service.plan(
+        "job-1",
+        request(
+            {"source": "dir/notes.txt", "destination": "docs/2026"},
+            {"source": "dir/photo.png", "destination": "album_1", "name": "cover.png"},
+            {"source": "dir/empty.bin"},
+            {"source": "dir/één.txt"},
+        ),
+        SENT,
+    )
+    archive = service.build(plan)
+
+    data = store.objects[ObjectRef(DESTINATION, "job-1/download-2026-11-27.zip")]
+    assert isinstance(data, bytes)
+    assert contents(data) == {
+        "docs/2026/notes.txt": text,
+        "album_1/cover.png": b"\x89PNG" + bytes(500),
+        "empty.bin": b"",
+        "één.txt": "é".encode(),
+    }
+    layout = check_layout(data)
+    assert not layout.zip64_end_record
+    assert layout.local_zip64 == [False] * 4
+    infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    assert [info.compress_type for info in infos] == [
+        zipfile.ZIP_DEFLATED,
+        zipfile.ZIP_STORED,
+        zipfile.ZIP_DEFLATED,
+        zipfile.ZIP_DEFLATED,
+    ]
+    assert {info.date_time for info in infos} == {(2026, 11, 27, 8, 30, 14)}  # 2 s resolution
+    assert archive.size_bytes == len(data)
+    assert archive.sha256 == hashlib.sha256(data).hexdigest()
+    assert archive.file_count == 4
+    headers = store.headers[plan.archive]
+    assert headers.content_type == "application/zip"
+    assert headers.content_disposition == 'attachment; filename="download-2026-11-27.zip"'
+
+
+def test_same_job_builds_identical_bytes(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    put(store, "a.txt", b"a" * 1000)
+    service = make_service()
+    plan = service.plan("job", request({"source": "a.txt"}, {"source": "a.txt"}), SENT)
+    first = service.build(plan)
+    second = service.build(plan)
+    assert first.sha256 == second.sha256
+
+
+def test_multi_part_archive_reads_back(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    rng = random.Random(7)
+    bodies = {f"big/{n}.bin": rng.randbytes(6 * MIB + n) for n in range(3)}
+    for key, body in bodies.items():
+        put(store, key, body)
+    put(store, "small.txt", b"tiny")
+    service = make_service(build=BuildOptions(min_part_size=5 * MIB, upload_concurrency=2))
+    files = [{"source": key, "destination": "big"} for key in bodies] + [{"source": "small.txt"}]
+    plan = service.plan("job-mp", request(*files), SENT)
+    archive = service.build(plan)
+
+    data = store.objects[plan.archive]
+    assert isinstance(data, bytes)
+    assert len(data) > 3 * 5 * MIB  # more than one part
+    assert not store.uploads
+    expected = {f"big/{n}.bin": bodies[f"big/{n}.bin"] for n in range(3)}
+    assert contents(data) == expected | {"small.txt": b"tiny"}
+    check_layout(data)
+    assert archive.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_entry_larger_than_the_memory_budget_streams_out_of_order(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    body = random.Random(3).randbytes(40 * MIB)
+    put(store, "huge.bin", body)
+    service = make_service(
+        build=BuildOptions(memory_budget=32 * MIB, min_part_size=5 * MIB, upload_concurrency=2)
+    )
+    plan = service.plan("job-big", request({"source": "huge.bin"}), SENT)
+    archive = service.build(plan)
+    data = store.objects[plan.archive]
+    assert isinstance(data, bytes)
+    assert contents(data) == {"huge.bin": body}
+    check_layout(data)
+    assert archive.sha256 is None  # documented: too large to hash in one pass
+
+
+def test_zip64_only_beyond_65535_entries(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    count = 65_536
+    store.add(ObjectRef(SOURCE, "one.txt"), SyntheticBody(3))
+    policy = ArchivePolicy(SOURCE, DESTINATION, max_files=count)
+    service = make_service(policy=policy)
+    files = [{"source": "one.txt", "name": f"{n}.txt"} for n in range(count)]
+    plan = service.plan("job-z64", request(*files), SENT)
+    service.build(plan)
+    data = store.objects[plan.archive]
+    assert isinstance(data, bytes)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert len(archive.infolist()) == count
+        assert archive.read("65535.txt") == bytes(range(3))
+    assert b"PK\x06\x06" in data[-200:]  # ZIP64 end of central directory
+    assert b"PK\x06\x06" not in data[:-200]
+
+
+def test_missing_sources_fail_together_before_anything_is_written(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    put(store, "here.png", b"x")
+    service = make_service()
+    plan = service.plan(
+        "job-missing",
+        request({"source": "gone-1.png"}, {"source": "here.png"}, {"source": "gone-2.png"}),
+        SENT,
+    )
+    with pytest.raises(PermanentError) as caught:
+        service.build(plan)
+    assert caught.value.code == ErrorCode.SOURCE_NOT_FOUND
+    assert caught.value.sources == [
+        "s3://source-images/gone-1.png",
+        "s3://source-images/gone-2.png",
+    ]
+    assert "2 source(s) cannot be read (2 not found)" in caught.value.message
+    assert plan.archive not in store.objects
+    assert not store.uploads
+
+
+def test_source_vanishing_mid_job_aborts_the_upload(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    rng = random.Random(4)
+    put(store, "a.bin", rng.randbytes(12 * MIB))
+    put(store, "b.bin", b"b")
+    service = make_service(build=BuildOptions(min_part_size=5 * MIB))
+    plan = service.plan("job-vanish", request({"source": "a.bin"}, {"source": "b.bin"}), SENT)
+    original_open = store.open
+
+    def open_then_lose_b(ref: ObjectRef):  # type: ignore[no-untyped-def]
+        if ref.key == "b.bin":
+            del store.objects[ref]
+        return original_open(ref)
+
+    store.open = open_then_lose_b  # type: ignore[method-assign]
+    with pytest.raises(PermanentError) as caught:
+        service.build(plan)
+    assert caught.value.code == ErrorCode.SOURCE_NOT_FOUND
+    assert not store.uploads
+    assert plan.archive not in store.objects
+
+
+def test_source_changing_size_mid_job_is_retried(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    put(store, "a.bin", b"12345")
+    service = make_service()
+    plan = service.plan("job-grow", request({"source": "a.bin"}), SENT)
+    original_stat = store.stat
+
+    def stat_then_grow(ref: ObjectRef):  # type: ignore[no-untyped-def]
+        info = original_stat(ref)
+        put(store, "a.bin", b"1234567890")
+        return info
+
+    store.stat = stat_then_grow  # type: ignore[method-assign]
+    with pytest.raises(TransientError, match="changed while read"):
+        service.build(plan)
+    assert plan.archive not in store.objects
+
+
+def test_progress_reports_files_and_bytes(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    put(store, "a", b"aa")
+    put(store, "b", b"bbb")
+    service = make_service()
+    seen: list[Progress] = []
+    plan = service.plan("job-p", request({"source": "a"}, {"source": "b"}), SENT)
+    service.build(plan, seen.append)
+    assert seen == [Progress(1, 2, 2, 5), Progress(2, 2, 5, 5)]
+
+
+def test_build_to_a_local_file(
+    store: MemoryObjectStore, make_service: ServiceFactory, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    put(store, "a.txt", b"local")
+    service = make_service()
+    plan = service.plan("job-f", request({"source": "a.txt"}), SENT)
+    target = Path(str(tmp_path)) / "out.zip"
+    with target.open("w+b") as file:
+        result = service.build_to_file(plan, file)
+    data = target.read_bytes()
+    assert contents(data) == {"a.txt": b"local"}
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    check_layout(data)
+
+
+def test_url_uses_base_url_or_presigns(make_service: ServiceFactory) -> None:
+    from archiver.app.service import LinkOptions
+
+    ref = ObjectRef(DESTINATION, "j/download-2026-11-27.zip")
+    assert make_service().url(ref) == "https://cdn.example.com/j/download-2026-11-27.zip"
+    presigning = make_service(links=LinkOptions(base_url=None, presign_ttl=60))
+    assert presigning.url(ref) == "memory://zip-storage/j/download-2026-11-27.zip?expires_in=60"

@@ -1,0 +1,90 @@
+import json
+
+import pytest
+
+from archiver.domain.errors import ErrorCode, InvalidPayload
+from archiver.domain.job import ObjectRef, parse_job, salvage_metadata
+
+
+def test_parses_the_documented_job() -> None:
+    body = json.dumps(
+        {
+            "files": [
+                {"source": "dir/uuid1.png", "destination": "album_1", "name": "cover.png"},
+                {"source": "s3://other-bucket/dir/uuid2.png"},
+            ],
+            "metadata": {"user_email": "someone@example.com", "nested": {"a": [1, 2]}},
+        }
+    )
+    job = parse_job(body)
+    assert [spec.ref("source-images") for spec in job.files] == [
+        ObjectRef("source-images", "dir/uuid1.png"),
+        ObjectRef("other-bucket", "dir/uuid2.png"),
+    ]
+    assert job.files[0].destination == "album_1"
+    assert job.files[0].name == "cover.png"
+    assert job.metadata == {"user_email": "someone@example.com", "nested": {"a": [1, 2]}}
+
+
+def test_metadata_is_optional() -> None:
+    assert parse_job('{"files": [{"source": "a.png"}]}').metadata == {}
+
+
+def test_unwraps_an_sns_envelope() -> None:
+    inner = {"files": [{"source": "a.png"}], "metadata": {"k": "v"}}
+    envelope = {"Type": "Notification", "MessageId": "x", "Message": json.dumps(inner)}
+    job = parse_job(json.dumps(envelope))
+    assert job.files[0].source == "a.png"
+    assert job.metadata == {"k": "v"}
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("not json", "not JSON"),
+        ("", "not JSON"),
+        ("[1, 2]", "body"),
+        ("{}", "files: Field required"),
+        ('{"files": []}', "files: List should have at least 1 item"),
+        ('{"files": [{"destination": "a"}]}', "files.0.source: Field required"),
+        ('{"files": [{"source": ""}]}', "files.0.source"),
+        ('{"files": [{"source": "a", "destnation": "x"}]}', "files.0.destnation"),
+        ('{"files": [{"source": "https://example.com/a.png"}]}', "unsupported scheme"),
+        ('{"files": [{"source": "s3://bucket-only"}]}', "key is empty"),
+        ('{"files": [{"source": "s3://Bad_Bucket/key"}]}', "invalid bucket name"),
+        ('{"files": [{"source": "a"}], "metadata": [1]}', "metadata"),
+        ('{"files": [{"source": 5}]}', "files.0.source"),
+        ('{"Type": "Notification", "Message": "{oops"}', "SNS Message is not JSON"),
+        ("[" * 100_000, "not JSON"),
+    ],
+)
+def test_rejects_bad_bodies_with_a_clear_reason(body: str, fragment: str) -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        parse_job(body)
+    assert caught.value.code == ErrorCode.INVALID_PAYLOAD
+    assert fragment in caught.value.message
+
+
+def test_reports_many_problems_briefly() -> None:
+    body = json.dumps({"files": [{"source": 1} for _ in range(50)]})
+    with pytest.raises(InvalidPayload) as caught:
+        parse_job(body)
+    assert "(and 45 more)" in caught.value.message
+
+
+def test_key_longer_than_s3_allows_is_rejected() -> None:
+    with pytest.raises(InvalidPayload, match="longer than 1024 bytes"):
+        parse_job(json.dumps({"files": [{"source": "é" * 600}]}))
+
+
+@pytest.mark.parametrize(
+    ("body", "metadata"),
+    [
+        ('{"files": 3, "metadata": {"user": "u"}}', {"user": "u"}),
+        ('{"metadata": "text"}', None),
+        ("garbage", None),
+        ('{"Type": "Notification", "Message": "{\\"metadata\\": {\\"a\\": 1}}"}', {"a": 1}),
+    ],
+)
+def test_salvages_metadata_from_rejected_bodies(body: str, metadata: object) -> None:
+    assert salvage_metadata(body) == metadata

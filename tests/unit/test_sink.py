@@ -1,0 +1,127 @@
+import hashlib
+import random
+
+import pytest
+
+from archiver.adapters.memory import MemoryObjectStore
+from archiver.app.sink import MultipartSink, part_size_for
+from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailable
+from archiver.domain.job import ObjectRef
+from archiver.domain.ports import ObjectHeaders
+
+MIB = 1024 * 1024
+TARGET = ObjectRef("zip-storage", "job/archive.zip")
+
+
+def make_sink(store: MemoryObjectStore, part: int = 5 * MIB, held: int = 64 * MIB) -> MultipartSink:
+    store.create_bucket(TARGET.bucket)
+    return MultipartSink(store, TARGET, ObjectHeaders(), part, held, upload_concurrency=2)
+
+
+def test_small_archive_is_one_put_with_its_hash() -> None:
+    store = MemoryObjectStore()
+    sink = make_sink(store)
+    sink.write(b"hello ")
+    sink.write(b"world")
+    result = sink.close()
+    assert store.objects[TARGET] == b"hello world"
+    assert result.sha256 == hashlib.sha256(b"hello world").hexdigest()
+    assert result.size_bytes == 11
+    assert not store.uploads
+
+
+def test_patching_a_held_region_across_parts() -> None:
+    store = MemoryObjectStore()
+    sink = make_sink(store)
+    data = bytearray(random.Random(1).randbytes(13 * MIB))
+    sink.write(data[: 5 * MIB - 10])
+    sink.hold(sink.tell())
+    sink.write(b"\x00" * 20)  # a header straddling parts 1 and 2, patched below
+    sink.write(data[5 * MIB + 10 :])
+    sink.seek(5 * MIB - 10)
+    sink.write(data[5 * MIB - 10 : 5 * MIB + 10])
+    sink.seek(0, 2)
+    sink.release()
+    result = sink.close()
+    assert store.objects[TARGET] == bytes(data)
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_over_budget_parts_go_out_early_and_the_hash_is_given_up() -> None:
+    store = MemoryObjectStore()
+    sink = make_sink(store, held=20 * MIB)
+    data = bytearray(random.Random(2).randbytes(40 * MIB))
+    sink.write(b"H" * 100)
+    sink.hold(0)
+    sink.write(data[100:])
+    sink.seek(0)
+    sink.write(data[:100])
+    sink.seek(0, 2)
+    sink.release()
+    result = sink.close()
+    assert store.objects[TARGET] == bytes(data)
+    assert result.sha256 is None
+    assert result.size_bytes == len(data)
+
+
+def test_cannot_patch_what_was_already_uploaded() -> None:
+    store = MemoryObjectStore()
+    sink = make_sink(store)
+    sink.write(b"x" * 11 * MIB)
+    sink.seek(0)
+    with pytest.raises(RuntimeError, match="already sent"):
+        sink.write(b"y")
+    sink.abort()
+
+
+def test_abort_leaves_no_upload_and_ignores_later_writes() -> None:
+    store = MemoryObjectStore()
+    sink = make_sink(store)
+    sink.write(b"x" * 12 * MIB)
+    assert store.uploads
+    sink.abort()
+    assert sink.write(b"late central directory") == 22
+    assert not store.uploads
+    assert TARGET not in store.objects
+
+
+def test_destination_failures_are_transient() -> None:
+    store = MemoryObjectStore()
+    sink = make_sink(store)
+    store.faults[TARGET] = ObjectUnavailable(str(TARGET), Unavailable.ACCESS_DENIED, "AccessDenied")
+    sink.write(b"tiny")
+    with pytest.raises(TransientError, match="AccessDenied"):
+        sink.close()
+
+
+def test_part_upload_failure_surfaces_in_the_writer() -> None:
+    store = MemoryObjectStore()
+    sink = make_sink(store)
+    sink.write(b"x" * 6 * MIB)  # starts the upload, part 1 in flight
+    [upload] = store.uploads.values()
+    store.uploads.clear()  # the upload vanishes: the next parts fail
+
+    def write_then_close() -> None:
+        for _ in range(10):
+            sink.write(b"x" * 5 * MIB)
+        sink.close()
+
+    with pytest.raises(TransientError, match="no such upload"):
+        write_then_close()
+    sink.abort()
+    assert upload.ref == TARGET
+
+
+@pytest.mark.parametrize(
+    ("expected", "minimum", "part"),
+    [
+        (0, 8 * MIB, 8 * MIB),
+        (10 * 1024 * MIB, 8 * MIB, 8 * MIB),
+        (100 * 1024 * MIB, 8 * MIB, 12 * MIB),
+        (5 * 1024**4, 8 * MIB, 577 * MIB),
+    ],
+)
+def test_part_size_fits_ten_thousand_parts(expected: int, minimum: int, part: int) -> None:
+    size = part_size_for(expected, minimum)
+    assert size == part
+    assert size * 10_000 >= expected

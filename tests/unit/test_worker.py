@@ -1,0 +1,198 @@
+import json
+
+import pytest
+from structlog.testing import capture_logs
+
+from archiver.adapters.memory import MemoryNotifier, MemoryObjectStore, MemoryQueue
+from archiver.app.worker import Outcome, Worker
+from archiver.domain.errors import TransientError
+from archiver.domain.job import ObjectRef
+from archiver.domain.notifications import JobFailed, JobSucceeded
+from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
+from tests.zipcheck import contents
+
+JOB = {
+    "files": [
+        {"source": "dir/uuid1.png", "destination": "album_1"},
+        {"source": "dir/uuid2.png"},
+    ],
+    "metadata": {"user_email": "someone@example.com"},
+}
+
+
+@pytest.fixture
+def worker(queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory) -> Worker:
+    return Worker(queue, notifier, make_service(), wait_seconds=0)
+
+
+@pytest.fixture
+def sources(store: MemoryObjectStore) -> MemoryObjectStore:
+    store.add(ObjectRef(SOURCE, "dir/uuid1.png"), b"one")
+    store.add(ObjectRef(SOURCE, "dir/uuid2.png"), b"two")
+    return store
+
+
+def test_success_archives_notifies_then_deletes(
+    worker: Worker, queue: MemoryQueue, notifier: MemoryNotifier, sources: MemoryObjectStore
+) -> None:
+    job_id = queue.send(json.dumps(JOB), sent_at=SENT)
+    assert worker.poll_once() == [Outcome.SUCCEEDED]
+
+    key = f"{job_id}/download-2026-11-27.zip"
+    data = sources.objects[ObjectRef(DESTINATION, key)]
+    assert isinstance(data, bytes)
+    assert contents(data) == {"album_1/uuid1.png": b"one", "uuid2.png": b"two"}
+    [notification] = notifier.published
+    assert isinstance(notification, JobSucceeded)
+    assert notification.job_id == job_id
+    assert notification.url == f"https://cdn.example.com/{key}"
+    assert notification.substitutions.archiver_URL == notification.url
+    assert notification.metadata == JOB["metadata"]
+    assert notification.archive.key == key
+    assert notification.archive.file_count == 2
+    assert notification.archive.size_bytes == len(data)
+    assert [message.message_id for message in queue.deleted] == [job_id]
+    assert not queue.in_flight
+    assert not queue.visible
+
+
+def test_missing_source_is_a_failure_notification_and_the_job_is_deleted(
+    worker: Worker, queue: MemoryQueue, notifier: MemoryNotifier, store: MemoryObjectStore
+) -> None:
+    store.add(ObjectRef(SOURCE, "dir/uuid1.png"), b"one")
+    job_id = queue.send(json.dumps(JOB))
+    assert worker.poll_once() == [Outcome.FAILED]
+    [notification] = notifier.published
+    assert isinstance(notification, JobFailed)
+    assert notification.job_id == job_id
+    assert notification.error.code == "source_not_found"
+    assert notification.error.sources == ["s3://source-images/dir/uuid2.png"]
+    assert notification.metadata == JOB["metadata"]
+    assert [message.message_id for message in queue.deleted] == [job_id]
+    assert all(ref.bucket != DESTINATION for ref in store.objects)
+
+
+@pytest.mark.parametrize(
+    ("body", "metadata"),
+    [
+        ("this is not json", None),
+        ('{"files": [], "metadata": {"user_email": "x@y.z"}}', {"user_email": "x@y.z"}),
+        ('{"files": [{"source": "s3://not-allowed/k"}]}', {}),
+    ],
+)
+def test_bad_payloads_are_answered_and_never_block_the_queue(
+    worker: Worker,
+    queue: MemoryQueue,
+    notifier: MemoryNotifier,
+    body: str,
+    metadata: dict[str, str] | None,
+) -> None:
+    queue.send(body)
+    assert worker.poll_once()[0] is Outcome.FAILED
+    [notification] = notifier.published
+    assert isinstance(notification, JobFailed)
+    assert notification.metadata == metadata
+    assert notification.error.code in {"invalid_payload", "source_bucket_not_allowed"}
+    assert queue.deleted
+    assert not queue.in_flight
+
+
+def test_transient_error_leaves_the_job_for_redelivery_which_succeeds(
+    worker: Worker, queue: MemoryQueue, notifier: MemoryNotifier, sources: MemoryObjectStore
+) -> None:
+    ref = ObjectRef(SOURCE, "dir/uuid2.png")
+    sources.faults[ref] = TransientError("503 SlowDown")
+    job_id = queue.send(json.dumps(JOB))
+
+    assert worker.poll_once() == [Outcome.DEFERRED]
+    assert not notifier.published
+    assert not queue.deleted
+    assert not sources.uploads
+    assert job_id in {message.message_id for message in queue.in_flight.values()}
+
+    queue.expire_visibility()  # SQS hands the message out again
+    assert worker.poll_once() == [Outcome.SUCCEEDED]
+    assert [n.status for n in notifier.published] == ["succeeded"]
+    assert queue.deleted[0].receive_count == 2
+
+
+def test_notification_failure_keeps_the_job(
+    queue: MemoryQueue, make_service: ServiceFactory, sources: MemoryObjectStore
+) -> None:
+    class DownNotifier:
+        def publish(self, notification: JobSucceeded | JobFailed) -> None:
+            raise TransientError("output queue unreachable")
+
+    worker = Worker(queue, DownNotifier(), make_service(), wait_seconds=0)
+    queue.send(json.dumps(JOB))
+    assert worker.poll_once() == [Outcome.DEFERRED]
+    assert not queue.deleted
+    assert queue.in_flight
+
+
+def test_unexpected_errors_defer_instead_of_crashing(
+    queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    service = make_service()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("bug")
+
+    service.build = broken  # type: ignore[method-assign]
+    worker = Worker(queue, notifier, service, wait_seconds=0)
+    queue.send(json.dumps(JOB))
+    with capture_logs() as logs:
+        assert worker.poll_once() == [Outcome.DEFERRED]
+    assert not notifier.published
+    assert queue.in_flight  # will be redelivered, then dead-lettered by the redrive policy
+    crash = next(entry for entry in logs if entry["event"] == "job_crashed")
+    assert crash["log_level"] == "error"
+    assert crash["decision"] == "redeliver"
+
+
+def test_logs_carry_job_context_but_never_metadata_values(
+    worker: Worker, queue: MemoryQueue, sources: MemoryObjectStore
+) -> None:
+    job_id = queue.send(json.dumps(JOB))
+    with capture_logs() as logs:
+        worker.poll_once()
+    done = next(entry for entry in logs if entry["event"] == "job_succeeded")
+    assert done["file_count"] == 2
+    assert done["bytes"] > 0
+    assert done["duration_s"] >= 0
+    assert "someone@example.com" not in repr(logs)
+    started = next(entry for entry in logs if entry["event"] == "job_started")
+    assert started["metadata_keys"] == ["user_email"]
+    assert started["archive_key"] == f"{job_id}/download-" + started["archive_key"][-14:]
+
+
+def test_run_stops_when_asked(worker: Worker, queue: MemoryQueue) -> None:
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    worker.run(stop)
+    worker.run(threading.Event(), max_polls=3)
+    assert not queue.deleted
+
+
+def test_run_survives_queue_outages(notifier: MemoryNotifier, make_service: ServiceFactory) -> None:
+    import threading
+
+    class FlakyQueue(MemoryQueue):
+        failures = 2
+
+        def receive(self, max_messages: int, wait_seconds: int) -> list:  # type: ignore[type-arg]
+            if self.failures:
+                self.failures -= 1
+                raise TransientError("connection reset")
+            return super().receive(max_messages, wait_seconds)
+
+    queue = FlakyQueue()
+    queue.send("not json")
+    worker = Worker(queue, notifier, make_service(), wait_seconds=0, retry_delay=0.01)
+    stop = threading.Event()
+    with capture_logs() as logs:
+        worker.run(stop, max_polls=3)
+    assert [entry["event"] for entry in logs].count("receive_failed") == 2
+    assert [n.status for n in notifier.published] == ["failed"]
