@@ -134,7 +134,7 @@ class MemoryMultipartUpload:
             raise ValueError("a multipart upload needs at least one part")
         for number in numbers[:-1]:
             if len(self.parts[number]) < self.store.min_part_size:
-                raise ValueError(f"part {number} is smaller than {self.store.min_part_size} bytes")
+                raise ObjectUnavailable(str(self.ref), Unavailable.UNREADABLE, "EntityTooSmall")
         self.store._finish(self, b"".join(self.parts[number] for number in numbers))
 
     def abort(self) -> None:

@@ -6,7 +6,10 @@ import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from archiver.adapters.errors import transient_only
+from botocore.exceptions import ClientError
+
+from archiver.adapters.errors import error_code, transient_only
+from archiver.domain.errors import TransientError
 from archiver.domain.notifications import JobFailed, JobSucceeded
 from archiver.domain.ports import ReceivedMessage
 
@@ -15,6 +18,10 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.literals import MessageSystemAttributeNameType
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
+# What SQS answers for a receipt whose message was deleted or is no longer in flight.
+GONE = frozenset(
+    {"ReceiptHandleIsInvalid", "AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight"}
+)
 SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
     "SentTimestamp",
     "ApproximateReceiveCount",
@@ -71,12 +78,18 @@ class SqsQueue:
             self._client.delete_message(QueueUrl=self.address.url, ReceiptHandle=message.receipt)
 
     def release(self, message: ReceivedMessage, delay_seconds: int = 0) -> None:
-        with transient_only(f"release {message.message_id}"):
-            self._client.change_message_visibility(
-                QueueUrl=self.address.url,
-                ReceiptHandle=message.receipt,
-                VisibilityTimeout=delay_seconds,
-            )
+        """Make the message visible again; a message already deleted is left alone."""
+        try:
+            with transient_only(f"release {message.message_id}"):
+                self._client.change_message_visibility(
+                    QueueUrl=self.address.url,
+                    ReceiptHandle=message.receipt,
+                    VisibilityTimeout=delay_seconds,
+                )
+        except TransientError as error:
+            cause = error.__cause__
+            if not (isinstance(cause, ClientError) and error_code(cause) in GONE):
+                raise
 
     def send(self, body: str) -> str:
         with transient_only(f"send to {self.address.queue}"):

@@ -1,0 +1,75 @@
+"""Fixtures shared by the contract and integration suites: one real endpoint per session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from archiver.app.dev import DevResources, create_resources
+from tests.endpoint import TEST_CREDENTIALS, Endpoint, endpoint
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[Endpoint]:
+    with endpoint() as chosen, pytest.MonkeyPatch.context() as patch:
+        if chosen.kind != "environment":
+            for name, value in TEST_CREDENTIALS.items():
+                patch.setenv(name, value)
+        patch.setenv("AWS_ENDPOINT_URL", chosen.url)
+        yield chosen
+
+
+@pytest.fixture(scope="session")
+def s3(aws_endpoint: Endpoint) -> S3Client:
+    return boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+
+
+@pytest.fixture(scope="session")
+def sqs(aws_endpoint: Endpoint) -> SQSClient:
+    return boto3.client("sqs")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def resources(s3: S3Client, sqs: SQSClient) -> Iterator[DevResources]:
+    """Fresh buckets and queues per test (source queue: 2 s visibility, DLQ after 3)."""
+    created = create_resources(
+        s3,
+        sqs,
+        source_bucket=unique("src"),
+        destination_bucket=unique("dst"),
+        source_queue=unique("in"),
+        destination_queue=unique("out"),
+        visibility_timeout=2,
+    )
+    yield created
+    for url in (created.source_queue_url, created.dead_letter_queue_url):
+        sqs.delete_queue(QueueUrl=url)
+    sqs.delete_queue(QueueUrl=created.destination_queue_url)
+
+
+def worker_environment(resources: DevResources, **extra: Any) -> dict[str, str]:
+    """The variables a worker process needs for these resources."""
+    values = {
+        "SQS_SOURCE_QUEUE": resources.source_queue_url,
+        "SQS_DESTINATION_QUEUE": resources.destination_queue_url,
+        "S3_SOURCE_BUCKET": resources.source_bucket,
+        "S3_DESTINATION_BUCKET": resources.destination_bucket,
+        "SQS_WAIT_TIME_SECONDS": "1",
+        "UPLOAD_PART_SIZE_MB": "5",
+        **{name: str(value) for name, value in extra.items()},
+    }
+    return {**os.environ, **values}

@@ -1,0 +1,92 @@
+import random
+
+import pytest
+
+from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailable
+from archiver.domain.job import ObjectRef
+from archiver.domain.ports import ObjectHeaders, ObjectStore
+
+MIB = 1024 * 1024
+HEADERS = ObjectHeaders(content_disposition='attachment; filename="a.zip"', metadata={"k": "v"})
+
+
+def read_all(store: ObjectStore, ref: ObjectRef, chunk: int = 1000) -> bytes:
+    body = store.open(ref)
+    parts = []
+    while piece := body.read(chunk):
+        parts.append(piece)
+    body.close()
+    return b"".join(parts)
+
+
+def test_put_then_stat_and_read(store_and_bucket: tuple[ObjectStore, str]) -> None:
+    store, bucket = store_and_bucket
+    ref = ObjectRef(bucket, "dir/é #%+.bin")
+    store.put(ref, b"x" * 2500, HEADERS)
+    assert store.stat(ref).size == 2500
+    assert store.stat(ref).ref == ref
+    assert read_all(store, ref) == b"x" * 2500
+
+
+def test_empty_object(store_and_bucket: tuple[ObjectStore, str]) -> None:
+    store, bucket = store_and_bucket
+    ref = ObjectRef(bucket, "empty")
+    store.put(ref, b"", HEADERS)
+    assert store.stat(ref).size == 0
+    assert read_all(store, ref) == b""
+
+
+@pytest.mark.parametrize("operation", ["stat", "open"])
+def test_missing_key_and_bucket_are_not_found(
+    store_and_bucket: tuple[ObjectStore, str], operation: str
+) -> None:
+    store, bucket = store_and_bucket
+    for ref in (ObjectRef(bucket, "nope"), ObjectRef(f"{bucket}-absent", "nope")):
+        with pytest.raises(ObjectUnavailable) as caught:
+            getattr(store, operation)(ref)
+        assert caught.value.reason is Unavailable.NOT_FOUND
+        assert caught.value.location == str(ref)
+
+
+def test_multipart_parts_in_any_order(store_and_bucket: tuple[ObjectStore, str]) -> None:
+    store, bucket = store_and_bucket
+    ref = ObjectRef(bucket, "multi.zip")
+    first, second = random.Random(1).randbytes(5 * MIB), b"tail"
+    upload = store.start_upload(ref, HEADERS)
+    upload.upload_part(2, second)
+    upload.upload_part(1, first)
+    upload.complete()
+    assert read_all(store, ref, chunk=MIB) == first + second
+
+
+def test_small_parts_are_refused_on_completion(store_and_bucket: tuple[ObjectStore, str]) -> None:
+    store, bucket = store_and_bucket
+    ref = ObjectRef(bucket, "small-parts.zip")
+    upload = store.start_upload(ref, HEADERS)
+    upload.upload_part(1, b"too small")
+    upload.upload_part(2, b"last")
+    with pytest.raises(ObjectUnavailable):
+        upload.complete()
+    upload.abort()
+
+
+def test_aborted_upload_leaves_nothing(store_and_bucket: tuple[ObjectStore, str]) -> None:
+    store, bucket = store_and_bucket
+    ref = ObjectRef(bucket, "aborted.zip")
+    upload = store.start_upload(ref, HEADERS)
+    upload.upload_part(1, b"data")
+    upload.abort()
+    with pytest.raises(ObjectUnavailable) as caught:
+        store.stat(ref)
+    assert caught.value.reason is Unavailable.NOT_FOUND
+    with pytest.raises((ObjectUnavailable, TransientError)):  # S3: NoSuchUpload; moto: 500
+        upload.upload_part(2, b"late")
+
+
+def test_writing_to_a_missing_bucket_is_not_found(
+    store_and_bucket: tuple[ObjectStore, str],
+) -> None:
+    store, bucket = store_and_bucket
+    with pytest.raises(ObjectUnavailable) as caught:
+        store.put(ObjectRef(f"{bucket}-absent", "a.zip"), b"a", HEADERS)
+    assert caught.value.reason is Unavailable.NOT_FOUND

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from archiver.app.container import Container, build_container
+from archiver.app.dev import DevResources
+from archiver.app.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def container(resources: DevResources) -> Container:
+    settings = Settings(
+        sqs_source_queue=resources.source_queue_url,
+        sqs_destination_queue=resources.destination_queue_url,
+        s3_source_bucket=resources.source_bucket,
+        s3_destination_bucket=resources.destination_bucket,
+        sqs_wait_time_seconds=1,
+        upload_part_size_mb=5,
+    )
+    return build_container(settings)
+
+
+Drain = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture
+def drain(sqs: SQSClient) -> Drain:
+    """Receive (and delete) what a queue holds, waiting up to `timeout` for `count` messages."""
+
+    def read(url: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        bodies: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(bodies) < count and time.monotonic() < deadline:
+            response = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            for message in response.get("Messages", []):
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                bodies.append(json.loads(message["Body"]))
+        return bodies
+
+    return read
