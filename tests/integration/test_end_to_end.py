@@ -40,7 +40,7 @@ def test_full_job_produces_the_archive_and_notification(
         "photos/big.jpg": rng.randbytes(12 * MIB),  # several upload parts
         "photos/small.png": rng.randbytes(1000),
         "docs/readme.txt": b"read me\n" * 10_000,
-        "docs/ünïcødé 日本.txt": "ok".encode(),
+        "docs/ünïcødé 日本.txt": b"ok",
     }
     for key, body in sources.items():
         s3.put_object(Bucket=resources.source_bucket, Key=key, Body=body)
@@ -64,7 +64,8 @@ def test_full_job_produces_the_archive_and_notification(
     key = notification["archive"]["key"]
     assert notification["status"] == "succeeded"
     assert notification["job_id"] == job_id
-    assert key.startswith(f"{job_id}/download-") and key.endswith(".zip")
+    assert key.startswith(f"{job_id}/download-")
+    assert key.endswith(".zip")
     assert notification["metadata"] == job["metadata"]
     assert notification["substitutions"]["archiver_URL"] == notification["url"]
     with urllib.request.urlopen(notification["url"], timeout=30) as response:
