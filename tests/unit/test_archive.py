@@ -10,7 +10,7 @@ from archiver.app.archive import Progress
 from archiver.app.service import BuildOptions
 from archiver.domain.errors import ErrorCode, PermanentError, TransientError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
-from archiver.domain.plan import ArchivePolicy
+from archiver.domain.plan import ArchivePolicy, CompressionMode
 from tests.unit.conftest import DESTINATION, MIB, SENT, SOURCE, ServiceFactory
 from tests.zipcheck import check_layout, contents
 
@@ -58,9 +58,9 @@ def test_archive_holds_every_source_under_its_name(
     infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
     assert [info.compress_type for info in infos] == [
         zipfile.ZIP_DEFLATED,
-        zipfile.ZIP_STORED,
-        zipfile.ZIP_DEFLATED,
-        zipfile.ZIP_DEFLATED,
+        zipfile.ZIP_STORED,  # .png
+        zipfile.ZIP_STORED,  # empty
+        zipfile.ZIP_STORED,  # two bytes do not shrink
     ]
     assert {info.date_time for info in infos} == {(2026, 11, 27, 8, 30, 14)}  # 2 s resolution
     assert archive.size_bytes == len(data)
@@ -69,6 +69,29 @@ def test_archive_holds_every_source_under_its_name(
     headers = store.headers[plan.archive]
     assert headers.content_type == "application/zip"
     assert headers.content_disposition == 'attachment; filename="download-2026-11-27.zip"'
+
+
+def test_auto_stores_what_deflate_cannot_shrink_and_forced_modes_win(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    noise = random.Random(5).randbytes(300_000)
+    put(store, "noise.bin", noise)
+    put(store, "text.log", b"log line\n" * 30_000)
+    files = ({"source": "noise.bin"}, {"source": "text.log"})
+
+    def methods(compression: CompressionMode) -> list[int]:
+        policy = ArchivePolicy(SOURCE, DESTINATION, compression=compression)
+        service = make_service(policy=policy)
+        plan = service.plan(f"job-{compression}", request(*files), SENT)
+        service.build(plan)
+        data = store.objects[plan.archive]
+        assert isinstance(data, bytes)
+        assert contents(data) == {"noise.bin": noise, "text.log": b"log line\n" * 30_000}
+        return [info.compress_type for info in zipfile.ZipFile(io.BytesIO(data)).infolist()]
+
+    assert methods(CompressionMode.AUTO) == [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]
+    assert methods(CompressionMode.DEFLATED) == [zipfile.ZIP_DEFLATED] * 2
+    assert methods(CompressionMode.STORED) == [zipfile.ZIP_STORED] * 2
 
 
 def test_same_job_builds_identical_bytes(

@@ -4,7 +4,13 @@ import pytest
 
 from archiver.domain.errors import ErrorCode, PermanentError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
-from archiver.domain.plan import ArchivePolicy, CompressionMode, plan_archive, should_compress
+from archiver.domain.plan import (
+    ArchivePolicy,
+    CompressionMode,
+    EntryMethod,
+    entry_method,
+    plan_archive,
+)
 
 SENT = datetime(2026, 3, 9, 23, 59, 59, tzinfo=UTC)
 POLICY = ArchivePolicy(source_bucket="source-images", destination_bucket="zip-storage")
@@ -66,17 +72,17 @@ def test_too_many_files() -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "name", "key", "compress"),
+    ("mode", "name", "key", "method"),
     [
-        (CompressionMode.AUTO, "a.txt", "a.txt", True),
-        (CompressionMode.AUTO, "a.JPG", "a.JPG", False),
-        (CompressionMode.AUTO, "cover", "uuid.png", False),
-        (CompressionMode.AUTO, "movie.mov", "x", False),
-        (CompressionMode.AUTO, "data.csv", "data.csv", True),
-        (CompressionMode.AUTO, ".png", ".png", True),
-        (CompressionMode.STORED, "a.txt", "a.txt", False),
-        (CompressionMode.DEFLATED, "a.jpg", "a.jpg", True),
+        (CompressionMode.AUTO, "a.txt", "a.txt", EntryMethod.SAMPLE),
+        (CompressionMode.AUTO, "a.JPG", "a.JPG", EntryMethod.STORED),
+        (CompressionMode.AUTO, "cover", "uuid.png", EntryMethod.STORED),
+        (CompressionMode.AUTO, "movie.mov", "x", EntryMethod.STORED),
+        (CompressionMode.AUTO, "data.csv", "data.csv", EntryMethod.SAMPLE),
+        (CompressionMode.AUTO, ".png", ".png", EntryMethod.SAMPLE),
+        (CompressionMode.STORED, "a.txt", "a.txt", EntryMethod.STORED),
+        (CompressionMode.DEFLATED, "a.jpg", "a.jpg", EntryMethod.DEFLATED),
     ],
 )
-def test_compression_choice(mode: CompressionMode, name: str, key: str, compress: bool) -> None:
-    assert should_compress(mode, name, key) is compress
+def test_entry_method(mode: CompressionMode, name: str, key: str, method: EntryMethod) -> None:
+    assert entry_method(mode, name, key) is method

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ from archiver.domain.errors import (
     Unavailable,
 )
 from archiver.domain.job import ObjectRef
-from archiver.domain.plan import ArchivePlan, PlannedEntry
+from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
 from archiver.domain.ports import ObjectInfo, ObjectStore, Readable
 
 DEFLATE_LEVEL = 6
+SAMPLE_BYTES = 256 * 1024
+MIN_SAVING = 0.03  # deflate must save at least 3 % of a sample to be worth its CPU
 SOURCE_ERROR_CODES = {
     Unavailable.NOT_FOUND: ErrorCode.SOURCE_NOT_FOUND,
     Unavailable.ACCESS_DENIED: ErrorCode.SOURCE_ACCESS_DENIED,
@@ -86,9 +89,18 @@ def expected_archive_size(plan: ArchivePlan, infos: Mapping[ObjectRef, ObjectInf
     )
 
 
-def _zip_info(entry: PlannedEntry, size: int, plan: ArchivePlan) -> zipfile.ZipInfo:
+def worth_deflating(sample: bytes) -> bool:
+    """A quick level-1 trial on the first bytes: random or already-compressed data is stored."""
+    if not sample:
+        return False  # an empty entry stored is 0 bytes; deflated it is 2
+    trial = zlib.compressobj(1, zlib.DEFLATED, -15)
+    compressed = len(trial.compress(sample)) + len(trial.flush())
+    return compressed <= len(sample) * (1 - MIN_SAVING)
+
+
+def _zip_info(entry: PlannedEntry, size: int, plan: ArchivePlan, compress: bool) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(entry.name, date_time=plan.created_at.timetuple()[:6])
-    info.compress_type = zipfile.ZIP_DEFLATED if entry.compress else zipfile.ZIP_STORED
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     # The announced size makes zipfile choose ZIP64 exactly when the entry needs it.
     info.file_size = size
     info.external_attr = (stat.S_IFREG | 0o644) << 16
@@ -102,16 +114,20 @@ def _open_source(store: ObjectStore, ref: ObjectRef) -> Readable:
         raise _source_failure([unavailable]) from unavailable
 
 
-def _copy_entry(source: Readable, target: IO[bytes], chunk_size: int) -> int:
-    copied = 0
+def _read(source: Readable, size: int) -> bytes:
     try:
-        while chunk := source.read(chunk_size):
-            target.write(chunk)
-            copied += len(chunk)
+        return source.read(size)
     except ObjectUnavailable as unavailable:
         raise _source_failure([unavailable]) from unavailable
-    finally:
-        source.close()
+
+
+def _copy_entry(first: bytes, source: Readable, target: IO[bytes], chunk_size: int) -> int:
+    copied = 0
+    chunk = first
+    while chunk:
+        target.write(chunk)
+        copied += len(chunk)
+        chunk = _read(source, chunk_size)
     return copied
 
 
@@ -132,11 +148,18 @@ def write_archive(
         )
         for number, entry in enumerate(plan.entries, start=1):
             size = infos[entry.source].size
-            sink.hold(sink.tell())
             body = _open_source(store, entry.source)
-            with archive.open(_zip_info(entry, size, plan), mode="w") as target:
-                copied = _copy_entry(body, target, chunk_size)
-            sink.release()
+            try:
+                first = _read(body, max(chunk_size, SAMPLE_BYTES))
+                compress = entry.method is EntryMethod.DEFLATED or (
+                    entry.method is EntryMethod.SAMPLE and worth_deflating(first[:SAMPLE_BYTES])
+                )
+                sink.hold(sink.tell())
+                with archive.open(_zip_info(entry, size, plan, compress), mode="w") as target:
+                    copied = _copy_entry(first, body, target, chunk_size)
+                sink.release()
+            finally:
+                body.close()
             if copied != size:
                 raise TransientError(f"{entry.source} changed while read: {copied} of {size} bytes")
             done += size

@@ -57,13 +57,13 @@ class ArchiveService:
         """Stream the archive to the destination bucket. Raises PermanentError/TransientError."""
         infos = stat_sources(self._store, plan.sources, self._build.download_concurrency)
         part_size = part_size_for(expected_archive_size(plan, infos), self._build.min_part_size)
-        in_flight = part_size * self._build.upload_concurrency
         sink = MultipartSink(
             self._store,
             plan.archive,
             self._headers(plan),
             part_size=part_size,
-            max_held_bytes=self._build.memory_budget - in_flight,
+            # Held parts let the SHA-256 follow the final bytes; larger entries go out early.
+            max_held_bytes=self._build.memory_budget // 4,
             upload_concurrency=self._build.upload_concurrency,
         )
         result = write_archive(plan, infos, self._store, sink, self._build.chunk_size, progress)

@@ -30,6 +30,12 @@ class CompressionMode(StrEnum):
     DEFLATED = "deflated"
 
 
+class EntryMethod(StrEnum):
+    STORED = "stored"
+    DEFLATED = "deflated"
+    SAMPLE = "sample"  # deflate unless a sample of the content shows it does not shrink
+
+
 @dataclass(frozen=True)
 class ArchivePolicy:
     """The deployment's rules for building archives (from settings; pure data here)."""
@@ -50,7 +56,7 @@ class ArchivePolicy:
 class PlannedEntry:
     source: ObjectRef
     name: str
-    compress: bool
+    method: EntryMethod
 
 
 @dataclass(frozen=True)
@@ -72,11 +78,14 @@ def _extension(path: str) -> str:
     return ext.lower() if dot and stem else ""
 
 
-def should_compress(mode: CompressionMode, entry_name: str, source_key: str) -> bool:
-    if mode is not CompressionMode.AUTO:
-        return mode is CompressionMode.DEFLATED
-    extensions = {_extension(entry_name), _extension(source_key)}
-    return not (extensions & INCOMPRESSIBLE_EXTENSIONS)
+def entry_method(mode: CompressionMode, entry_name: str, source_key: str) -> EntryMethod:
+    if mode is CompressionMode.STORED:
+        return EntryMethod.STORED
+    if mode is CompressionMode.DEFLATED:
+        return EntryMethod.DEFLATED
+    if {_extension(entry_name), _extension(source_key)} & INCOMPRESSIBLE_EXTENSIONS:
+        return EntryMethod.STORED
+    return EntryMethod.SAMPLE
 
 
 def archive_key(job_id: str, file_prefix: str, created_at: datetime) -> str:
@@ -113,7 +122,7 @@ def plan_archive(
     names = assign_entry_names(paths)
     key = archive_key(job_id, policy.file_prefix, created_at)
     entries = tuple(
-        PlannedEntry(ref, name, should_compress(policy.compression, name, ref.key))
+        PlannedEntry(ref, name, entry_method(policy.compression, name, ref.key))
         for ref, name in zip(refs, names, strict=True)
     )
     return ArchivePlan(
