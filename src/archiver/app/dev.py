@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -84,6 +85,7 @@ def embedded_endpoint(host: str = "127.0.0.1", port: int = DEV_PORT) -> Iterator
     with socket.socket() as probe:
         if probe.connect_ex((host, port)) == 0:
             raise ConfigurationError(f"{host}:{port} is already in use (another `archiver dev`?)")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     endpoint = f"http://{host}:{port}"
