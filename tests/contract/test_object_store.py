@@ -90,3 +90,16 @@ def test_writing_to_a_missing_bucket_is_not_found(
     with pytest.raises(ObjectUnavailable) as caught:
         store.put(ObjectRef(f"{bucket}-absent", "a.zip"), b"a", HEADERS)
     assert caught.value.reason is Unavailable.NOT_FOUND
+
+
+def test_abort_uploads_clears_only_that_key(store_and_bucket: tuple[ObjectStore, str]) -> None:
+    store, bucket = store_and_bucket
+    ref, other = ObjectRef(bucket, "job/a.zip"), ObjectRef(bucket, "job/a.zip.other")
+    store.start_upload(ref, HEADERS).upload_part(1, b"left behind")
+    store.start_upload(ref, HEADERS)
+    kept = store.start_upload(other, HEADERS)
+    assert store.abort_uploads(ref) == 2
+    assert store.abort_uploads(ref) == 0
+    kept.upload_part(1, b"still open")
+    kept.complete()
+    assert store.stat(other).size == len(b"still open")

@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from archiver.domain.errors import ErrorCode, InvalidPayload
 from archiver.domain.job import ObjectRef, parse_job, salvage_metadata
@@ -88,3 +90,60 @@ def test_key_longer_than_s3_allows_is_rejected() -> None:
 )
 def test_salvages_metadata_from_rejected_bodies(body: str, metadata: object) -> None:
     assert salvage_metadata(body) == metadata
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+job_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "files": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "source": json_values | st.text(),
+                    "destination": json_values,
+                    "name": json_values,
+                },
+            ),
+            max_size=4,
+        )
+        | json_values,
+        "metadata": json_values,
+        "Type": json_values,
+        "Message": st.text() | json_values,
+    },
+)
+
+
+@given(st.text() | st.binary().map(lambda raw: raw.decode("utf-8", "replace")))
+def test_any_string_parses_or_raises_invalid_payload(body: str) -> None:
+    try:
+        parse_job(body)
+    except InvalidPayload as error:  # the only exception allowed out
+        rejected: InvalidPayload | None = error
+    else:
+        rejected = None
+    assert rejected is None or rejected.code == ErrorCode.INVALID_PAYLOAD
+    salvage_metadata(body)
+
+
+@given(json_values | job_like)
+def test_any_json_parses_or_raises_invalid_payload(document: object) -> None:
+    body = json.dumps(document)
+    try:
+        job = parse_job(body)
+    except InvalidPayload as error:  # the only exception allowed out
+        reason = error.message
+    else:
+        reason = ""
+        assert job.files
+        assert all(spec.source for spec in job.files)
+    assert reason or job
+    metadata = salvage_metadata(body)
+    assert metadata is None or isinstance(metadata, dict)

@@ -8,6 +8,7 @@ from archiver.app.worker import Outcome, Worker
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded
+from archiver.domain.ports import ReceivedMessage
 from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
 from tests.zipcheck import contents
 
@@ -182,15 +183,17 @@ def test_run_survives_queue_outages(notifier: MemoryNotifier, make_service: Serv
     class FlakyQueue(MemoryQueue):
         failures = 2
 
-        def receive(self, max_messages: int, wait_seconds: int) -> list:  # type: ignore[type-arg]
+        def receive(
+            self, max_messages: int, wait_seconds: int, visibility_seconds: int = 30
+        ) -> list[ReceivedMessage]:
             if self.failures:
                 self.failures -= 1
                 raise TransientError("connection reset")
-            return super().receive(max_messages, wait_seconds)
+            return super().receive(max_messages, wait_seconds, visibility_seconds)
 
     queue = FlakyQueue()
     queue.send("not json")
-    worker = Worker(queue, notifier, make_service(), wait_seconds=0, retry_delay=0.01)
+    worker = Worker(queue, notifier, make_service(), wait_seconds=0, poll_retry_seconds=0.01)
     stop = threading.Event()
     with capture_logs() as logs:
         worker.run(stop, max_polls=3)

@@ -103,6 +103,12 @@ class MemoryObjectStore:
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str:
         return f"memory://{ref.bucket}/{ref.key}?expires_in={expires_in}"
 
+    def abort_uploads(self, ref: ObjectRef) -> int:
+        stale = [upload for upload in list(self.uploads.values()) if upload.ref == ref]
+        for upload in stale:
+            upload.abort()
+        return len(stale)
+
     def _finish(self, upload: MemoryMultipartUpload, data: bytes | None) -> None:
         with self._lock:
             self.uploads.pop(upload.upload_id, None)
@@ -149,7 +155,10 @@ class MemoryQueue:
         self.visible: deque[ReceivedMessage] = deque()
         self.in_flight: dict[str, ReceivedMessage] = {}
         self.deleted: list[ReceivedMessage] = []
+        self.visibility_changes: list[tuple[str, int]] = []
+        """(message id, seconds) of every visibility change, receives included."""
         self._ids = itertools.count(1)
+        self._lock = threading.Lock()
 
     def send(self, body: str, sent_at: datetime | None = None) -> str:
         message_id = f"{self.name}-{next(self._ids):06d}-{uuid.uuid4().hex[:8]}"
@@ -157,7 +166,9 @@ class MemoryQueue:
         self.visible.append(ReceivedMessage(message_id, body, "", sent, 0))
         return message_id
 
-    def receive(self, max_messages: int, wait_seconds: int) -> list[ReceivedMessage]:
+    def receive(
+        self, max_messages: int, wait_seconds: int, visibility_seconds: int = 30
+    ) -> list[ReceivedMessage]:
         received: list[ReceivedMessage] = []
         while self.visible and len(received) < max_messages:
             message = self.visible.popleft()
@@ -169,18 +180,23 @@ class MemoryQueue:
                 message.receive_count + 1,
             )
             self.in_flight[delivery.receipt] = delivery
+            self.visibility_changes.append((delivery.message_id, visibility_seconds))
             received.append(delivery)
         return received
 
     def delete(self, message: ReceivedMessage) -> None:
-        delivered = self.in_flight.pop(message.receipt, None)
-        if delivered is not None:
-            self.deleted.append(delivered)
+        with self._lock:
+            delivered = self.in_flight.pop(message.receipt, None)
+            if delivered is not None:
+                self.deleted.append(delivered)
 
-    def release(self, message: ReceivedMessage, delay_seconds: int = 0) -> None:
-        delivered = self.in_flight.pop(message.receipt, None)
-        if delivered is not None:
-            self.visible.append(delivered)
+    def set_visibility(self, message: ReceivedMessage, seconds: int) -> None:
+        with self._lock:
+            if message.receipt not in self.in_flight:
+                return
+            self.visibility_changes.append((message.message_id, seconds))
+            if seconds == 0:
+                self.visible.append(self.in_flight.pop(message.receipt))
 
     def expire_visibility(self) -> None:
         """Simulate every in-flight message's visibility timeout running out."""

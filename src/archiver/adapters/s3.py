@@ -75,6 +75,14 @@ class S3ObjectStore:
             "get_object", Params={"Bucket": ref.bucket, "Key": ref.key}, ExpiresIn=expires_in
         )
 
+    def abort_uploads(self, ref: ObjectRef) -> int:
+        with translated(str(ref)):
+            listing = self._client.list_multipart_uploads(Bucket=ref.bucket, Prefix=ref.key)
+            stale = [up for up in listing.get("Uploads", []) if up.get("Key") == ref.key]
+            for upload in stale:
+                S3MultipartUpload(self._client, ref, upload["UploadId"]).abort()
+        return len(stale)
+
 
 class S3MultipartUpload:
     """Parts may be uploaded from several threads and in any order."""

@@ -63,12 +63,15 @@ class SqsQueue:
         self._client = client
         self.address = QueueAddress(client, queue)
 
-    def receive(self, max_messages: int, wait_seconds: int) -> list[ReceivedMessage]:
+    def receive(
+        self, max_messages: int, wait_seconds: int, visibility_seconds: int
+    ) -> list[ReceivedMessage]:
         with transient_only(f"receive from {self.address.queue}"):
             response = self._client.receive_message(
                 QueueUrl=self.address.url,
                 MaxNumberOfMessages=max_messages,
                 WaitTimeSeconds=wait_seconds,
+                VisibilityTimeout=visibility_seconds,
                 MessageSystemAttributeNames=SYSTEM_ATTRIBUTES,
             )
         return [_received(message) for message in response.get("Messages", [])]
@@ -77,14 +80,13 @@ class SqsQueue:
         with transient_only(f"delete {message.message_id}"):
             self._client.delete_message(QueueUrl=self.address.url, ReceiptHandle=message.receipt)
 
-    def release(self, message: ReceivedMessage, delay_seconds: int = 0) -> None:
-        """Make the message visible again; a message already deleted is left alone."""
+    def set_visibility(self, message: ReceivedMessage, seconds: int) -> None:
         try:
-            with transient_only(f"release {message.message_id}"):
+            with transient_only(f"change visibility of {message.message_id}"):
                 self._client.change_message_visibility(
                     QueueUrl=self.address.url,
                     ReceiptHandle=message.receipt,
-                    VisibilityTimeout=delay_seconds,
+                    VisibilityTimeout=seconds,
                 )
         except TransientError as error:
             cause = error.__cause__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -13,6 +14,7 @@ from typing import IO, cast
 from archiver.app.sink import ArchiveSink, SinkResult
 from archiver.domain.errors import (
     ErrorCode,
+    JobCancelled,
     ObjectUnavailable,
     PermanentError,
     TransientError,
@@ -46,7 +48,7 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def _source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
+def source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
     code = SOURCE_ERROR_CODES[failures[0].reason]
     counts: dict[Unavailable, int] = {}
     for failure in failures:
@@ -61,10 +63,14 @@ def _source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
     )
 
 
-def stat_sources(
-    store: ObjectStore, refs: Iterable[ObjectRef], concurrency: int
-) -> dict[ObjectRef, ObjectInfo]:
-    """Size every distinct source before writing a byte; report every unreadable one at once."""
+@dataclass(frozen=True)
+class SourceCheck:
+    infos: dict[ObjectRef, ObjectInfo]
+    unavailable: list[ObjectUnavailable]
+
+
+def stat_sources(store: ObjectStore, refs: Iterable[ObjectRef], concurrency: int) -> SourceCheck:
+    """Size every distinct source before writing a byte, and collect every unreadable one."""
 
     def stat_one(ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
         try:
@@ -75,10 +81,10 @@ def stat_sources(
     unique = list(dict.fromkeys(refs))
     with ThreadPoolExecutor(max(1, min(concurrency, len(unique))), "stat") as pool:
         outcomes = list(pool.map(stat_one, unique))
-    failures = [outcome for outcome in outcomes if isinstance(outcome, ObjectUnavailable)]
-    if failures:
-        raise _source_failure(failures)
-    return {info.ref: info for info in outcomes if isinstance(info, ObjectInfo)}
+    return SourceCheck(
+        infos={info.ref: info for info in outcomes if isinstance(info, ObjectInfo)},
+        unavailable=[outcome for outcome in outcomes if isinstance(outcome, ObjectUnavailable)],
+    )
 
 
 def expected_archive_size(plan: ArchivePlan, infos: Mapping[ObjectRef, ObjectInfo]) -> int:
@@ -111,20 +117,28 @@ def _open_source(store: ObjectStore, ref: ObjectRef) -> Readable:
     try:
         return store.open(ref)
     except ObjectUnavailable as unavailable:
-        raise _source_failure([unavailable]) from unavailable
+        raise source_failure([unavailable]) from unavailable
 
 
 def _read(source: Readable, size: int) -> bytes:
     try:
         return source.read(size)
     except ObjectUnavailable as unavailable:
-        raise _source_failure([unavailable]) from unavailable
+        raise source_failure([unavailable]) from unavailable
 
 
-def _copy_entry(first: bytes, source: Readable, target: IO[bytes], chunk_size: int) -> int:
+def _copy_entry(
+    first: bytes,
+    source: Readable,
+    target: IO[bytes],
+    chunk_size: int,
+    cancel: threading.Event | None,
+) -> int:
     copied = 0
     chunk = first
     while chunk:
+        if cancel is not None and cancel.is_set():
+            raise JobCancelled("shutting down: the job did not finish within the grace period")
         target.write(chunk)
         copied += len(chunk)
         chunk = _read(source, chunk_size)
@@ -138,6 +152,7 @@ def write_archive(
     sink: ArchiveSink,
     chunk_size: int = 1024 * 1024,
     progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
 ) -> SinkResult:
     """Stream every planned entry into the sink; on any failure abort it, leaving nothing."""
     total = sum(infos[entry.source].size for entry in plan.entries)
@@ -156,7 +171,7 @@ def write_archive(
                 )
                 sink.hold(sink.tell())
                 with archive.open(_zip_info(entry, size, plan, compress), mode="w") as target:
-                    copied = _copy_entry(first, body, target, chunk_size)
+                    copied = _copy_entry(first, body, target, chunk_size, cancel)
                 sink.release()
             finally:
                 body.close()

@@ -1,25 +1,41 @@
-"""The application service: plan a job, build its archive, and link to it."""
+"""The application service: plan a job, build its archive (once), and link to it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import BinaryIO
 
+import structlog
+from pydantic import ValidationError
+
 from archiver.app.archive import (
     ProgressCallback,
+    SourceCheck,
     expected_archive_size,
+    source_failure,
     stat_sources,
     write_archive,
 )
-from archiver.app.sink import FileSink, MultipartSink, SinkResult, part_size_for
+from archiver.app.sink import (
+    FileSink,
+    MultipartSink,
+    SinkResult,
+    destination_errors,
+    part_size_for,
+)
+from archiver.domain.errors import ErrorCode, ObjectUnavailable, PermanentError
 from archiver.domain.job import JobRequest, ObjectRef
-from archiver.domain.notifications import ArchiveInfo
-from archiver.domain.plan import ArchivePlan, ArchivePolicy, plan_archive
+from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
+from archiver.domain.plan import ArchivePlan, ArchivePolicy, MissingFiles, plan_archive
 from archiver.domain.ports import ObjectHeaders, ObjectStore
 from archiver.domain.urls import content_disposition, public_url
 
+log = structlog.get_logger(__name__)
+
 MIB = 1024 * 1024
+MANIFEST_MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -53,10 +69,34 @@ class ArchiveService:
     def plan(self, job_id: str, request: JobRequest, created_at: datetime) -> ArchivePlan:
         return plan_archive(job_id, request, created_at, self._policy)
 
-    def build(self, plan: ArchivePlan, progress: ProgressCallback | None = None) -> ArchiveInfo:
-        """Stream the archive to the destination bucket. Raises PermanentError/TransientError."""
-        infos = stat_sources(self._store, plan.sources, self._build.download_concurrency)
-        part_size = part_size_for(expected_archive_size(plan, infos), self._build.min_part_size)
+    def build(
+        self,
+        plan: ArchivePlan,
+        progress: ProgressCallback | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        redelivered: bool = False,
+    ) -> ArchiveInfo:
+        """Stream the archive to the destination bucket. Raises PermanentError/TransientError.
+
+        A redelivered job first looks for the archive an earlier attempt completed, and
+        aborts any upload an earlier attempt left behind (a worker killed mid-job).
+        """
+        if redelivered:
+            completed = self._completed(plan)
+            if completed is not None:
+                log.info("archive_reused", archive_key=plan.archive.key)
+                return completed
+            with destination_errors(plan.archive):
+                aborted = self._store.abort_uploads(plan.archive)
+            if aborted:
+                log.warning("stale_uploads_aborted", count=aborted)
+        checked = stat_sources(self._store, plan.sources, self._build.download_concurrency)
+        effective, missing = self._apply_missing_policy(plan, checked)
+        self._check_size(effective, checked)
+        part_size = part_size_for(
+            expected_archive_size(effective, checked.infos), self._build.min_part_size
+        )
         sink = MultipartSink(
             self._store,
             plan.archive,
@@ -66,27 +106,90 @@ class ArchiveService:
             max_held_bytes=self._build.memory_budget // 4,
             upload_concurrency=self._build.upload_concurrency,
         )
-        result = write_archive(plan, infos, self._store, sink, self._build.chunk_size, progress)
-        return ArchiveInfo(
+        result = write_archive(
+            effective, checked.infos, self._store, sink, self._build.chunk_size, progress, cancel
+        )
+        archive = ArchiveInfo(
             bucket=plan.archive.bucket,
             key=plan.archive.key,
             size_bytes=result.size_bytes,
-            file_count=len(plan.entries),
+            file_count=len(effective.entries),
             sha256=result.sha256,
+            missing=missing,
         )
+        self._record(plan, archive)
+        return archive
 
     def build_to_file(
         self, plan: ArchivePlan, file: BinaryIO, progress: ProgressCallback | None = None
     ) -> SinkResult:
-        infos = stat_sources(self._store, plan.sources, self._build.download_concurrency)
+        checked = stat_sources(self._store, plan.sources, self._build.download_concurrency)
+        effective, _ = self._apply_missing_policy(plan, checked)
+        self._check_size(effective, checked)
+        sink = FileSink(file)
         return write_archive(
-            plan, infos, self._store, FileSink(file), self._build.chunk_size, progress
+            effective, checked.infos, self._store, sink, self._build.chunk_size, progress
         )
 
     def url(self, archive: ObjectRef) -> str:
         if self._links.base_url:
             return public_url(self._links.base_url, archive.key)
         return self._store.presigned_url(archive, self._links.presign_ttl)
+
+    def _apply_missing_policy(
+        self, plan: ArchivePlan, checked: SourceCheck
+    ) -> tuple[ArchivePlan, list[str]]:
+        if not checked.unavailable:
+            return plan, []
+        if self._policy.missing_files is MissingFiles.FAIL:
+            raise source_failure(checked.unavailable)
+        gone = {unavailable.location for unavailable in checked.unavailable}
+        kept = tuple(entry for entry in plan.entries if str(entry.source) not in gone)
+        if not kept:
+            raise source_failure(checked.unavailable)
+        missing = list(dict.fromkeys(str(e.source) for e in plan.entries if str(e.source) in gone))
+        return replace(plan, entries=kept), missing
+
+    def _check_size(self, plan: ArchivePlan, checked: SourceCheck) -> None:
+        total = sum(checked.infos[entry.source].size for entry in plan.entries)
+        if total > self._policy.max_archive_bytes:
+            raise PermanentError(
+                ErrorCode.ARCHIVE_TOO_LARGE,
+                f"the sources add up to {total:,} bytes; "
+                f"the limit is {self._policy.max_archive_bytes:,} (MAX_ARCHIVE_BYTES)",
+            )
+
+    def _record(self, plan: ArchivePlan, archive: ArchiveInfo) -> None:
+        manifest = ArchiveManifest(
+            job_id=plan.job_id,
+            fingerprint=plan.fingerprint(self._policy.missing_files),
+            archive=archive,
+        )
+        headers = ObjectHeaders(content_type="application/json")
+        data = manifest.model_dump_json().encode("utf-8")
+        with destination_errors(plan.manifest):
+            self._store.put(plan.manifest, data, headers)
+
+    def _completed(self, plan: ArchivePlan) -> ArchiveInfo | None:
+        """The archive an earlier attempt of this very job completed, if there is one."""
+        try:
+            body = self._store.open(plan.manifest)
+            try:
+                manifest = ArchiveManifest.model_validate_json(body.read(MANIFEST_MAX_BYTES))
+            finally:
+                body.close()
+            stored = self._store.stat(plan.archive)
+        except ObjectUnavailable:
+            return None
+        except ValidationError:
+            log.warning("manifest_unreadable", manifest=str(plan.manifest))
+            return None
+        fingerprint = plan.fingerprint(self._policy.missing_files)
+        if manifest.job_id != plan.job_id or manifest.fingerprint != fingerprint:
+            return None
+        if stored.size != manifest.archive.size_bytes:
+            return None
+        return manifest.archive
 
     @staticmethod
     def _headers(plan: ArchivePlan) -> ObjectHeaders:

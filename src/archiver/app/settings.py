@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from archiver.domain.errors import ConfigurationError
-from archiver.domain.plan import ArchivePolicy, CompressionMode
+from archiver.domain.plan import S3_MAX_OBJECT_BYTES, ArchivePolicy, CompressionMode, MissingFiles
 
 MIB = 1024 * 1024
 SIGV4_MAX_EXPIRY = 604_800
@@ -70,6 +70,25 @@ class Settings(BaseSettings):
     sqs_wait_time_seconds: int = Field(
         default=20, ge=0, le=20, description="Long-poll wait of each receive."
     )
+    sqs_visibility_timeout: int = Field(
+        default=60,
+        ge=5,
+        le=43_200,
+        description="Seconds a received job stays hidden; a heartbeat extends it every third.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=25.0, ge=0, description="On SIGTERM, how long the running job may still take."
+    )
+    retry_delay_seconds: int = Field(
+        default=30, ge=0, le=900, description="First redelivery delay after a transient error."
+    )
+    missing_files: MissingFiles = Field(
+        default=MissingFiles.FAIL,
+        description="fail: a missing source fails the job; skip: archive the rest, list them.",
+    )
+    max_archive_bytes: int = Field(
+        default=S3_MAX_OBJECT_BYTES, ge=1, description="Largest total of source sizes per job."
+    )
     aws_endpoint_url: str | None = Field(
         default=None, description="Custom S3/SQS endpoint (LocalStack, moto); read by boto3 too."
     )
@@ -101,6 +120,8 @@ class Settings(BaseSettings):
             max_files=self.max_files,
             file_prefix=self.s3_file_prefix,
             compression=self.archive_compression,
+            missing_files=self.missing_files,
+            max_archive_bytes=self.max_archive_bytes,
         )
 
 

@@ -60,7 +60,7 @@ class ArchiveSink(Protocol):
 
 
 @contextmanager
-def _destination(ref: ObjectRef) -> Iterator[None]:
+def destination_errors(ref: ObjectRef) -> Iterator[None]:
     """The archive's bucket failing is the deployment's problem, not the job's: retry later."""
     try:
         yield
@@ -208,7 +208,7 @@ class MultipartSink:
             )
         self._raise_failed_uploads()
         if self._upload is None:
-            with _destination(self._ref):
+            with destination_errors(self._ref):
                 self._upload = self._store.start_upload(self._ref, self._headers)
             self._executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="part")
         assert self._executor is not None
@@ -223,7 +223,7 @@ class MultipartSink:
 
     def _upload_part(self, number: int, data: bytes) -> None:
         assert self._upload is not None
-        with _destination(self._ref):
+        with destination_errors(self._ref):
             self._upload.upload_part(number, data)
 
     def _raise_failed_uploads(self) -> None:
@@ -242,7 +242,7 @@ class MultipartSink:
         self._hold_from = None
         if self._upload is None and self._end <= self._part_size:
             data = bytes(self._parts.pop(0, b""))
-            with _destination(self._ref):
+            with destination_errors(self._ref):
                 self._store.put(self._ref, data, self._headers)
             self._closed = True
             return SinkResult(len(data), hashlib.sha256(data).hexdigest())
@@ -253,7 +253,7 @@ class MultipartSink:
             future.result()
         self._pending = []
         assert self._upload is not None
-        with _destination(self._ref):
+        with destination_errors(self._ref):
             self._upload.complete()
         self._shutdown()
         self._closed = True

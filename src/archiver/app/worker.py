@@ -9,15 +9,18 @@ from typing import Any
 
 import structlog
 
+from archiver.app.heartbeat import VisibilityHeartbeat
 from archiver.app.service import ArchiveService
-from archiver.domain.errors import PermanentError, TransientError
+from archiver.domain.errors import JobCancelled, PermanentError, TransientError
 from archiver.domain.job import parse_job, salvage_metadata
 from archiver.domain.notifications import JobFailed, JobSucceeded, failed, succeeded
 from archiver.domain.ports import Notifier, Queue, ReceivedMessage
 
 log = structlog.get_logger(__name__)
 
-MAX_IDLE_BACKOFF = 30.0
+MAX_POLL_BACKOFF = 30.0
+MAX_RETRY_DELAY = 900  # SQS caps a single visibility change at 12 h; 15 min is plenty
+GRACE_CHECK_INTERVAL = 0.2
 
 
 def _took(started: float) -> dict[str, float]:
@@ -27,7 +30,8 @@ def _took(started: float) -> dict[str, float]:
 class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # permanent: failure notified, message deleted
-    DEFERRED = "deferred"  # transient or unexpected: message left for redelivery (then the DLQ)
+    DEFERRED = "deferred"  # transient or unexpected: redelivered later, then dead-lettered
+    RELEASED = "released"  # shutting down: handed back for another worker at once
 
 
 class Worker:
@@ -36,55 +40,101 @@ class Worker:
         queue: Queue,
         notifier: Notifier,
         service: ArchiveService,
+        *,
         wait_seconds: int = 20,
-        retry_delay: float = 1.0,
+        visibility_seconds: int = 60,
+        shutdown_grace: float = 25.0,
+        job_retry_seconds: int = 30,
+        poll_retry_seconds: float = 1.0,
     ) -> None:
         self._queue = queue
         self._notifier = notifier
         self._service = service
         self._wait_seconds = wait_seconds
-        self._retry_delay = retry_delay
+        self._visibility = visibility_seconds
+        self._grace = shutdown_grace
+        self._job_retry = job_retry_seconds
+        self._poll_retry = poll_retry_seconds
 
     def run(self, stop: threading.Event, max_polls: int | None = None) -> None:
-        """Poll until `stop` is set; queue outages are logged and retried with backoff."""
-        log.info("worker_started", wait_seconds=self._wait_seconds)
-        polls, backoff = 0, self._retry_delay
-        while not stop.is_set() and (max_polls is None or polls < max_polls):
-            polls += 1
-            try:
-                self.poll_once()
-                backoff = self._retry_delay
-            except TransientError as error:
-                log.warning("receive_failed", error=str(error), retry_in=backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_IDLE_BACKOFF)
+        """Poll until `stop` is set, then let the running job finish within the grace period."""
+        log.info("worker_started", wait_seconds=self._wait_seconds, visibility=self._visibility)
+        cancel, finished = threading.Event(), threading.Event()
+        watchdog = threading.Thread(
+            target=self._enforce_grace, args=(stop, finished, cancel), name="grace", daemon=True
+        )
+        watchdog.start()
+        polls, backoff = 0, self._poll_retry
+        try:
+            while not stop.is_set() and (max_polls is None or polls < max_polls):
+                polls += 1
+                try:
+                    self.poll_once(stop, cancel)
+                    backoff = self._poll_retry
+                except TransientError as error:
+                    log.warning("receive_failed", error=str(error), retry_in=backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_POLL_BACKOFF)
+        finally:
+            finished.set()
+            watchdog.join()
         log.info("worker_stopped", polls=polls)
 
-    def poll_once(self) -> list[Outcome]:
-        messages = self._queue.receive(max_messages=1, wait_seconds=self._wait_seconds)
-        return [self.handle(message) for message in messages]
+    def _enforce_grace(
+        self, stop: threading.Event, finished: threading.Event, cancel: threading.Event
+    ) -> None:
+        while not stop.wait(GRACE_CHECK_INTERVAL):
+            if finished.is_set():
+                return
+        if not finished.wait(self._grace):
+            log.warning("grace_period_over", grace_seconds=self._grace)
+            cancel.set()
 
-    def handle(self, message: ReceivedMessage) -> Outcome:
+    def poll_once(
+        self, stop: threading.Event | None = None, cancel: threading.Event | None = None
+    ) -> list[Outcome]:
+        messages = self._queue.receive(
+            max_messages=1, wait_seconds=self._wait_seconds, visibility_seconds=self._visibility
+        )
+        outcomes = []
+        for message in messages:
+            if stop is not None and stop.is_set():
+                self._set_visibility(message, 0)  # received during shutdown: hand it back
+                outcomes.append(Outcome.RELEASED)
+            else:
+                outcomes.append(self.handle(message, cancel))
+        return outcomes
+
+    def handle(self, message: ReceivedMessage, cancel: threading.Event | None = None) -> Outcome:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             job_id=message.message_id, receive_count=message.receive_count
         )
         try:
-            return self._handle(message)
+            return self._handle(message, cancel)
         finally:
             structlog.contextvars.clear_contextvars()
 
-    def _handle(self, message: ReceivedMessage) -> Outcome:
+    def _handle(self, message: ReceivedMessage, cancel: threading.Event | None) -> Outcome:
         started = time.monotonic()
         try:
-            notification = self._process(message)
-            self._notifier.publish(notification)
-            self._queue.delete(message)
+            with VisibilityHeartbeat(self._queue, message, self._visibility):
+                notification = self._process(message, cancel)
+                self._notifier.publish(notification)
+                self._queue.delete(message)
+        except JobCancelled as cancelled:
+            log.warning("job_released", reason=str(cancelled), decision="release", **_took(started))
+            self._set_visibility(message, 0)
+            return Outcome.RELEASED
         except TransientError as error:
-            log.warning("job_deferred", error=str(error), decision="redeliver", **_took(started))
+            delay = self._retry_delay(message)
+            log.warning("job_deferred", error=str(error), decision="redeliver", retry_in=delay)
+            self._set_visibility(message, delay)
             return Outcome.DEFERRED
         except Exception:
-            log.exception("job_crashed", decision="redeliver", **_took(started))
+            delay = self._retry_delay(message)
+            log.exception("job_crashed", decision="redeliver", retry_in=delay, **_took(started))
+            self._set_visibility(message, delay)
             return Outcome.DEFERRED
         if isinstance(notification, JobFailed):
             log.warning(
@@ -101,10 +151,24 @@ class Worker:
             **_took(started),
             bytes=notification.archive.size_bytes,
             file_count=notification.archive.file_count,
+            missing=len(notification.archive.missing),
         )
         return Outcome.SUCCEEDED
 
-    def _process(self, message: ReceivedMessage) -> JobSucceeded | JobFailed:
+    def _retry_delay(self, message: ReceivedMessage) -> int:
+        """Exponential backoff by delivery count, so a struggling dependency is not hammered."""
+        delay: int = self._job_retry * 2 ** max(message.receive_count - 1, 0)
+        return min(delay, MAX_RETRY_DELAY)
+
+    def _set_visibility(self, message: ReceivedMessage, seconds: int) -> None:
+        try:
+            self._queue.set_visibility(message, seconds)
+        except TransientError as error:  # it reappears when its visibility runs out anyway
+            log.warning("visibility_change_failed", error=str(error), seconds=seconds)
+
+    def _process(
+        self, message: ReceivedMessage, cancel: threading.Event | None
+    ) -> JobSucceeded | JobFailed:
         """Build the archive; a permanent error becomes a failure notification."""
         metadata: dict[str, Any] | None = None
         try:
@@ -119,7 +183,9 @@ class Worker:
             }
             structlog.contextvars.bind_contextvars(**context)
             log.info("job_started", **context)
-            archive = self._service.build(plan)
+            archive = self._service.build(
+                plan, cancel=cancel, redelivered=message.receive_count > 1
+            )
             return succeeded(message.message_id, self._service.url(plan.archive), archive, metadata)
         except PermanentError as error:
             if metadata is None:

@@ -11,6 +11,7 @@ class ErrorCode(StrEnum):
 
     INVALID_PAYLOAD = "invalid_payload"
     TOO_MANY_FILES = "too_many_files"
+    ARCHIVE_TOO_LARGE = "archive_too_large"
     SOURCE_BUCKET_NOT_ALLOWED = "source_bucket_not_allowed"
     SOURCE_NOT_FOUND = "source_not_found"
     SOURCE_ACCESS_DENIED = "source_access_denied"
@@ -40,6 +41,10 @@ class InvalidPayload(PermanentError):
 
 class TransientError(ArchiverError):
     """A retry may succeed (throttling, 5xx, network): leave the message for redelivery."""
+
+
+class JobCancelled(ArchiverError):
+    """The worker is shutting down and the job could not finish in time: release it."""
 
 
 class Unavailable(StrEnum):

@@ -21,6 +21,18 @@ class ArchiveInfo(_Message):
     sha256: str | None = Field(
         description="SHA-256 of the archive; null when an entry was too large to hash in one pass."
     )
+    missing: list[str] = Field(
+        default_factory=list,
+        description="Sources left out because they could not be read (MISSING_FILES=skip).",
+    )
+
+
+class ArchiveManifest(_Message):
+    """Stored beside a completed archive, so a redelivered job re-notifies instead of rebuilding."""
+
+    job_id: str
+    fingerprint: str
+    archive: ArchiveInfo
 
 
 class Substitutions(_Message):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +38,14 @@ class EntryMethod(StrEnum):
     SAMPLE = "sample"  # deflate unless a sample of the content shows it does not shrink
 
 
+class MissingFiles(StrEnum):
+    FAIL = "fail"
+    SKIP = "skip"  # build without them and list them in the notification
+
+
+S3_MAX_OBJECT_BYTES = 5 * 1024**4
+
+
 @dataclass(frozen=True)
 class ArchivePolicy:
     """The deployment's rules for building archives (from settings; pure data here)."""
@@ -46,6 +56,8 @@ class ArchivePolicy:
     max_files: int = 10_000
     file_prefix: str = "download"
     compression: CompressionMode = CompressionMode.AUTO
+    missing_files: MissingFiles = MissingFiles.FAIL
+    max_archive_bytes: int = S3_MAX_OBJECT_BYTES
 
     def allows(self, bucket: str) -> bool:
         allowed = self.allowed_source_buckets
@@ -70,6 +82,21 @@ class ArchivePlan:
     @property
     def sources(self) -> list[ObjectRef]:
         return [entry.source for entry in self.entries]
+
+    @property
+    def manifest(self) -> ObjectRef:
+        """Where a completed archive's record lives, for redeliveries to find."""
+        return ObjectRef(self.archive.bucket, f"{self.job_id}/manifest.json")
+
+    def fingerprint(self, missing_files: MissingFiles) -> str:
+        """A content hash of what was asked: a redelivery reuses an archive only if it matches."""
+        content = {
+            "archive": str(self.archive),
+            "entries": [[str(e.source), e.name, e.method.value] for e in self.entries],
+            "missing_files": missing_files.value,
+        }
+        canonical = json.dumps(content, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        return hashlib.sha256(canonical).hexdigest()
 
 
 def _extension(path: str) -> str:

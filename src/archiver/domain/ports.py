@@ -55,6 +55,10 @@ class ObjectStore(Protocol):
 
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str: ...
 
+    def abort_uploads(self, ref: ObjectRef) -> int:
+        """Abort every unfinished multipart upload to `ref`; return how many there were."""
+        ...
+
 
 @dataclass(frozen=True)
 class ReceivedMessage:
@@ -68,11 +72,15 @@ class ReceivedMessage:
 class Queue(Protocol):
     """Raises TransientError when the queue cannot be reached."""
 
-    def receive(self, max_messages: int, wait_seconds: int) -> list[ReceivedMessage]: ...
+    def receive(
+        self, max_messages: int, wait_seconds: int, visibility_seconds: int
+    ) -> list[ReceivedMessage]: ...
 
     def delete(self, message: ReceivedMessage) -> None: ...
 
-    def release(self, message: ReceivedMessage, delay_seconds: int = 0) -> None: ...
+    def set_visibility(self, message: ReceivedMessage, seconds: int) -> None:
+        """Hide the message for `seconds` more (0: visible now); no-op once it is deleted."""
+        ...
 
     def send(self, body: str) -> str: ...
 

@@ -1,0 +1,268 @@
+"""At-least-once behaviour: heartbeat, shutdown, idempotent redelivery, missing files, limits."""
+
+import json
+import threading
+import time
+
+import pytest
+from structlog.testing import capture_logs
+
+from archiver.adapters.memory import MemoryNotifier, MemoryObjectStore, MemoryQueue
+from archiver.app.service import BuildOptions
+from archiver.app.worker import Outcome, Worker
+from archiver.domain.errors import TransientError
+from archiver.domain.job import ObjectRef, parse_job
+from archiver.domain.notifications import JobFailed, JobSucceeded
+from archiver.domain.plan import ArchivePolicy, MissingFiles
+from archiver.domain.ports import ObjectHeaders, Readable
+from tests.unit.conftest import DESTINATION, SOURCE, ServiceFactory
+from tests.zipcheck import contents
+
+MIB = 1024 * 1024
+
+
+class SlowReader:
+    """A source that takes `seconds` to read, in ten steps."""
+
+    def __init__(self, data: bytes, seconds: float) -> None:
+        self._chunks = [data[i::10] for i in range(10)]
+        self._pause = seconds / 10
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._chunks:
+            return b""
+        time.sleep(self._pause)
+        return self._chunks.pop(0)
+
+    def close(self) -> None:
+        self._chunks = []
+
+
+class SlowStore(MemoryObjectStore):
+    seconds = 0.0
+
+    def open(self, ref: ObjectRef) -> Readable:
+        body = super().open(ref)
+        return SlowReader(body.read(), self.seconds) if self.seconds else body
+
+
+@pytest.fixture
+def store() -> SlowStore:
+    store = SlowStore()
+    store.create_bucket(SOURCE)
+    store.create_bucket(DESTINATION)
+    store.add(ObjectRef(SOURCE, "a.txt"), b"a" * 1000)
+    store.add(ObjectRef(SOURCE, "b.txt"), b"b" * 1000)
+    return store
+
+
+JOB = json.dumps({"files": [{"source": "a.txt"}, {"source": "b.txt"}], "metadata": {"k": 1}})
+
+
+def beats(queue: MemoryQueue, job_id: str, seconds: int) -> int:
+    return sum(1 for changed in queue.visibility_changes if changed == (job_id, seconds))
+
+
+def test_heartbeat_keeps_a_long_job_hidden_and_stops_with_it(
+    store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    store.seconds = 0.8  # per source: the job takes 1.6 s
+    worker = Worker(queue, notifier, make_service(), wait_seconds=0, visibility_seconds=1)
+    job_id = queue.send(JOB)
+    assert worker.poll_once() == [Outcome.SUCCEEDED]
+    during = beats(queue, job_id, 1)
+    assert during >= 3  # the receive itself, then a beat every 0.5 s
+    time.sleep(0.7)
+    assert beats(queue, job_id, 1) == during  # no beat after the job ended
+
+
+def test_sigterm_lets_a_short_job_finish(
+    store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    store.seconds = 0.6
+    worker = Worker(queue, notifier, make_service(), wait_seconds=0, shutdown_grace=10)
+    queue.send(JOB)
+    stop = threading.Event()
+    runner = threading.Thread(target=worker.run, args=(stop,))
+    runner.start()
+    time.sleep(0.3)
+    stop.set()  # mid-job
+    runner.join(timeout=10)
+    assert not runner.is_alive()
+    assert [n.status for n in notifier.published] == ["succeeded"]
+    assert len(queue.deleted) == 1
+
+
+def test_job_past_the_grace_period_is_aborted_and_handed_back(
+    store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    store.add(ObjectRef(SOURCE, "big.bin"), b"x" * (12 * MIB))
+    store.seconds = 3.0
+    service = make_service(build=BuildOptions(min_part_size=5 * MIB))
+    worker = Worker(queue, notifier, service, wait_seconds=0, shutdown_grace=0.3)
+    job_id = queue.send(json.dumps({"files": [{"source": "big.bin"}, {"source": "a.txt"}]}))
+    stop = threading.Event()
+    runner = threading.Thread(target=worker.run, args=(stop,))
+    with capture_logs() as logs:
+        runner.start()
+        time.sleep(0.5)
+        stop.set()
+        runner.join(timeout=10)
+    assert not runner.is_alive()
+    assert not notifier.published
+    assert not store.uploads  # the multipart upload was aborted
+    assert all(ref.bucket != DESTINATION for ref in store.objects)
+    assert [message.message_id for message in queue.visible] == [job_id]  # released at once
+    assert queue.visibility_changes[-1] == (job_id, 0)
+    assert "job_released" in [entry["event"] for entry in logs]
+
+
+def test_message_received_during_shutdown_is_handed_back(
+    queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    worker = Worker(queue, notifier, make_service(), wait_seconds=0)
+    job_id = queue.send(JOB)
+    stop = threading.Event()
+    stop.set()
+    assert worker.poll_once(stop) == [Outcome.RELEASED]
+    assert [message.message_id for message in queue.visible] == [job_id]
+    assert not notifier.published
+
+
+def test_transient_errors_back_off_by_delivery_count(
+    store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    worker = Worker(queue, notifier, make_service(), wait_seconds=0, job_retry_seconds=30)
+    job_id = queue.send(JOB)
+    delays = []
+    for _ in range(3):
+        store.faults[ObjectRef(SOURCE, "a.txt")] = TransientError("503 SlowDown")
+        assert worker.poll_once() == [Outcome.DEFERRED]
+        delays.append(queue.visibility_changes[-1])
+        queue.expire_visibility()
+    assert delays == [(job_id, 30), (job_id, 60), (job_id, 120)]
+    assert not notifier.published
+
+
+def test_redelivered_job_reuses_the_completed_archive(
+    store: SlowStore, queue: MemoryQueue, make_service: ServiceFactory
+) -> None:
+    """The archive was uploaded but the notification never left: re-notify, do not rebuild."""
+
+    class FailOnce(MemoryNotifier):
+        failures = 1
+
+        def publish(self, notification: JobSucceeded | JobFailed) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise TransientError("output queue down")
+            super().publish(notification)
+
+    notifier = FailOnce()
+    worker = Worker(queue, notifier, make_service(), wait_seconds=0, job_retry_seconds=0)
+    job_id = queue.send(JOB)
+    assert worker.poll_once() == [Outcome.DEFERRED]
+    [archive_ref] = [ref for ref in store.objects if ref.key.endswith(".zip")]
+    first_bytes = store.objects[archive_ref]
+
+    for key in ("a.txt", "b.txt"):  # a rebuild would now fail: the sources are gone
+        del store.objects[ObjectRef(SOURCE, key)]
+    queue.expire_visibility()
+    with capture_logs() as logs:
+        assert worker.poll_once() == [Outcome.SUCCEEDED]
+    assert "archive_reused" in [entry["event"] for entry in logs]
+    [notification] = notifier.published
+    assert isinstance(notification, JobSucceeded)
+    assert notification.job_id == job_id
+    assert notification.metadata == {"k": 1}
+    assert notification.archive.size_bytes == len(first_bytes)
+    assert notification.archive.file_count == 2
+    assert store.objects[archive_ref] == first_bytes
+
+
+def test_redelivery_aborts_uploads_a_killed_worker_left_behind(
+    store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    service = make_service()
+    worker = Worker(queue, notifier, service, wait_seconds=0)
+    job_id = queue.send(JOB)
+    [first] = queue.receive(1, 0)  # the first worker took it, started an upload, and died
+    plan = service.plan(job_id, parse_job(JOB), first.sent_at)
+    store.start_upload(plan.archive, ObjectHeaders())
+    queue.expire_visibility()
+    assert worker.poll_once() == [Outcome.SUCCEEDED]
+    assert not store.uploads
+
+
+def test_a_changed_request_is_rebuilt_not_reused(
+    store: SlowStore, make_service: ServiceFactory
+) -> None:
+    from datetime import UTC, datetime
+
+    from archiver.domain.job import FileSpec, JobRequest
+
+    service = make_service()
+    sent = datetime(2026, 1, 1, tzinfo=UTC)
+    first = service.plan("job", JobRequest(files=[FileSpec(source="a.txt")]), sent)
+    service.build(first)
+    second = service.plan("job", JobRequest(files=[FileSpec(source="b.txt")]), sent)
+    archive = service.build(second, redelivered=True)
+    data = store.objects[second.archive]
+    assert isinstance(data, bytes)
+    assert contents(data) == {"b.txt": b"b" * 1000}
+    assert archive.size_bytes == len(data)
+
+
+def test_missing_files_skip_archives_the_rest_and_lists_them(
+    store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    policy = ArchivePolicy(SOURCE, DESTINATION, missing_files=MissingFiles.SKIP)
+    worker = Worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
+    queue.send(
+        json.dumps(
+            {
+                "files": [
+                    {"source": "gone.txt"},
+                    {"source": "a.txt"},
+                    {"source": "gone.txt", "destination": "again"},
+                    {"source": "b.txt", "destination": "d"},
+                ]
+            }
+        )
+    )
+    assert worker.poll_once() == [Outcome.SUCCEEDED]
+    [notification] = notifier.published
+    assert isinstance(notification, JobSucceeded)
+    assert notification.archive.missing == ["s3://source-images/gone.txt"]
+    assert notification.archive.file_count == 2
+    data = store.objects[ObjectRef(DESTINATION, notification.archive.key)]
+    assert isinstance(data, bytes)
+    assert contents(data) == {"a.txt": b"a" * 1000, "d/b.txt": b"b" * 1000}
+
+
+def test_missing_files_skip_still_fails_when_nothing_is_left(
+    queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    policy = ArchivePolicy(SOURCE, DESTINATION, missing_files=MissingFiles.SKIP)
+    worker = Worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
+    queue.send('{"files": [{"source": "gone-1"}, {"source": "gone-2"}]}')
+    assert worker.poll_once() == [Outcome.FAILED]
+    [notification] = notifier.published
+    assert isinstance(notification, JobFailed)
+    assert notification.error.code == "source_not_found"
+    assert len(notification.error.sources) == 2
+
+
+def test_archive_size_limit_is_checked_before_writing(
+    store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    policy = ArchivePolicy(SOURCE, DESTINATION, max_archive_bytes=1500)
+    worker = Worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
+    queue.send(JOB)
+    assert worker.poll_once() == [Outcome.FAILED]
+    [notification] = notifier.published
+    assert isinstance(notification, JobFailed)
+    assert notification.error.code == "archive_too_large"
+    assert "2,000 bytes; the limit is 1,500" in notification.error.message
+    assert all(ref.bucket != DESTINATION for ref in store.objects)
+    assert not store.uploads
