@@ -26,6 +26,7 @@ def container(resources: DevResources) -> Container:
         s3_destination_bucket=resources.destination_bucket,
         sqs_wait_time_seconds=1,
         upload_part_size_mb=5,
+        retry_delay_seconds=1,
     )
     return build_container(settings)
 

@@ -31,7 +31,7 @@ def _session(settings: Settings) -> boto3.session.Session:
 def _s3_client(session: boto3.session.Session, settings: Settings) -> S3Client:
     # boto3 reads AWS_ENDPOINT_URL itself; a custom endpoint wants path-style addressing.
     config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts},
         max_pool_connections=settings.download_concurrency + settings.upload_concurrency + 4,
         signature_version="s3v4",
         s3={"addressing_style": "path" if settings.aws_endpoint_url else "auto"},
@@ -42,8 +42,11 @@ def _s3_client(session: boto3.session.Session, settings: Settings) -> S3Client:
     return session.client("s3", config=config)
 
 
-def _sqs_client(session: boto3.session.Session) -> SQSClient:
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, read_timeout=40)
+def _sqs_client(session: boto3.session.Session, settings: Settings) -> SQSClient:
+    config = Config(
+        retries={"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts},
+        read_timeout=settings.sqs_wait_time_seconds + 20,  # a long poll is not a stalled read
+    )
     return session.client("sqs", config=config)
 
 
@@ -82,7 +85,7 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     session = providers.Singleton(_session, settings)
     s3_client = providers.Singleton(_s3_client, session, settings)
-    sqs_client = providers.Singleton(_sqs_client, session)
+    sqs_client = providers.Singleton(_sqs_client, session, settings)
 
     object_store = providers.Singleton(_object_store, s3_client)
     source_queue = providers.Singleton(_source_queue, sqs_client, settings)

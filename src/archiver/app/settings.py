@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     )
     aws_endpoint_url: str | None = Field(
         default=None, description="Custom S3/SQS endpoint (LocalStack, moto); read by boto3 too."
+    )
+    aws_retry_mode: Literal["standard", "adaptive"] = Field(
+        default="standard", description="botocore retry mode (both back off with jitter)."
+    )
+    aws_max_attempts: int = Field(
+        default=5, ge=1, le=20, description="Attempts per AWS request, the first included."
     )
     aws_region: str | None = Field(
         default=None,

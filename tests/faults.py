@@ -1,0 +1,159 @@
+"""A fault-injecting HTTP proxy for tests: sits in front of the S3/SQS endpoint on 127.0.0.1.
+
+Rules match a request by method, path and query (regular expressions) and answer it with an
+error, a stall, or a response cut mid-body, a given number of times; everything else is
+forwarded unchanged (the Host header too, so signatures still match).
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+INTERNAL = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
+    b"<Message>We encountered an internal error. Please try again.</Message></Error>"
+)
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
+
+
+@dataclass
+class Fault:
+    action: str  # "503", "500", "stall" (delay, then forward) or "cut" (half the body, then close)
+    method: str = ".*"
+    path: str = ".*"
+    query: str = ".*"
+    times: int = 1  # -1: every time
+    delay: float = 0.0
+    hits: int = 0
+
+    def matches(self, method: str, path: str, query: str) -> bool:
+        return (
+            self.times != 0
+            and re.fullmatch(self.method, method) is not None
+            and re.search(self.path, path) is not None
+            and re.search(self.query, query) is not None
+        )
+
+
+@dataclass
+class FaultProxy:
+    upstream: str
+    url: str = ""
+    faults: list[Fault] = field(default_factory=list)
+    log: list[tuple[str, str, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, fault: Fault) -> Fault:
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def take(self, method: str, path: str, query: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path, query):
+                    fault.hits += 1
+                    if fault.times > 0:
+                        fault.times -= 1
+                    self.log.append((method, path, query, fault.action))
+                    return fault
+            self.log.append((method, path, query, "forward"))
+            return None
+
+
+def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    upstream = urlsplit(proxy.upstream)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+        def _body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks = []
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _error(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _relay(self) -> None:
+            body = self._body()
+            path, _, query = self.path.partition("?")
+            fault = proxy.take(self.command, path, query)
+            if fault is not None and fault.action in ("503", "500"):
+                self._error(int(fault.action), SLOW_DOWN if fault.action == "503" else INTERNAL)
+                return
+            if fault is not None and fault.action == "stall":
+                time.sleep(fault.delay)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            headers["Content-Length"] = str(len(body))
+            connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
+            try:
+                connection.request(self.command, self.path, body=body, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+            finally:
+                connection.close()
+            self.send_response(response.status)
+            for name, value in response.getheaders():
+                if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                    self.send_header(name, value)
+            length = response.getheader("Content-Length") if self.command == "HEAD" else None
+            self.send_header("Content-Length", length or str(len(payload)))
+            if fault is not None and fault.action == "cut":
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
+
+    return Handler
+
+
+@contextmanager
+def fault_proxy(upstream: str) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(upstream)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(proxy))
+    server.daemon_threads = True
+    proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, name="fault-proxy", daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        server.shutdown()
+        server.server_close()
