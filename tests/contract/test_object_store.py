@@ -11,12 +11,11 @@ HEADERS = ObjectHeaders(content_disposition='attachment; filename="a.zip"', meta
 
 
 def read_all(store: ObjectStore, ref: ObjectRef, chunk: int = 1000) -> bytes:
-    body = store.open(ref)
-    parts = []
-    while piece := body.read(chunk):
-        parts.append(piece)
-    body.close()
-    return b"".join(parts)
+    info = store.stat(ref)
+    return b"".join(
+        store.fetch(ref, start, min(chunk, info.size - start), info.etag)
+        for start in range(0, info.size, chunk)
+    )
 
 
 def test_put_then_stat_and_read(store_and_bucket: tuple[ObjectStore, str]) -> None:
@@ -36,14 +35,17 @@ def test_empty_object(store_and_bucket: tuple[ObjectStore, str]) -> None:
     assert read_all(store, ref) == b""
 
 
-@pytest.mark.parametrize("operation", ["stat", "open"])
+@pytest.mark.parametrize("operation", ["stat", "fetch"])
 def test_missing_key_and_bucket_are_not_found(
     store_and_bucket: tuple[ObjectStore, str], operation: str
 ) -> None:
     store, bucket = store_and_bucket
     for ref in (ObjectRef(bucket, "nope"), ObjectRef(f"{bucket}-absent", "nope")):
         with pytest.raises(ObjectUnavailable) as caught:
-            getattr(store, operation)(ref)
+            if operation == "stat":
+                store.stat(ref)
+            else:
+                store.fetch(ref, 0, 1)
         assert caught.value.reason is Unavailable.NOT_FOUND
         assert caught.value.location == str(ref)
 
@@ -103,3 +105,20 @@ def test_abort_uploads_clears_only_that_key(store_and_bucket: tuple[ObjectStore,
     kept.upload_part(1, b"still open")
     kept.complete()
     assert store.stat(other).size == len(b"still open")
+
+
+def test_ranges_come_from_the_version_that_was_sized(
+    store_and_bucket: tuple[ObjectStore, str],
+) -> None:
+    store, bucket = store_and_bucket
+    ref = ObjectRef(bucket, "versioned.bin")
+    store.put(ref, b"0123456789", HEADERS)
+    info = store.stat(ref)
+    assert store.fetch(ref, 2, 5, info.etag) == b"23456"
+    assert store.fetch(ref, 0, 0, info.etag) == b""
+    store.put(ref, b"replaced, and longer than before", HEADERS)
+    with pytest.raises(TransientError, match="changed"):
+        store.fetch(ref, 2, 5, info.etag)
+    store.put(ref, b"short", HEADERS)
+    with pytest.raises(TransientError):
+        store.fetch(ref, 3, 5)  # past the end: the object shrank since it was sized

@@ -14,36 +14,21 @@ from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef, parse_job
 from archiver.domain.notifications import JobFailed, JobSucceeded
 from archiver.domain.plan import ArchivePolicy, MissingFiles
-from archiver.domain.ports import ObjectHeaders, Readable
+from archiver.domain.ports import ObjectHeaders
 from tests.unit.conftest import DESTINATION, SOURCE, ServiceFactory
 from tests.zipcheck import contents
 
 MIB = 1024 * 1024
 
 
-class SlowReader:
-    """A source that takes `seconds` to read, in ten steps."""
-
-    def __init__(self, data: bytes, seconds: float) -> None:
-        self._chunks = [data[i::10] for i in range(10)]
-        self._pause = seconds / 10
-
-    def read(self, size: int = -1, /) -> bytes:
-        if not self._chunks:
-            return b""
-        time.sleep(self._pause)
-        return self._chunks.pop(0)
-
-    def close(self) -> None:
-        self._chunks = []
-
-
 class SlowStore(MemoryObjectStore):
+    """Every fetch takes `seconds`."""
+
     seconds = 0.0
 
-    def open(self, ref: ObjectRef) -> Readable:
-        body = super().open(ref)
-        return SlowReader(body.read(), self.seconds) if self.seconds else body
+    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> bytes:
+        time.sleep(self.seconds)
+        return super().fetch(ref, start, length, etag)
 
 
 @pytest.fixture
@@ -66,7 +51,7 @@ def beats(queue: MemoryQueue, job_id: str, seconds: int) -> int:
 def test_heartbeat_keeps_a_long_job_hidden_and_stops_with_it(
     store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
-    store.seconds = 0.8  # per source: the job takes 1.6 s
+    store.seconds = 1.6  # per fetch, and both sources are fetched at once: a 1.6 s job
     worker = Worker(queue, notifier, make_service(), wait_seconds=0, visibility_seconds=1)
     job_id = queue.send(JOB)
     assert worker.poll_once() == [Outcome.SUCCEEDED]
@@ -97,7 +82,7 @@ def test_job_past_the_grace_period_is_aborted_and_handed_back(
     store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
     store.add(ObjectRef(SOURCE, "big.bin"), b"x" * (12 * MIB))
-    store.seconds = 3.0
+    store.seconds = 1.0  # per fetch: cancellation is seen between two chunks
     service = make_service(build=BuildOptions(min_part_size=5 * MIB))
     worker = Worker(queue, notifier, service, wait_seconds=0, shutdown_grace=0.3)
     job_id = queue.send(json.dumps({"files": [{"source": "big.bin"}, {"source": "a.txt"}]}))

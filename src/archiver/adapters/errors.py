@@ -11,7 +11,9 @@ from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailabl
 
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchUpload", "NotFound", "404"})
 _DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "Forbidden", "403"})
-_UNREADABLE = frozenset({"InvalidObjectState", "InvalidRange"})
+_UNREADABLE = frozenset({"InvalidObjectState"})
+# We only ask for ranges inside the size and version we saw: the object changed since.
+_CHANGED = frozenset({"InvalidRange", "PreconditionFailed", "412", "416"})
 # Errors of the deployment rather than the request: a retry after the fix succeeds.
 _DEPLOYMENT = frozenset(
     {
@@ -44,6 +46,8 @@ def classify(error: ClientError, location: str) -> ObjectUnavailable | Transient
         return ObjectUnavailable(location, Unavailable.ACCESS_DENIED, code)
     if code in _UNREADABLE:
         return ObjectUnavailable(location, Unavailable.UNREADABLE, code)
+    if code in _CHANGED:
+        return TransientError(f"{location}: changed while read ({code}), will retry")
     if (
         status >= 500
         or status == 429

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import hashlib
 import itertools
 import threading
 import uuid
@@ -10,10 +10,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from archiver.domain.errors import ArchiverError, ObjectUnavailable, Unavailable
+from archiver.domain.errors import ArchiverError, ObjectUnavailable, TransientError, Unavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded
-from archiver.domain.ports import ObjectHeaders, ObjectInfo, Readable, ReceivedMessage
+from archiver.domain.ports import ObjectHeaders, ObjectInfo, ReceivedMessage
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
@@ -26,27 +26,21 @@ class SyntheticBody:
     size: int
     block: bytes = bytes(range(256)) * 256
 
-    def stream(self) -> Readable:
-        return _SyntheticReader(self)
+    def slice(self, start: int, length: int) -> bytes:
+        length = max(0, min(length, self.size - start))
+        offset = start % len(self.block)
+        repeats = (offset + length) // len(self.block) + 1
+        return (self.block * repeats)[offset : offset + length]
 
 
-class _SyntheticReader:
-    def __init__(self, body: SyntheticBody) -> None:
-        self._body = body
-        self._position = 0
+def _size(body: bytes | SyntheticBody) -> int:
+    return body.size if isinstance(body, SyntheticBody) else len(body)
 
-    def read(self, size: int = -1, /) -> bytes:
-        remaining = self._body.size - self._position
-        wanted = remaining if size < 0 else min(size, remaining)
-        block = self._body.block
-        start = self._position % len(block)
-        repeats = (start + wanted) // len(block) + 1
-        chunk = (block * repeats)[start : start + wanted]
-        self._position += wanted
-        return chunk
 
-    def close(self) -> None:
-        self._position = self._body.size
+def _etag(body: bytes | SyntheticBody) -> str:
+    if isinstance(body, SyntheticBody):
+        return f'"synthetic-{body.size}"'
+    return f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
 
 
 class MemoryObjectStore:
@@ -82,12 +76,20 @@ class MemoryObjectStore:
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         self._check(ref, must_exist=True)
         body = self.objects[ref]
-        return ObjectInfo(ref, body.size if isinstance(body, SyntheticBody) else len(body))
+        return ObjectInfo(ref, _size(body), _etag(body))
 
-    def open(self, ref: ObjectRef) -> Readable:
+    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> bytes:
         self._check(ref, must_exist=True)
         body = self.objects[ref]
-        return body.stream() if isinstance(body, SyntheticBody) else io.BytesIO(body)
+        if etag is not None and etag != _etag(body):
+            raise TransientError(f"{ref}: changed while read (PreconditionFailed)")
+        if start + length > _size(body):
+            raise TransientError(f"{ref}: changed while read (InvalidRange)")
+        return (
+            body.slice(start, length)
+            if isinstance(body, SyntheticBody)
+            else body[start : start + length]
+        )
 
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
         self._check(ref, must_exist=False)

@@ -6,8 +6,9 @@ import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from archiver.adapters.errors import translated
+from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
-from archiver.domain.ports import ObjectHeaders, ObjectInfo, Readable
+from archiver.domain.ports import ObjectHeaders, ObjectInfo
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -29,22 +30,6 @@ def _put_arguments(ref: ObjectRef, headers: ObjectHeaders) -> dict[str, Any]:
     return arguments
 
 
-class _S3Body:
-    """A GetObject body whose read errors arrive translated, like every other S3 error."""
-
-    def __init__(self, body: Any, location: str) -> None:
-        self._body = body
-        self._location = location
-
-    def read(self, size: int = -1, /) -> bytes:
-        with translated(self._location):
-            data: bytes = self._body.read(None if size < 0 else size)
-            return data
-
-    def close(self) -> None:
-        self._body.close()
-
-
 class S3ObjectStore:
     def __init__(self, client: S3Client) -> None:
         self._client = client
@@ -52,12 +37,24 @@ class S3ObjectStore:
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         with translated(str(ref)):
             head = self._client.head_object(Bucket=ref.bucket, Key=ref.key)
-        return ObjectInfo(ref, head["ContentLength"])
+        return ObjectInfo(ref, head["ContentLength"], head.get("ETag"))
 
-    def open(self, ref: ObjectRef) -> Readable:
+    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> bytes:
+        if length == 0:
+            return b""
+        arguments: dict[str, Any] = {
+            "Bucket": ref.bucket,
+            "Key": ref.key,
+            "Range": f"bytes={start}-{start + length - 1}",
+        }
+        if etag:
+            arguments["IfMatch"] = etag
         with translated(str(ref)):
-            response = self._client.get_object(Bucket=ref.bucket, Key=ref.key)
-        return _S3Body(response["Body"], str(ref))
+            response = self._client.get_object(**arguments)
+            data: bytes = response["Body"].read()  # botocore checks it against Content-Length
+        if len(data) != length:
+            raise TransientError(f"{ref}: {len(data)} bytes at {start}, expected {length}")
+        return data
 
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
         with translated(str(ref)):

@@ -6,23 +6,24 @@ import stat
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import IO, cast
 
+from archiver.app.prefetch import ByteBudget, Chunk, Prefetcher, chunks_of
 from archiver.app.sink import ArchiveSink, SinkResult
 from archiver.domain.errors import (
     ErrorCode,
     JobCancelled,
     ObjectUnavailable,
     PermanentError,
-    TransientError,
     Unavailable,
 )
 from archiver.domain.job import ObjectRef
 from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
-from archiver.domain.ports import ObjectInfo, ObjectStore, Readable
+from archiver.domain.ports import ObjectInfo, ObjectStore
 
 DEFLATE_LEVEL = 6
 SAMPLE_BYTES = 256 * 1024
@@ -104,45 +105,28 @@ def worth_deflating(sample: bytes) -> bool:
     return compressed <= len(sample) * (1 - MIN_SAVING)
 
 
-def _zip_info(entry: PlannedEntry, size: int, plan: ArchivePlan, compress: bool) -> zipfile.ZipInfo:
+def _zip_info(entry: PlannedEntry, size: int, plan: ArchivePlan, method: int) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(entry.name, date_time=plan.created_at.timetuple()[:6])
-    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    info.compress_type = method
     # The announced size makes zipfile choose ZIP64 exactly when the entry needs it.
     info.file_size = size
     info.external_attr = (stat.S_IFREG | 0o644) << 16
     return info
 
 
-def _open_source(store: ObjectStore, ref: ObjectRef) -> Readable:
-    try:
-        return store.open(ref)
-    except ObjectUnavailable as unavailable:
-        raise source_failure([unavailable]) from unavailable
+@dataclass(frozen=True)
+class Transfer:
+    """How sources are fetched: the shared budget, threads, and the size of ranged GETs."""
+
+    budget: ByteBudget
+    concurrency: int = 16
+    range_size: int = 8 * 1024 * 1024
 
 
-def _read(source: Readable, size: int) -> bytes:
-    try:
-        return source.read(size)
-    except ObjectUnavailable as unavailable:
-        raise source_failure([unavailable]) from unavailable
-
-
-def _copy_entry(
-    first: bytes,
-    source: Readable,
-    target: IO[bytes],
-    chunk_size: int,
-    cancel: threading.Event | None,
-) -> int:
-    copied = 0
-    chunk = first
-    while chunk:
-        if cancel is not None and cancel.is_set():
-            raise JobCancelled("shutting down: the job did not finish within the grace period")
-        target.write(chunk)
-        copied += len(chunk)
-        chunk = _read(source, chunk_size)
-    return copied
+def _method(entry: PlannedEntry, first_chunk: bytes) -> int:
+    sampled = entry.method is EntryMethod.SAMPLE and worth_deflating(first_chunk[:SAMPLE_BYTES])
+    deflate = entry.method is EntryMethod.DEFLATED or sampled
+    return zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
 
 
 def write_archive(
@@ -150,38 +134,59 @@ def write_archive(
     infos: Mapping[ObjectRef, ObjectInfo],
     store: ObjectStore,
     sink: ArchiveSink,
-    chunk_size: int = 1024 * 1024,
+    transfer: Transfer,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> SinkResult:
     """Stream every planned entry into the sink; on any failure abort it, leaving nothing."""
     total = sum(infos[entry.source].size for entry in plan.entries)
     done = 0
+    chunks = chunks_of(plan.entries, infos, transfer.range_size)
+    archive: zipfile.ZipFile | None = None
+    target: IO[bytes] | None = None
     try:
-        archive = zipfile.ZipFile(
-            cast(IO[bytes], sink), mode="w", allowZip64=True, compresslevel=DEFLATE_LEVEL
-        )
-        for number, entry in enumerate(plan.entries, start=1):
-            size = infos[entry.source].size
-            body = _open_source(store, entry.source)
-            try:
-                first = _read(body, max(chunk_size, SAMPLE_BYTES))
-                compress = entry.method is EntryMethod.DEFLATED or (
-                    entry.method is EntryMethod.SAMPLE and worth_deflating(first[:SAMPLE_BYTES])
-                )
-                sink.hold(sink.tell())
-                with archive.open(_zip_info(entry, size, plan, compress), mode="w") as target:
-                    copied = _copy_entry(first, body, target, chunk_size, cancel)
-                sink.release()
-            finally:
-                body.close()
-            if copied != size:
-                raise TransientError(f"{entry.source} changed while read: {copied} of {size} bytes")
-            done += size
-            if progress is not None:
-                progress(Progress(number, len(plan.entries), done, total))
-        archive.close()
-        return sink.close()
+        with Prefetcher(store, chunks, transfer.budget, transfer.concurrency) as fetched:
+            archive = zipfile.ZipFile(
+                cast(IO[bytes], sink), mode="w", allowZip64=True, compresslevel=DEFLATE_LEVEL
+            )
+            for chunk, data in _translated(fetched):
+                if cancel is not None and cancel.is_set():
+                    raise JobCancelled("shutting down: the job did not finish in the grace period")
+                entry = plan.entries[chunk.entry]
+                if chunk.start == 0:
+                    sink.hold(sink.tell())  # its local header is patched when the entry ends
+                    info = _zip_info(entry, infos[entry.source].size, plan, _method(entry, data))
+                    target = archive.open(info, mode="w")
+                assert target is not None
+                target.write(data)
+                done += len(data)
+                if chunk.last:
+                    target.close()
+                    sink.release()
+                    if progress is not None:
+                        progress(Progress(chunk.entry + 1, len(plan.entries), done, total))
+            archive.close()
+            return sink.close()
     except BaseException:
         sink.abort()
+        _discard(archive, target)
         raise
+
+
+def _discard(archive: zipfile.ZipFile | None, target: IO[bytes] | None) -> None:
+    """Close what zipfile still has open (into the aborted sink, which drops it), so that its
+    finalisers have nothing left to complain about."""
+    with suppress(Exception):
+        if target is not None:
+            target.close()
+    with suppress(Exception):
+        if archive is not None:
+            archive.close()
+
+
+def _translated(fetched: Iterable[tuple[Chunk, bytes]]) -> Iterator[tuple[Chunk, bytes]]:
+    """A source that became unreadable after it was sized is the job's problem, as before."""
+    try:
+        yield from fetched
+    except ObjectUnavailable as unavailable:
+        raise source_failure([unavailable]) from unavailable

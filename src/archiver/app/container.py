@@ -32,7 +32,8 @@ def _s3_client(session: boto3.session.Session, settings: Settings) -> S3Client:
     # boto3 reads AWS_ENDPOINT_URL itself; a custom endpoint wants path-style addressing.
     config = Config(
         retries={"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts},
-        max_pool_connections=settings.download_concurrency + settings.upload_concurrency + 4,
+        max_pool_connections=settings.worker_concurrency
+        * (settings.download_concurrency + settings.upload_concurrency + 2),
         signature_version="s3v4",
         s3={"addressing_style": "path" if settings.aws_endpoint_url else "auto"},
         connect_timeout=10,
@@ -74,6 +75,7 @@ def _service(store: ObjectStore, settings: Settings) -> ArchiveService:
         min_part_size=settings.upload_part_size_mb * MIB,
         upload_concurrency=settings.upload_concurrency,
         download_concurrency=settings.download_concurrency,
+        worker_concurrency=settings.worker_concurrency,
     )
     links = LinkOptions(base_url=settings.archive_base_url, presign_ttl=settings.archive_url_ttl)
     return ArchiveService(store, settings.policy(), build, links)
@@ -101,6 +103,7 @@ class Container(containers.DeclarativeContainer):
         visibility_seconds=settings.provided.sqs_visibility_timeout,
         shutdown_grace=settings.provided.shutdown_grace_seconds,
         job_retry_seconds=settings.provided.retry_delay_seconds,
+        concurrency=settings.provided.worker_concurrency,
     )
 
 

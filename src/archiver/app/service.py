@@ -13,11 +13,13 @@ from pydantic import ValidationError
 from archiver.app.archive import (
     ProgressCallback,
     SourceCheck,
+    Transfer,
     expected_archive_size,
     source_failure,
     stat_sources,
     write_archive,
 )
+from archiver.app.prefetch import ByteBudget
 from archiver.app.sink import (
     FileSink,
     MultipartSink,
@@ -25,7 +27,7 @@ from archiver.app.sink import (
     destination_errors,
     part_size_for,
 )
-from archiver.domain.errors import ErrorCode, ObjectUnavailable, PermanentError
+from archiver.domain.errors import ErrorCode, ObjectUnavailable, PermanentError, TransientError
 from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, MissingFiles, plan_archive
@@ -44,7 +46,24 @@ class BuildOptions:
     min_part_size: int = 8 * MIB
     upload_concurrency: int = 4
     download_concurrency: int = 16
-    chunk_size: int = 1 * MIB
+    range_size: int = 8 * MIB
+    worker_concurrency: int = 1
+
+    @property
+    def held_bytes(self) -> int:
+        """Parts held behind an unpatched header, so the SHA-256 can follow the final bytes."""
+        return 2 * self.min_part_size
+
+    @property
+    def sink_bytes(self) -> int:
+        """One job's upload side: parts in flight, the part being filled, the held parts."""
+        return (self.upload_concurrency + 1) * self.min_part_size + self.held_bytes
+
+    @property
+    def prefetch_bytes(self) -> int:
+        """What is left of the budget for fetched-but-unwritten source bytes, for all jobs."""
+        left = self.memory_budget - self.worker_concurrency * self.sink_bytes
+        return max(left, 2 * self.range_size)
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,11 @@ class ArchiveService:
         self._policy = policy
         self._build = build
         self._links = links
+        self._transfer = Transfer(
+            budget=ByteBudget(build.prefetch_bytes),
+            concurrency=build.download_concurrency,
+            range_size=build.range_size,
+        )
 
     def plan(self, job_id: str, request: JobRequest, created_at: datetime) -> ArchivePlan:
         return plan_archive(job_id, request, created_at, self._policy)
@@ -102,12 +126,11 @@ class ArchiveService:
             plan.archive,
             self._headers(plan),
             part_size=part_size,
-            # Held parts let the SHA-256 follow the final bytes; larger entries go out early.
-            max_held_bytes=self._build.memory_budget // 4,
+            max_held_bytes=self._build.held_bytes,
             upload_concurrency=self._build.upload_concurrency,
         )
         result = write_archive(
-            effective, checked.infos, self._store, sink, self._build.chunk_size, progress, cancel
+            effective, checked.infos, self._store, sink, self._transfer, progress, cancel
         )
         archive = ArchiveInfo(
             bucket=plan.archive.bucket,
@@ -127,9 +150,7 @@ class ArchiveService:
         effective, _ = self._apply_missing_policy(plan, checked)
         self._check_size(effective, checked)
         sink = FileSink(file)
-        return write_archive(
-            effective, checked.infos, self._store, sink, self._build.chunk_size, progress
-        )
+        return write_archive(effective, checked.infos, self._store, sink, self._transfer, progress)
 
     def url(self, archive: ObjectRef) -> str:
         if self._links.base_url:
@@ -173,13 +194,14 @@ class ArchiveService:
     def _completed(self, plan: ArchivePlan) -> ArchiveInfo | None:
         """The archive an earlier attempt of this very job completed, if there is one."""
         try:
-            body = self._store.open(plan.manifest)
-            try:
-                manifest = ArchiveManifest.model_validate_json(body.read(MANIFEST_MAX_BYTES))
-            finally:
-                body.close()
+            recorded = self._store.stat(plan.manifest)
+            if recorded.size > MANIFEST_MAX_BYTES:
+                return None
+            manifest = ArchiveManifest.model_validate_json(
+                self._store.fetch(plan.manifest, 0, recorded.size, recorded.etag)
+            )
             stored = self._store.stat(plan.archive)
-        except ObjectUnavailable:
+        except (ObjectUnavailable, TransientError):
             return None
         except ValidationError:
             log.warning("manifest_unreadable", manifest=str(plan.manifest))

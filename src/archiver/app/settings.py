@@ -58,7 +58,10 @@ class Settings(BaseSettings):
         description="auto (store already-compressed types, deflate the rest), stored or deflated.",
     )
     memory_budget_mb: int = Field(
-        default=128, ge=32, description="Upper bound for buffered archive bytes per worker."
+        default=128, ge=32, description="Bytes of archive and source data buffered per process."
+    )
+    worker_concurrency: int = Field(
+        default=1, ge=1, le=32, description="Jobs one worker process runs at once."
     )
     upload_part_size_mb: int = Field(
         default=8, ge=5, le=5 * 1024, description="Smallest multipart part size (grows as needed)."

@@ -92,8 +92,8 @@ class MultipartSink:
         self._ref = ref
         self._headers = headers
         self._part_size = part_size
-        # Room for the held parts (a header may straddle two), the part being filled, and one more.
-        self._max_held = max(max_held_bytes, 4 * part_size)
+        # At least the held parts (a header may straddle two) and the part being filled.
+        self._max_held = max(max_held_bytes, 3 * part_size)
         self._parts: dict[int, bytearray] = {}
         self._position = 0
         self._end = 0

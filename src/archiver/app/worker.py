@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from enum import StrEnum
 from typing import Any
 
@@ -46,6 +47,7 @@ class Worker:
         shutdown_grace: float = 25.0,
         job_retry_seconds: int = 30,
         poll_retry_seconds: float = 1.0,
+        concurrency: int = 1,
     ) -> None:
         self._queue = queue
         self._notifier = notifier
@@ -55,30 +57,61 @@ class Worker:
         self._grace = shutdown_grace
         self._job_retry = job_retry_seconds
         self._poll_retry = poll_retry_seconds
+        self._concurrency = concurrency
 
     def run(self, stop: threading.Event, max_polls: int | None = None) -> None:
-        """Poll until `stop` is set, then let the running job finish within the grace period."""
-        log.info("worker_started", wait_seconds=self._wait_seconds, visibility=self._visibility)
+        """Poll until `stop` is set, then let running jobs finish within the grace period.
+
+        Up to `concurrency` jobs run at once; the loop only asks for as many messages as it
+        has free slots, so nothing waits hidden in this process while another worker is idle.
+        """
+        log.info(
+            "worker_started",
+            wait_seconds=self._wait_seconds,
+            visibility=self._visibility,
+            concurrency=self._concurrency,
+        )
         cancel, finished = threading.Event(), threading.Event()
         watchdog = threading.Thread(
             target=self._enforce_grace, args=(stop, finished, cancel), name="grace", daemon=True
         )
         watchdog.start()
         polls, backoff = 0, self._poll_retry
+        running: set[Future[Outcome]] = set()
+        pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="job")
         try:
             while not stop.is_set() and (max_polls is None or polls < max_polls):
+                running = {job for job in running if not job.done()}
+                if len(running) >= self._concurrency:
+                    wait(running, timeout=1, return_when=FIRST_COMPLETED)
+                    continue
                 polls += 1
                 try:
-                    self.poll_once(stop, cancel)
+                    messages = self._receive(self._concurrency - len(running))
                     backoff = self._poll_retry
                 except TransientError as error:
                     log.warning("receive_failed", error=str(error), retry_in=backoff)
                     stop.wait(backoff)
                     backoff = min(backoff * 2, MAX_POLL_BACKOFF)
+                    continue
+                for message in messages:
+                    if stop.is_set():
+                        self._set_visibility(message, 0)  # arrived during shutdown: hand back
+                    else:
+                        running.add(pool.submit(self.handle, message, cancel))
+            wait(running)
         finally:
+            pool.shutdown(wait=True)
             finished.set()
             watchdog.join()
         log.info("worker_stopped", polls=polls)
+
+    def _receive(self, count: int) -> list[ReceivedMessage]:
+        return self._queue.receive(
+            max_messages=min(count, 10),
+            wait_seconds=self._wait_seconds,
+            visibility_seconds=self._visibility,
+        )
 
     def _enforce_grace(
         self, stop: threading.Event, finished: threading.Event, cancel: threading.Event
@@ -93,9 +126,7 @@ class Worker:
     def poll_once(
         self, stop: threading.Event | None = None, cancel: threading.Event | None = None
     ) -> list[Outcome]:
-        messages = self._queue.receive(
-            max_messages=1, wait_seconds=self._wait_seconds, visibility_seconds=self._visibility
-        )
+        messages = self._receive(1)
         outcomes = []
         for message in messages:
             if stop is not None and stop.is_set():

@@ -15,6 +15,8 @@ from archiver.domain.notifications import JobFailed, JobSucceeded
 class ObjectInfo:
     ref: ObjectRef
     size: int
+    etag: str | None = None
+    """The version read: fetches pass it on, so every range comes from the same object."""
 
 
 @dataclass(frozen=True)
@@ -24,12 +26,6 @@ class ObjectHeaders:
     content_type: str = "application/zip"
     content_disposition: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
-
-
-class Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-    def close(self) -> None: ...
 
 
 class MultipartUpload(Protocol):
@@ -47,7 +43,9 @@ class ObjectStore(Protocol):
 
     def stat(self, ref: ObjectRef) -> ObjectInfo: ...
 
-    def open(self, ref: ObjectRef) -> Readable: ...
+    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> bytes:
+        """`length` bytes from `start`; TransientError if the object changed (etag, size)."""
+        ...
 
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None: ...
 

@@ -1,0 +1,146 @@
+"""Fetch upcoming sources concurrently within a byte budget; hand them over strictly in order.
+
+Every entry is cut into chunks: a small object is one GET, a large one ranged GETs of
+`range_size`, all pinned to the version (ETag) that was sized. Chunks are submitted in job
+order while the shared budget allows and a bounded window is not full; the writer takes them in
+the same order and gives each chunk's bytes back to the budget once written. Nothing is
+submitted beyond what the budget covers, so memory stays flat whatever the job's size.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+
+from archiver.domain.job import ObjectRef
+from archiver.domain.plan import PlannedEntry
+from archiver.domain.ports import ObjectInfo, ObjectStore
+
+
+@dataclass(frozen=True)
+class Chunk:
+    entry: int  # index in the plan's entries
+    ref: ObjectRef
+    start: int
+    length: int
+    etag: str | None
+    last: bool  # the entry's final chunk
+
+
+def chunks_of(
+    entries: Sequence[PlannedEntry], infos: Mapping[ObjectRef, ObjectInfo], range_size: int
+) -> Iterator[Chunk]:
+    for index, entry in enumerate(entries):
+        info = infos[entry.source]
+        start = 0
+        while True:
+            length = min(range_size, info.size - start)
+            last = start + length >= info.size
+            yield Chunk(index, entry.source, start, length, info.etag, last)
+            if last:
+                break
+            start += length
+
+
+class ByteBudget:
+    """Bytes that may sit fetched but unwritten, shared by every job of the process."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._available = capacity
+        self._changed = threading.Condition()
+
+    @property
+    def available(self) -> int:
+        return self._available
+
+    def try_acquire(self, amount: int) -> bool:
+        with self._changed:
+            if amount > self._available:
+                return False
+            self._available -= amount
+            return True
+
+    def acquire(self, amount: int) -> None:
+        """Block until `amount` is free; a request larger than the whole budget waits for all."""
+        amount = min(amount, self.capacity)
+        with self._changed:
+            self._changed.wait_for(lambda: amount <= self._available)
+            self._available -= amount
+
+    def release(self, amount: int) -> None:
+        with self._changed:
+            self._available = min(self.capacity, self._available + min(amount, self.capacity))
+            self._changed.notify_all()
+
+
+def _releaser(budget: ByteBudget, amount: int) -> Callable[[Future[bytes]], None]:
+    return lambda _: budget.release(amount)
+
+
+class Prefetcher:
+    def __init__(
+        self,
+        store: ObjectStore,
+        chunks: Iterator[Chunk],
+        budget: ByteBudget,
+        concurrency: int,
+        max_window: int = 1024,
+    ) -> None:
+        self._store = store
+        self._chunks = chunks
+        self._budget = budget
+        self._max_window = max_window
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="fetch")
+        self._window: deque[tuple[Chunk, Future[bytes], int]] = deque()
+        self._upcoming: Chunk | None = next(self._chunks, None)
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[tuple[Chunk, bytes]]:
+        self._fill()
+        while self._window:
+            chunk, future, reserved = self._window.popleft()
+            try:
+                yield chunk, future.result()
+            finally:
+                self._budget.release(reserved)  # written, or abandoned on error
+            self._fill()
+
+    def _fill(self) -> None:
+        """Submit upcoming chunks while the budget allows; wait for room only when idle."""
+        while self._upcoming is not None and len(self._window) < self._max_window:
+            chunk = self._upcoming
+            reserved = min(chunk.length, self._budget.capacity)
+            if not self._budget.try_acquire(reserved):
+                if self._window:
+                    return  # what is in flight will free room as the writer consumes it
+                self._budget.acquire(reserved)
+            future = self._executor.submit(
+                self._store.fetch, chunk.ref, chunk.start, chunk.length, chunk.etag
+            )
+            self._window.append((chunk, future, reserved))
+            self._upcoming = next(self._chunks, None)
+
+    def close(self) -> None:
+        """Cancel what has not started; return every reservation as its fetch ends."""
+        while self._window:
+            _, future, reserved = self._window.popleft()
+            if future.cancel():
+                self._budget.release(reserved)
+            else:
+                future.add_done_callback(_releaser(self._budget, reserved))
+        self._executor.shutdown(wait=False, cancel_futures=True)
