@@ -41,11 +41,9 @@ def test_missing_key_and_bucket_are_not_found(
 ) -> None:
     store, bucket = store_and_bucket
     for ref in (ObjectRef(bucket, "nope"), ObjectRef(f"{bucket}-absent", "nope")):
+        call = store.stat if operation == "stat" else lambda r: store.fetch(r, 0, 1)
         with pytest.raises(ObjectUnavailable) as caught:
-            if operation == "stat":
-                store.stat(ref)
-            else:
-                store.fetch(ref, 0, 1)
+            call(ref)
         assert caught.value.reason is Unavailable.NOT_FOUND
         assert caught.value.location == str(ref)
 
