@@ -41,3 +41,7 @@ schemas: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+## Throughput and memory against the naive design and the copy limit (not part of `make test`).
+bench: venv
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from archiver.domain.errors import ArchiverError, ObjectUnavailable, TransientError, Unavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded
-from archiver.domain.ports import ObjectHeaders, ObjectInfo, ReceivedMessage
+from archiver.domain.ports import Buffer, ObjectHeaders, ObjectInfo, ReceivedMessage
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
@@ -78,7 +78,7 @@ class MemoryObjectStore:
         body = self.objects[ref]
         return ObjectInfo(ref, _size(body), _etag(body))
 
-    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> bytes:
+    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
         self._check(ref, must_exist=True)
         body = self.objects[ref]
         if etag is not None and etag != _etag(body):
@@ -127,7 +127,7 @@ class MemoryMultipartUpload:
     upload_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     parts: dict[int, bytes] = field(default_factory=dict)
 
-    def upload_part(self, number: int, data: bytes) -> None:
+    def upload_part(self, number: int, data: Buffer) -> None:
         if self.upload_id not in self.store.uploads:
             raise ObjectUnavailable(str(self.ref), Unavailable.NOT_FOUND, "no such upload")
         if not 1 <= number <= MAX_PARTS:

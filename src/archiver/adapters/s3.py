@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from archiver.adapters.errors import translated
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
-from archiver.domain.ports import ObjectHeaders, ObjectInfo
+from archiver.domain.ports import Buffer, ObjectHeaders, ObjectInfo
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -39,7 +39,7 @@ class S3ObjectStore:
             head = self._client.head_object(Bucket=ref.bucket, Key=ref.key)
         return ObjectInfo(ref, head["ContentLength"], head.get("ETag"))
 
-    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> bytes:
+    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
         if length == 0:
             return b""
         arguments: dict[str, Any] = {
@@ -49,11 +49,18 @@ class S3ObjectStore:
         }
         if etag:
             arguments["IfMatch"] = etag
+        data = bytearray(length)  # filled in place: no list of chunks joined at the end
+        view = memoryview(data)
+        filled = 0
         with translated(str(ref)):
-            response = self._client.get_object(**arguments)
-            data: bytes = response["Body"].read()  # botocore checks it against Content-Length
-        if len(data) != length:
-            raise TransientError(f"{ref}: {len(data)} bytes at {start}, expected {length}")
+            body: Any = self._client.get_object(**arguments)["Body"]  # stubs lack readinto(buffer)
+            try:
+                while filled < length and (count := body.readinto(view[filled:])):
+                    filled += count
+            finally:
+                body.close()
+        if filled != length:
+            raise TransientError(f"{ref}: {filled} bytes at {start}, expected {length}")
         return data
 
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
@@ -91,14 +98,14 @@ class S3MultipartUpload:
         self._parts: dict[int, CompletedPartTypeDef] = {}
         self._lock = threading.Lock()
 
-    def upload_part(self, number: int, data: bytes) -> None:
+    def upload_part(self, number: int, data: Buffer) -> None:
         with translated(f"{self._ref} part {number}"):
             response = self._client.upload_part(
                 Bucket=self._ref.bucket,
                 Key=self._ref.key,
                 UploadId=self.upload_id,
                 PartNumber=number,
-                Body=data,
+                Body=cast(bytes, data),  # botocore takes a bytearray as is; its stubs do not say so
                 ChecksumAlgorithm=CHECKSUM,
             )
         part: CompletedPartTypeDef = {"PartNumber": number, "ETag": response["ETag"]}

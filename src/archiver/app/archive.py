@@ -23,10 +23,10 @@ from archiver.domain.errors import (
 )
 from archiver.domain.job import ObjectRef
 from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
-from archiver.domain.ports import ObjectInfo, ObjectStore
+from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
 
 DEFLATE_LEVEL = 6
-SAMPLE_BYTES = 256 * 1024
+SAMPLE_BYTES = 16 * 1024  # enough to tell random or compressed data from text
 MIN_SAVING = 0.03  # deflate must save at least 3 % of a sample to be worth its CPU
 SOURCE_ERROR_CODES = {
     Unavailable.NOT_FOUND: ErrorCode.SOURCE_NOT_FOUND,
@@ -96,7 +96,7 @@ def expected_archive_size(plan: ArchivePlan, infos: Mapping[ObjectRef, ObjectInf
     )
 
 
-def worth_deflating(sample: bytes) -> bool:
+def worth_deflating(sample: Buffer) -> bool:
     """A quick level-1 trial on the first bytes: random or already-compressed data is stored."""
     if not sample:
         return False  # an empty entry stored is 0 bytes; deflated it is 2
@@ -123,7 +123,7 @@ class Transfer:
     range_size: int = 8 * 1024 * 1024
 
 
-def _method(entry: PlannedEntry, first_chunk: bytes) -> int:
+def _method(entry: PlannedEntry, first_chunk: Buffer) -> int:
     sampled = entry.method is EntryMethod.SAMPLE and worth_deflating(first_chunk[:SAMPLE_BYTES])
     deflate = entry.method is EntryMethod.DEFLATED or sampled
     return zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
@@ -184,7 +184,7 @@ def _discard(archive: zipfile.ZipFile | None, target: IO[bytes] | None) -> None:
             archive.close()
 
 
-def _translated(fetched: Iterable[tuple[Chunk, bytes]]) -> Iterator[tuple[Chunk, bytes]]:
+def _translated(fetched: Iterable[tuple[Chunk, Buffer]]) -> Iterator[tuple[Chunk, Buffer]]:
     """A source that became unreadable after it was sized is the job's problem, as before."""
     try:
         yield from fetched

@@ -18,7 +18,7 @@ from types import TracebackType
 
 from archiver.domain.job import ObjectRef
 from archiver.domain.plan import PlannedEntry
-from archiver.domain.ports import ObjectInfo, ObjectStore
+from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class ByteBudget:
             self._changed.notify_all()
 
 
-def _releaser(budget: ByteBudget, amount: int) -> Callable[[Future[bytes]], None]:
+def _releaser(budget: ByteBudget, amount: int) -> Callable[[Future[Buffer]], None]:
     return lambda _: budget.release(amount)
 
 
@@ -96,7 +96,7 @@ class Prefetcher:
         self._budget = budget
         self._max_window = max_window
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="fetch")
-        self._window: deque[tuple[Chunk, Future[bytes], int]] = deque()
+        self._window: deque[tuple[Chunk, Future[Buffer], int]] = deque()
         self._upcoming: Chunk | None = next(self._chunks, None)
 
     def __enter__(self) -> Prefetcher:
@@ -110,7 +110,7 @@ class Prefetcher:
     ) -> None:
         self.close()
 
-    def __iter__(self) -> Iterator[tuple[Chunk, bytes]]:
+    def __iter__(self) -> Iterator[tuple[Chunk, Buffer]]:
         self._fill()
         while self._window:
             chunk, future, reserved = self._window.popleft()

@@ -23,7 +23,7 @@ import structlog
 
 from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
-from archiver.domain.ports import MultipartUpload, ObjectHeaders, ObjectStore
+from archiver.domain.ports import Buffer, MultipartUpload, ObjectHeaders, ObjectStore
 
 log = structlog.get_logger(__name__)
 
@@ -180,7 +180,7 @@ class MultipartSink:
             self._send_early(held)
 
     def _send_in_order(self, index: int) -> None:
-        data = bytes(self._parts.pop(index))
+        data = self._parts.pop(index)  # no longer written to: uploaded as it is
         if self._hash is not None:
             self._hash.update(data)
         self._next_in_order = index + 1
@@ -197,11 +197,11 @@ class MultipartSink:
             if index >= held.stop and self._is_full(index):
                 self._hash = None  # the final bytes will no longer pass through in order
                 self._sent_early.add(index)
-                self._submit(index, bytes(self._parts.pop(index)))
+                self._submit(index, self._parts.pop(index))
 
     # -- uploading ------------------------------------------------------------------------
 
-    def _submit(self, index: int, data: bytes) -> None:
+    def _submit(self, index: int, data: Buffer) -> None:
         if index + 1 > MAX_PARTS:
             raise RuntimeError(
                 f"the archive needs more than {MAX_PARTS} parts: raise the part size"
@@ -221,7 +221,7 @@ class MultipartSink:
         future.add_done_callback(lambda _: self._slots.release())
         self._pending.append(future)
 
-    def _upload_part(self, number: int, data: bytes) -> None:
+    def _upload_part(self, number: int, data: Buffer) -> None:
         assert self._upload is not None
         with destination_errors(self._ref):
             self._upload.upload_part(number, data)

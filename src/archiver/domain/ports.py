@@ -10,6 +10,9 @@ from typing import Protocol
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded
 
+Buffer = bytes | bytearray
+"""Object data: fetches fill one preallocated bytearray, parts are uploaded without a copy."""
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -31,7 +34,7 @@ class ObjectHeaders:
 class MultipartUpload(Protocol):
     """An object written in numbered parts (1..10000; all but the last >= 5 MiB), in any order."""
 
-    def upload_part(self, number: int, data: bytes) -> None: ...
+    def upload_part(self, number: int, data: Buffer) -> None: ...
 
     def complete(self) -> None: ...
 
@@ -43,7 +46,7 @@ class ObjectStore(Protocol):
 
     def stat(self, ref: ObjectRef) -> ObjectInfo: ...
 
-    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> bytes:
+    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
         """`length` bytes from `start`; TransientError if the object changed (etag, size)."""
         ...
 

@@ -1,0 +1,169 @@
+"""The three contenders, each run in a process of its own: `python -m bench.contenders NAME SPEC`.
+
+SPEC is a JSON file: {"source_bucket", "destination_bucket", "keys": [[key, size], ...], "archive_key"}.
+Prints one JSON line: wall and CPU seconds of the work, and the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import resource
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+MIB = 1024 * 1024
+CONCURRENCY = 16
+UPLOAD_CONCURRENCY = 4
+PART = 8 * MIB
+RANGE = 8 * MIB
+BUDGET = 128 * MIB
+
+
+def client() -> Any:
+    return boto3.client(
+        "s3",
+        config=Config(
+            s3={"addressing_style": "path"},
+            max_pool_connections=CONCURRENCY + UPLOAD_CONCURRENCY + 4,
+            retries={"mode": "standard"},
+        ),
+    )
+
+
+def archiver(spec: dict[str, Any]) -> None:
+    """The real code path: settings, container, ObjectStore adapter, streaming writer, upload."""
+    from archiver.app.container import build_container
+    from archiver.app.settings import Settings
+    from archiver.domain.job import FileSpec, JobRequest
+
+    settings = Settings(
+        s3_source_bucket=spec["source_bucket"],
+        s3_destination_bucket=spec["destination_bucket"],
+        archive_compression="auto",
+    )
+    service = build_container(settings).service()
+    request = JobRequest(files=[FileSpec(source=key) for key, _ in spec["keys"]])
+    plan = service.plan(spec["job_id"], request, datetime.now(UTC))
+    archive = service.build(plan)
+    spec["archive_key"] = archive.key
+
+
+def naive(spec: dict[str, Any]) -> None:
+    """The design being replaced: sequential GETs, zipfile into BytesIO, one upload_fileobj."""
+    s3 = client()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for key, _ in spec["keys"]:
+            body = s3.get_object(Bucket=spec["source_bucket"], Key=key)["Body"].read()
+            archive.writestr(key.rsplit("/", 1)[-1], body)
+    buffer.seek(0)
+    s3.upload_fileobj(buffer, spec["destination_bucket"], spec["archive_key"])
+
+
+def copy_limit(spec: dict[str, Any]) -> None:
+    """No zip: GET every byte with the same concurrency and ranges, multipart-PUT them all."""
+    s3 = client()
+    source, destination, key = (
+        spec["source_bucket"],
+        spec["destination_bucket"],
+        spec["archive_key"],
+    )
+    ranges = [
+        (name, start, min(RANGE, size - start))
+        for name, size in spec["keys"]
+        for start in range(0, size, RANGE)
+    ]
+    room = threading.Semaphore(BUDGET // RANGE)
+
+    def get(name: str, start: int, length: int) -> bytes:
+        span = f"bytes={start}-{start + length - 1}"
+        return bytes(s3.get_object(Bucket=source, Key=name, Range=span)["Body"].read())
+
+    upload_id = s3.create_multipart_upload(Bucket=destination, Key=key)["UploadId"]
+    parts: dict[int, str] = {}
+    slots = threading.Semaphore(UPLOAD_CONCURRENCY)
+
+    def put(number: int, data: bytes) -> None:
+        try:
+            response = s3.upload_part(
+                Bucket=destination, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+            )
+            parts[number] = response["ETag"]
+        finally:
+            slots.release()
+
+    with (
+        ThreadPoolExecutor(CONCURRENCY) as fetchers,
+        ThreadPoolExecutor(UPLOAD_CONCURRENCY) as uploaders,
+    ):
+        window: deque[Future[bytes]] = deque()
+        uploads = []
+        pending = iter(ranges)
+        part = bytearray()
+        number = 0
+
+        def fill() -> None:
+            for item in pending:
+                room.acquire()
+                window.append(fetchers.submit(get, *item))
+                if len(window) >= BUDGET // RANGE:
+                    return
+
+        fill()
+        while window:
+            part += window.popleft().result()
+            room.release()
+            fill()
+            while len(part) >= PART or (not window and part):
+                number += 1
+                slots.acquire()
+                uploads.append(uploaders.submit(put, number, bytes(part[:PART])))
+                del part[:PART]
+        for upload in uploads:
+            upload.result()
+    s3.complete_multipart_upload(
+        Bucket=destination,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": parts[n]} for n in sorted(parts)]},
+    )
+
+
+CONTENDERS = {"archiver": archiver, "naive": naive, "copy limit": copy_limit}
+
+
+def main() -> None:
+    name, spec_path = sys.argv[1], sys.argv[2]
+    with open(spec_path, encoding="utf-8") as file:
+        spec = json.load(file)
+    spec["job_id"] = f"bench-{uuid.uuid4()}"
+    spec["archive_key"] = f"{spec['job_id']}/archive.zip"
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    CONTENDERS[name](spec)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "wall_s": time.perf_counter() - started,
+                "cpu_s": time.process_time() - cpu_started,
+                "peak_rss_mib": usage.ru_maxrss / 1024,
+                "archive_key": spec["archive_key"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""`make bench`: archiver against the design it replaces and against the copy limit.
+
+One run on the embedded endpoint (a moto server process on 127.0.0.1): uploads the workloads,
+runs every contender in a process of its own (wall time, CPU time, peak RSS of that process),
+reads every archive back and checks it (CRC-32 and SHA-256 of each entry against its source),
+prints one table and writes it to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.config import Config
+from tests.endpoint import TEST_CREDENTIALS, moto_server
+
+from bench.latency import latency_proxy
+
+MIB = 1024 * 1024
+ROOT = Path(__file__).resolve().parents[1]
+CONTENDERS = ("archiver", "naive", "copy limit")
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    count: int
+    size: int
+    latency_ms: int = 0
+
+    @property
+    def label(self) -> str:
+        size = f"{self.size // MIB} MiB" if self.size >= MIB else f"{self.size // 1024} KiB"
+        rtt = f" @ {self.latency_ms} ms RTT" if self.latency_ms else ""
+        return f"{self.name}: {self.count} x {size}{rtt}"
+
+
+WORKLOADS = {
+    "W1": Workload("W1", 500, 256 * 1024),
+    "W2": Workload("W2", 100, 8 * MIB),
+    "W3": Workload("W3", 2, 1024 * MIB),
+    "W1-rtt": Workload("W1", 500, 256 * 1024, latency_ms=20),
+}
+
+
+def s3_client() -> Any:
+    return boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+
+
+def upload_sources(s3: Any, bucket: str, workload: Workload) -> dict[str, str]:
+    """Random bytes (so `auto` stores them); returns the SHA-256 of every key."""
+    digests = {}
+    prefix = f"{workload.name}/{workload.count}x{workload.size}"
+    for number in range(workload.count):
+        key = f"{prefix}/{number:04d}.bin"
+        if workload.size > 64 * MIB:
+            digests[key] = _upload_large(s3, bucket, key, workload.size)
+        else:
+            body = os.urandom(workload.size)
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+            digests[key] = hashlib.sha256(body).hexdigest()
+    return digests
+
+
+def _upload_large(s3: Any, bucket: str, key: str, size: int) -> str:
+    digest = hashlib.sha256()
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    parts = []
+    for number, start in enumerate(range(0, size, 64 * MIB), start=1):
+        body = os.urandom(min(64 * MIB, size - start))
+        digest.update(body)
+        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body)
+        parts.append({"PartNumber": number, "ETag": etag["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+    )
+    return digest.hexdigest()
+
+
+def run_contender(name: str, spec_path: Path, endpoint: str) -> dict[str, Any]:
+    environment = {**os.environ, **TEST_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
+    environment["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.contenders", name, str(spec_path)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+        cwd=ROOT,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{result.stderr[-4000:]}")
+    measured: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return measured
+
+
+def verify(s3: Any, bucket: str, key: str, digests: dict[str, str], zipped: bool) -> None:
+    """Read the archive back: every entry's CRC (zipfile) and SHA-256 against its source."""
+    total = sum(1 for _ in digests)
+    with tempfile.TemporaryFile() as file:
+        s3.download_fileobj(bucket, key, file)
+        file.seek(0)
+        if not zipped:
+            return
+        by_leaf = {source.rsplit("/", 1)[-1]: digest for source, digest in digests.items()}
+        with zipfile.ZipFile(file) as archive:
+            entries = archive.infolist()
+            assert len(entries) == total, f"{len(entries)} entries, expected {total}"
+            for info in entries:
+                digest = hashlib.sha256()
+                with archive.open(info) as entry:  # raises BadZipFile on a CRC mismatch
+                    while block := entry.read(8 * MIB):
+                        digest.update(block)
+                assert digest.hexdigest() == by_leaf[info.filename], info.filename
+
+
+@contextmanager
+def endpoint_for(workload: Workload, direct: str) -> Iterator[str]:
+    if not workload.latency_ms:
+        yield direct
+        return
+    port = urlsplit(direct).port
+    assert port is not None
+    with latency_proxy(port, workload.latency_ms / 2000) as delayed:
+        yield delayed
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo", encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, endpoint: moto server "
+        "(one process on 127.0.0.1, sharing the cores)"
+    )
+
+
+def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    lines = [
+        "| workload | contender | seconds | MiB/s | CPU s | peak RSS MiB | × copy limit |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for workload_id, by_contender in results.items():
+        workload = WORKLOADS[workload_id]
+        megabytes = workload.count * workload.size / MIB
+        limit = by_contender.get("copy limit", {}).get("wall_s")
+        for name in CONTENDERS:
+            if name not in by_contender:
+                continue
+            row = by_contender[name]
+            ratio = f"{row['wall_s'] / limit:.2f}" if limit else "—"
+            lines.append(
+                f"| {workload.label} | {name} | {row['wall_s']:.2f} | "
+                f"{megabytes / row['wall_s']:.0f} | {row['cpu_s']:.2f} | "
+                f"{row['peak_rss_mib']:.0f} | {ratio} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma list")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    arguments = parser.parse_args()
+    chosen = arguments.workloads.split(",")
+    os.environ.update(TEST_CREDENTIALS)
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    with moto_server() as direct, tempfile.TemporaryDirectory() as scratch:
+        os.environ["AWS_ENDPOINT_URL"] = direct
+        s3 = s3_client()
+        for bucket in ("bench-sources", "bench-archives"):
+            s3.create_bucket(Bucket=bucket)
+        uploaded: dict[tuple[int, int], dict[str, str]] = {}
+        for workload_id in chosen:
+            workload = WORKLOADS[workload_id]
+            shape = (workload.count, workload.size)
+            if shape not in uploaded:
+                print(f"uploading {workload.label} ...", file=sys.stderr)
+                uploaded[shape] = upload_sources(s3, "bench-sources", workload)
+            digests = uploaded[shape]
+            spec = {
+                "source_bucket": "bench-sources",
+                "destination_bucket": "bench-archives",
+                "keys": [[key, workload.size] for key in digests],
+            }
+            spec_path = Path(scratch) / f"{workload_id}.json"
+            spec_path.write_text(json.dumps(spec))
+            results[workload_id] = {}
+            for name in CONTENDERS:
+                with endpoint_for(workload, direct) as endpoint:
+                    measured = run_contender(name, spec_path, endpoint)
+                verify(s3, "bench-archives", measured["archive_key"], digests, name != "copy limit")
+                s3.delete_object(Bucket="bench-archives", Key=measured["archive_key"])
+                results[workload_id][name] = measured
+                print(
+                    f"{workload.label:<28} {name:<10} {measured['wall_s']:7.2f} s "
+                    f"{measured['cpu_s']:6.2f} CPU s {measured['peak_rss_mib']:6.0f} MiB  verified",
+                    file=sys.stderr,
+                )
+    rendered = table(results)
+    print(rendered)
+    command = "make bench" + (
+        f" BENCH_ARGS='--workloads {arguments.workloads}'"
+        if arguments.workloads != ",".join(WORKLOADS)
+        else ""
+    )
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    arguments.output.write_text(
+        "# Benchmarks\n\n"
+        f"Measured {datetime.now(UTC):%Y-%m-%d} with `{command}` "
+        "(`bench/run.py`).\n\n"
+        f"Machine: {machine()}.\n\n"
+        "Each contender runs in a process of its own; seconds and CPU are the work's, peak RSS the "
+        "process's. Every archive is read back and each entry's CRC-32 and SHA-256 checked "
+        "against its source. Sources are random bytes (so `auto` stores them).\n\n"
+        f"{rendered}\n",
+        encoding="utf-8",
+    )
+
+
+if __name__ == "__main__":
+    main()
