@@ -23,8 +23,8 @@ test: lint types
 	$(BIN)/pytest
 
 lint: venv
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 types: venv
 	$(BIN)/mypy

@@ -1,6 +1,6 @@
 """The three contenders, each run in a process of its own: `python -m bench.contenders NAME SPEC`.
 
-SPEC is a JSON file: {"source_bucket", "destination_bucket", "keys": [[key, size], ...], "archive_key"}.
+SPEC is a JSON file: {"source_bucket", "destination_bucket", "keys": [[key, size], ...]}.
 Prints one JSON line: wall and CPU seconds of the work, and the process's peak RSS.
 """
 
