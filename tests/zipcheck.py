@@ -5,13 +5,18 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 LOCAL_SIGNATURE = b"PK\x03\x04"
 ZIP64_END_SIGNATURE = b"PK\x06\x06"
 DATA_DESCRIPTOR_FLAG = 0x08
 UTF8_FLAG = 0x800
+ZIP64_MARK = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -21,34 +26,63 @@ class Layout:
     local_zip64: list[bool]
 
 
-def check_layout(data: bytes) -> Layout:
-    """Assert: no data descriptors, UTF-8 flag exactly on non-ASCII names, local == central."""
-    archive = zipfile.ZipFile(io.BytesIO(data))
-    local_zip64 = []
-    for info in archive.infolist():
-        fields = LOCAL_HEADER.unpack_from(data, info.header_offset)
-        signature, _, flags, method, _, _, crc, compressed, size, name_length, extra_length = fields
-        assert signature == LOCAL_SIGNATURE, info.filename
-        assert not flags & DATA_DESCRIPTOR_FLAG, f"{info.filename}: data descriptor"
-        assert not info.flag_bits & DATA_DESCRIPTOR_FLAG, f"{info.filename}: data descriptor"
-        assert bool(flags & UTF8_FLAG) == (not info.filename.isascii()), info.filename
-        assert flags == info.flag_bits, info.filename
-        assert method == info.compress_type, info.filename
-        assert crc == info.CRC, f"{info.filename}: local CRC differs from central"
-        name_start = info.header_offset + LOCAL_HEADER.size
-        name = data[name_start : name_start + name_length]
-        assert name.decode("utf-8" if flags & UTF8_FLAG else "cp437") == info.filename
-        uses_zip64 = size == 0xFFFFFFFF or compressed == 0xFFFFFFFF
-        if not uses_zip64:
-            assert (size, compressed) == (info.file_size, info.compress_size), info.filename
-        local_zip64.append(uses_zip64)
-        assert extra_length >= (20 if uses_zip64 else 0)
-    assert archive.testzip() is None
-    return Layout(
-        names=archive.namelist(),
-        zip64_end_record=ZIP64_END_SIGNATURE in data[-(22 + 56 + 20 + 65_536) :],
-        local_zip64=local_zip64,
-    )
+def check_layout(archive: bytes | Path) -> Layout:
+    """Assert: no data descriptors, UTF-8 flag exactly on non-ASCII names, local == central.
+
+    Reads only headers (seeking), so it works on archives larger than memory.
+    """
+    with _opened(archive) as file:
+        opened = zipfile.ZipFile(file)
+        local_zip64 = []
+        for info in opened.infolist():
+            file.seek(info.header_offset)
+            fields = LOCAL_HEADER.unpack(file.read(LOCAL_HEADER.size))
+            signature, _, flags, method, _, _, crc, compressed, size, name_length, extra = fields
+            assert signature == LOCAL_SIGNATURE, info.filename
+            assert not flags & DATA_DESCRIPTOR_FLAG, f"{info.filename}: data descriptor"
+            assert not info.flag_bits & DATA_DESCRIPTOR_FLAG, f"{info.filename}: data descriptor"
+            assert bool(flags & UTF8_FLAG) == (not info.filename.isascii()), info.filename
+            assert flags == info.flag_bits, info.filename
+            assert method == info.compress_type, info.filename
+            assert crc == info.CRC, f"{info.filename}: local CRC differs from central"
+            name = file.read(name_length)
+            assert name.decode("utf-8" if flags & UTF8_FLAG else "cp437") == info.filename
+            uses_zip64 = ZIP64_MARK in (size, compressed)
+            if uses_zip64:
+                sizes = _zip64_sizes(file.read(extra))
+                assert sizes == (info.file_size, info.compress_size), info.filename
+            else:
+                assert (size, compressed) == (info.file_size, info.compress_size), info.filename
+            local_zip64.append(uses_zip64)
+        file.seek(0, io.SEEK_END)
+        end = file.tell()
+        file.seek(max(0, end - (22 + 56 + 20 + 65_536)))
+        tail = file.read()
+        return Layout(
+            names=opened.namelist(),
+            zip64_end_record=ZIP64_END_SIGNATURE in tail,
+            local_zip64=local_zip64,
+        )
+
+
+def _zip64_sizes(extra: bytes) -> tuple[int, int]:
+    position = 0
+    while position + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, position)
+        if tag == 0x0001:
+            size, compressed = struct.unpack_from("<QQ", extra, position + 4)
+            return size, compressed
+        position += 4 + length
+    raise AssertionError("ZIP64 sizes announced but no ZIP64 extra field")
+
+
+@contextmanager
+def _opened(archive: bytes | Path) -> Iterator[BinaryIO]:
+    if isinstance(archive, Path):
+        with archive.open("rb") as file:
+            yield file
+    else:
+        yield io.BytesIO(archive)
 
 
 def contents(data: bytes) -> dict[str, bytes]:

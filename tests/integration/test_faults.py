@@ -89,7 +89,7 @@ def test_transient_faults_are_absorbed_and_the_job_completes(
     container = proxied_container(resources, proxy)
     faults = [
         proxy.add(Fault("503", method="PUT", query=UPLOAD_PART)),  # retried by botocore
-        proxy.add(Fault("500", method="HEAD", path="/f/small.txt")),  # retried by botocore
+        proxy.add(Fault("500", method="GET", path="/f/small.txt")),  # retried by botocore
         proxy.add(Fault("stall", method="GET", path="/f/small.txt", delay=0.5)),
         proxy.add(Fault("cut", method="GET", path="/f/big.bin")),  # mid-body: job redelivered
     ]

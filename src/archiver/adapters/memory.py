@@ -78,6 +78,10 @@ class MemoryObjectStore:
         body = self.objects[ref]
         return ObjectInfo(ref, _size(body), _etag(body))
 
+    def probe(self, ref: ObjectRef, length: int) -> tuple[ObjectInfo, Buffer]:
+        info = self.stat(ref)
+        return info, self.fetch(ref, 0, min(length, info.size), info.etag)
+
     def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
         self._check(ref, must_exist=True)
         body = self.objects[ref]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from archiver.adapters.errors import translated
+from botocore.exceptions import ClientError
+
+from archiver.adapters.errors import error_code, translated
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.ports import Buffer, ObjectHeaders, ObjectInfo
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
 
 # Every part carries a CRC-32 that S3 verifies; the completed object gets a composite checksum.
 CHECKSUM: Final = "CRC32"
+READ_SLICE = 1024 * 1024
 
 
 def _put_arguments(ref: ObjectRef, headers: ObjectHeaders) -> dict[str, Any]:
@@ -30,6 +33,22 @@ def _put_arguments(ref: ObjectRef, headers: ObjectHeaders) -> dict[str, Any]:
     return arguments
 
 
+def _read_exactly(body: Any, length: int, ref: ObjectRef) -> bytearray:
+    """Fill one preallocated buffer (no chunks joined at the end); raise if the body is short."""
+    data = bytearray(length)
+    view = memoryview(data)
+    filled = 0
+    try:
+        # urllib3 reads each request into a temporary first: ask for slices.
+        while filled < length and (count := body.readinto(view[filled : filled + READ_SLICE])):
+            filled += count
+    finally:
+        body.close()
+    if filled != length:
+        raise TransientError(f"{ref}: {filled} of {length} bytes (cut short), will retry")
+    return data
+
+
 class S3ObjectStore:
     def __init__(self, client: S3Client) -> None:
         self._client = client
@@ -38,6 +57,22 @@ class S3ObjectStore:
         with translated(str(ref)):
             head = self._client.head_object(Bucket=ref.bucket, Key=ref.key)
         return ObjectInfo(ref, head["ContentLength"], head.get("ETag"))
+
+    def probe(self, ref: ObjectRef, length: int) -> tuple[ObjectInfo, Buffer]:
+        """One ranged GET sizes a source and brings its first bytes: one request per small file."""
+        with translated(str(ref)):
+            try:
+                response = self._client.get_object(
+                    Bucket=ref.bucket, Key=ref.key, Range=f"bytes=0-{length - 1}"
+                )
+            except ClientError as error:
+                if error_code(error) not in ("InvalidRange", "416"):
+                    raise
+                return self.stat(ref), b""  # an empty object has no byte 0 to range over
+            received = response["ContentLength"]
+            total = int(response.get("ContentRange", f"/{received}").rsplit("/", 1)[1])
+            data = _read_exactly(response["Body"], received, ref)
+        return ObjectInfo(ref, total, response.get("ETag")), data
 
     def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
         if length == 0:
@@ -49,19 +84,8 @@ class S3ObjectStore:
         }
         if etag:
             arguments["IfMatch"] = etag
-        data = bytearray(length)  # filled in place: no list of chunks joined at the end
-        view = memoryview(data)
-        filled = 0
         with translated(str(ref)):
-            body: Any = self._client.get_object(**arguments)["Body"]  # stubs lack readinto(buffer)
-            try:
-                while filled < length and (count := body.readinto(view[filled:])):
-                    filled += count
-            finally:
-                body.close()
-        if filled != length:
-            raise TransientError(f"{ref}: {filled} bytes at {start}, expected {length}")
-        return data
+            return _read_exactly(self._client.get_object(**arguments)["Body"], length, ref)
 
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
         with translated(str(ref)):

@@ -12,7 +12,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import IO, cast
 
-from archiver.app.prefetch import ByteBudget, Chunk, Prefetcher, chunks_of
+from archiver.app.prefetch import ByteBudget, Chunk, FirstChunks, Prefetcher, chunks_of
 from archiver.app.sink import ArchiveSink, SinkResult
 from archiver.domain.errors import (
     ErrorCode,
@@ -26,6 +26,7 @@ from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
 from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
 
 DEFLATE_LEVEL = 6
+PROBE_BYTES = 1024 * 1024
 SAMPLE_BYTES = 16 * 1024  # enough to tell random or compressed data from text
 MIN_SAVING = 0.03  # deflate must save at least 3 % of a sample to be worth its CPU
 SOURCE_ERROR_CODES = {
@@ -64,27 +65,50 @@ def source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class SourceCheck:
     infos: dict[ObjectRef, ObjectInfo]
     unavailable: list[ObjectUnavailable]
+    first_chunks: FirstChunks
 
 
-def stat_sources(store: ObjectStore, refs: Iterable[ObjectRef], concurrency: int) -> SourceCheck:
-    """Size every distinct source before writing a byte, and collect every unreadable one."""
+def stat_sources(
+    store: ObjectStore, refs: Iterable[ObjectRef], transfer: Transfer | None = None
+) -> SourceCheck:
+    """Size every distinct source before writing a byte, and collect every unreadable one.
 
-    def stat_one(ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
+    With a transfer budget, a source is sized by a ranged GET of its first bytes, kept for the
+    writer while the budget has room for them: a small file then costs one request.
+    """
+    kept = FirstChunks(transfer.budget if transfer else None)
+    cap = transfer.budget.capacity if transfer else 0
+
+    def check_one(ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
         try:
+            if transfer is not None and kept.reserve(PROBE_BYTES, cap):
+                try:
+                    info, data = store.probe(ref, PROBE_BYTES)
+                except BaseException:
+                    kept.unreserve(PROBE_BYTES)
+                    raise
+                kept.keep(ref, data, PROBE_BYTES)
+                return info
             return store.stat(ref)
         except ObjectUnavailable as unavailable:
             return unavailable
 
     unique = list(dict.fromkeys(refs))
-    with ThreadPoolExecutor(max(1, min(concurrency, len(unique))), "stat") as pool:
-        outcomes = list(pool.map(stat_one, unique))
+    concurrency = transfer.concurrency if transfer else 16
+    try:
+        with ThreadPoolExecutor(max(1, min(concurrency, len(unique))), "stat") as pool:
+            outcomes = list(pool.map(check_one, unique))
+    except BaseException:
+        kept.release_all()
+        raise
     return SourceCheck(
         infos={info.ref: info for info in outcomes if isinstance(info, ObjectInfo)},
         unavailable=[outcome for outcome in outcomes if isinstance(outcome, ObjectUnavailable)],
+        first_chunks=kept,
     )
 
 
@@ -137,15 +161,17 @@ def write_archive(
     transfer: Transfer,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    first_chunks: FirstChunks | None = None,
 ) -> SinkResult:
     """Stream every planned entry into the sink; on any failure abort it, leaving nothing."""
     total = sum(infos[entry.source].size for entry in plan.entries)
     done = 0
-    chunks = chunks_of(plan.entries, infos, transfer.range_size)
+    first = first_chunks or FirstChunks(None)
+    chunks = chunks_of(plan.entries, infos, transfer.range_size, first.sizes())
     archive: zipfile.ZipFile | None = None
     target: IO[bytes] | None = None
     try:
-        with Prefetcher(store, chunks, transfer.budget, transfer.concurrency) as fetched:
+        with Prefetcher(store, chunks, transfer.budget, transfer.concurrency, first) as fetched:
             archive = zipfile.ZipFile(
                 cast(IO[bytes], sink), mode="w", allowZip64=True, compresslevel=DEFLATE_LEVEL
             )
@@ -163,14 +189,17 @@ def write_archive(
                 if chunk.last:
                     target.close()
                     sink.release()
-                    if progress is not None:
-                        progress(Progress(chunk.entry + 1, len(plan.entries), done, total))
+                if progress is not None:
+                    files_done = chunk.entry + 1 if chunk.last else chunk.entry
+                    progress(Progress(files_done, len(plan.entries), done, total))
             archive.close()
             return sink.close()
     except BaseException:
         sink.abort()
         _discard(archive, target)
         raise
+    finally:
+        first.release_all()
 
 
 def _discard(archive: zipfile.ZipFile | None, target: IO[bytes] | None) -> None:

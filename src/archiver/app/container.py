@@ -10,6 +10,8 @@ from dependency_injector import containers, providers
 
 from archiver.adapters.s3 import S3ObjectStore
 from archiver.adapters.sqs import SqsNotifier, SqsQueue
+from archiver.app.allocator import tune_allocator
+from archiver.app.ops import Liveness, Metrics, ScaleInProtection
 from archiver.app.service import MIB, ArchiveService, BuildOptions, LinkOptions
 from archiver.app.settings import Settings
 from archiver.app.worker import Worker
@@ -94,6 +96,9 @@ class Container(containers.DeclarativeContainer):
     notifier = providers.Singleton(_notifier, sqs_client, settings)
 
     service = providers.Singleton(_service, object_store, settings)
+    liveness = providers.Singleton(Liveness, settings.provided.health_file)
+    metrics = providers.Singleton(Metrics, enabled=settings.provided.metrics_enabled)
+    protection = providers.Singleton(ScaleInProtection, settings.provided.ecs_agent_uri)
     worker = providers.Factory(
         Worker,
         queue=source_queue,
@@ -104,8 +109,12 @@ class Container(containers.DeclarativeContainer):
         shutdown_grace=settings.provided.shutdown_grace_seconds,
         job_retry_seconds=settings.provided.retry_delay_seconds,
         concurrency=settings.provided.worker_concurrency,
+        liveness=liveness,
+        metrics=metrics,
+        protection=protection,
     )
 
 
 def build_container(settings: Settings) -> Container:
+    tune_allocator()  # start-up: before the first large buffer is allocated
     return Container(settings=settings)

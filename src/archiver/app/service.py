@@ -115,9 +115,7 @@ class ArchiveService:
                 aborted = self._store.abort_uploads(plan.archive)
             if aborted:
                 log.warning("stale_uploads_aborted", count=aborted)
-        checked = stat_sources(self._store, plan.sources, self._build.download_concurrency)
-        effective, missing = self._apply_missing_policy(plan, checked)
-        self._check_size(effective, checked)
+        checked, effective, missing = self._check_sources(plan)
         part_size = part_size_for(
             expected_archive_size(effective, checked.infos), self._build.min_part_size
         )
@@ -130,7 +128,14 @@ class ArchiveService:
             upload_concurrency=self._build.upload_concurrency,
         )
         result = write_archive(
-            effective, checked.infos, self._store, sink, self._transfer, progress, cancel
+            effective,
+            checked.infos,
+            self._store,
+            sink,
+            self._transfer,
+            progress,
+            cancel,
+            checked.first_chunks,
         )
         archive = ArchiveInfo(
             bucket=plan.archive.bucket,
@@ -146,16 +151,33 @@ class ArchiveService:
     def build_to_file(
         self, plan: ArchivePlan, file: BinaryIO, progress: ProgressCallback | None = None
     ) -> SinkResult:
-        checked = stat_sources(self._store, plan.sources, self._build.download_concurrency)
-        effective, _ = self._apply_missing_policy(plan, checked)
-        self._check_size(effective, checked)
+        checked, effective, _ = self._check_sources(plan)
         sink = FileSink(file)
-        return write_archive(effective, checked.infos, self._store, sink, self._transfer, progress)
+        return write_archive(
+            effective,
+            checked.infos,
+            self._store,
+            sink,
+            self._transfer,
+            progress,
+            first_chunks=checked.first_chunks,
+        )
 
     def url(self, archive: ObjectRef) -> str:
         if self._links.base_url:
             return public_url(self._links.base_url, archive.key)
         return self._store.presigned_url(archive, self._links.presign_ttl)
+
+    def _check_sources(self, plan: ArchivePlan) -> tuple[SourceCheck, ArchivePlan, list[str]]:
+        """Size every source, apply MISSING_FILES and MAX_ARCHIVE_BYTES: the plan to write."""
+        checked = stat_sources(self._store, plan.sources, self._transfer)
+        try:
+            effective, missing = self._apply_missing_policy(plan, checked)
+            self._check_size(effective, checked)
+        except BaseException:
+            checked.first_chunks.release_all()
+            raise
+        return checked, effective, missing
 
     def _apply_missing_policy(
         self, plan: ArchivePlan, checked: SourceCheck

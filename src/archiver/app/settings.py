@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
@@ -91,6 +92,19 @@ class Settings(BaseSettings):
     )
     max_archive_bytes: int = Field(
         default=S3_MAX_OBJECT_BYTES, ge=1, description="Largest total of source sizes per job."
+    )
+    health_file: Path | None = Field(
+        default=Path("/tmp/archiver-alive"),  # noqa: S108 - a marker, no secrets
+        description="File the worker touches on progress; `archiver healthcheck` reads it.",
+    )
+    healthcheck_max_age_seconds: int = Field(
+        default=120, ge=30, description="Longest time without progress that is still healthy."
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Job metrics as CloudWatch EMF JSON lines on stdout."
+    )
+    ecs_agent_uri: str | None = Field(
+        default=None, description="Set by ECS; enables scale-in protection while jobs run."
     )
     aws_endpoint_url: str | None = Field(
         default=None, description="Custom S3/SQS endpoint (LocalStack, moto); read by boto3 too."

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import structlog
 
 from archiver.app.heartbeat import VisibilityHeartbeat
+from archiver.app.ops import Liveness, Metrics, ScaleInProtection
 from archiver.app.service import ArchiveService
 from archiver.domain.errors import JobCancelled, PermanentError, TransientError
 from archiver.domain.job import parse_job, salvage_metadata
@@ -48,6 +50,9 @@ class Worker:
         job_retry_seconds: int = 30,
         poll_retry_seconds: float = 1.0,
         concurrency: int = 1,
+        liveness: Liveness | None = None,
+        metrics: Metrics | None = None,
+        protection: ScaleInProtection | None = None,
     ) -> None:
         self._queue = queue
         self._notifier = notifier
@@ -58,6 +63,9 @@ class Worker:
         self._job_retry = job_retry_seconds
         self._poll_retry = poll_retry_seconds
         self._concurrency = concurrency
+        self._liveness = liveness or Liveness(None)
+        self._metrics = metrics or Metrics(enabled=False)
+        self._protection = protection or ScaleInProtection(None)
 
     def run(self, stop: threading.Event, max_polls: int | None = None) -> None:
         """Poll until `stop` is set, then let running jobs finish within the grace period.
@@ -82,12 +90,14 @@ class Worker:
         try:
             while not stop.is_set() and (max_polls is None or polls < max_polls):
                 running = {job for job in running if not job.done()}
+                self._protection.refresh()
                 if len(running) >= self._concurrency:
                     wait(running, timeout=1, return_when=FIRST_COMPLETED)
                     continue
                 polls += 1
                 try:
                     messages = self._receive(self._concurrency - len(running))
+                    self._liveness.beat()  # polled: the loop is alive
                     backoff = self._poll_retry
                 except TransientError as error:
                     log.warning("receive_failed", error=str(error), retry_in=backoff)
@@ -141,9 +151,11 @@ class Worker:
         structlog.contextvars.bind_contextvars(
             job_id=message.message_id, receive_count=message.receive_count
         )
+        self._protection.job_started()
         try:
             return self._handle(message, cancel)
         finally:
+            self._protection.job_ended()
             structlog.contextvars.clear_contextvars()
 
     def _handle(self, message: ReceivedMessage, cancel: threading.Event | None) -> Outcome:
@@ -156,17 +168,17 @@ class Worker:
         except JobCancelled as cancelled:
             log.warning("job_released", reason=str(cancelled), decision="release", **_took(started))
             self._set_visibility(message, 0)
-            return Outcome.RELEASED
+            return self._measured(Outcome.RELEASED, message, started)
         except TransientError as error:
             delay = self._retry_delay(message)
             log.warning("job_deferred", error=str(error), decision="redeliver", retry_in=delay)
             self._set_visibility(message, delay)
-            return Outcome.DEFERRED
+            return self._measured(Outcome.DEFERRED, message, started)
         except Exception:
             delay = self._retry_delay(message)
             log.exception("job_crashed", decision="redeliver", retry_in=delay, **_took(started))
             self._set_visibility(message, delay)
-            return Outcome.DEFERRED
+            return self._measured(Outcome.DEFERRED, message, started, code="crashed")
         if isinstance(notification, JobFailed):
             log.warning(
                 "job_failed",
@@ -176,7 +188,7 @@ class Worker:
                 sources=notification.error.sources[:10],
                 decision="notify_and_delete",
             )
-            return Outcome.FAILED
+            return self._measured(Outcome.FAILED, message, started, code=notification.error.code)
         log.info(
             "job_succeeded",
             **_took(started),
@@ -184,7 +196,33 @@ class Worker:
             file_count=notification.archive.file_count,
             missing=len(notification.archive.missing),
         )
-        return Outcome.SUCCEEDED
+        return self._measured(
+            Outcome.SUCCEEDED,
+            message,
+            started,
+            archive_bytes=notification.archive.size_bytes,
+            file_count=notification.archive.file_count,
+        )
+
+    def _measured(
+        self,
+        outcome: Outcome,
+        message: ReceivedMessage,
+        started: float,
+        *,
+        code: str | None = None,
+        archive_bytes: int = 0,
+        file_count: int = 0,
+    ) -> Outcome:
+        self._metrics.job(
+            outcome.value,
+            code=code,
+            duration_s=time.monotonic() - started,
+            queue_wait_s=(datetime.now(UTC) - message.sent_at).total_seconds(),
+            archive_bytes=archive_bytes,
+            file_count=file_count,
+        )
+        return outcome
 
     def _retry_delay(self, message: ReceivedMessage) -> int:
         """Exponential backoff by delivery count, so a struggling dependency is not hammered."""
@@ -215,7 +253,10 @@ class Worker:
             structlog.contextvars.bind_contextvars(**context)
             log.info("job_started", **context)
             archive = self._service.build(
-                plan, cancel=cancel, redelivered=message.receive_count > 1
+                plan,
+                lambda _: self._liveness.beat(),  # bytes moved: the job is alive
+                cancel=cancel,
+                redelivered=message.receive_count > 1,
             )
             return succeeded(message.message_id, self._service.url(plan.archive), archive, metadata)
         except PermanentError as error:

@@ -46,6 +46,10 @@ class ObjectStore(Protocol):
 
     def stat(self, ref: ObjectRef) -> ObjectInfo: ...
 
+    def probe(self, ref: ObjectRef, length: int) -> tuple[ObjectInfo, Buffer]:
+        """The object's info and its first `length` bytes (all of it when it is shorter)."""
+        ...
+
     def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
         """`length` bytes from `start`; TransientError if the object changed (etag, size)."""
         ...

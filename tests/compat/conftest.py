@@ -1,0 +1,122 @@
+"""Archives for the compatibility suite, built once per session through the real service path."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from archiver.adapters.memory import MemoryMultipartUpload, MemoryObjectStore, SyntheticBody
+from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
+from archiver.domain.job import FileSpec, JobRequest, ObjectRef
+from archiver.domain.plan import ArchivePolicy, CompressionMode
+from archiver.domain.ports import Buffer, ObjectHeaders
+
+SOURCE, DESTINATION = "sources", "archives"
+SENT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+MIB = 1024 * 1024
+
+
+class DiskObjectStore(MemoryObjectStore):
+    """Sources in memory (or synthetic); archives written to disk, part by part."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory = directory
+        self.files: dict[ObjectRef, Path] = {}
+
+    def _path(self, ref: ObjectRef) -> Path:
+        path = self.directory / hashlib.sha256(str(ref).encode()).hexdigest()[:16]
+        self.files[ref] = path.with_suffix(".zip")
+        return self.files[ref]
+
+    def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
+        if ref.bucket != DESTINATION or not ref.key.endswith(".zip"):
+            super().put(ref, data, headers)
+            return
+        self._path(ref).write_bytes(data)
+
+    def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> MemoryMultipartUpload:
+        return DiskMultipartUpload(self, ref, headers, target=self._path(ref))
+
+
+@dataclass
+class DiskMultipartUpload(MemoryMultipartUpload):
+    target: Path = field(default_factory=Path)
+
+    def __post_init__(self) -> None:
+        self.store.uploads[self.upload_id] = self
+        self.spool = self.target.with_suffix(".parts")
+        self.spool.mkdir(exist_ok=True)
+
+    def upload_part(self, number: int, data: Buffer) -> None:
+        (self.spool / f"{number:05d}").write_bytes(data)
+
+    def complete(self) -> None:
+        with self.target.open("wb") as output:
+            for part in sorted(self.spool.iterdir()):
+                with part.open("rb") as piece:
+                    shutil.copyfileobj(piece, output, 16 * MIB)
+                part.unlink()
+        self.spool.rmdir()
+        self.store.uploads.pop(self.upload_id, None)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    files: list[tuple[str, bytes | SyntheticBody, str | None]]  # source key, body, destination
+    compression: CompressionMode = CompressionMode.AUTO
+    zip64_end_record: bool = False
+    zip64_local: frozenset[int] = frozenset()  # entries whose local header needs ZIP64 sizes
+
+
+@dataclass(frozen=True)
+class Built:
+    case: Case
+    path: Path
+    expected: dict[str, str]  # entry name -> SHA-256
+
+
+def _digest(body: bytes | SyntheticBody) -> str:
+    if isinstance(body, bytes):
+        return hashlib.sha256(body).hexdigest()
+    digest = hashlib.sha256()
+    for start in range(0, body.size, 64 * MIB):
+        digest.update(body.slice(start, 64 * MIB))
+    return digest.hexdigest()
+
+
+def build(case: Case, directory: Path) -> Built:
+    store = DiskObjectStore(directory)
+    store.create_bucket(SOURCE)
+    store.create_bucket(DESTINATION)
+    digests = {}
+    for key, body, _ in case.files:
+        ref = ObjectRef(SOURCE, key)
+        if ref not in store.objects:
+            store.add(ref, body)
+            digests[key] = _digest(body)
+    policy = ArchivePolicy(SOURCE, DESTINATION, max_files=200_000, compression=case.compression)
+    service = ArchiveService(
+        store, policy, BuildOptions(min_part_size=8 * MIB), LinkOptions(base_url="https://x")
+    )
+    request = JobRequest(
+        files=[FileSpec(source=key, destination=folder) for key, _, folder in case.files]
+    )
+    plan = service.plan(case.name, request, SENT)
+    service.build(plan)
+    expected = {entry.name: digests[entry.source.key] for entry in plan.entries}
+    return Built(case, store.files[plan.archive], expected)
+
+
+@pytest.fixture(scope="session")
+def compat_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    directory = tmp_path_factory.mktemp("compat")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
