@@ -25,6 +25,7 @@ test: lint types
 lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/cfn-lint deploy/cloudformation/*.yaml
 
 types: venv
 	$(BIN)/mypy

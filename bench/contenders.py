@@ -143,6 +143,16 @@ def copy_limit(spec: dict[str, Any]) -> None:
 CONTENDERS = {"archiver": archiver, "naive": naive, "copy limit": copy_limit}
 
 
+def peak_rss_kib() -> int:
+    """This process's own peak (VmHWM). Not ru_maxrss: Linux carries that over from the parent
+    across fork and exec, so a child would report the orchestrator's peak."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def main() -> None:
     name, spec_path = sys.argv[1], sys.argv[2]
     with open(spec_path, encoding="utf-8") as file:
@@ -152,13 +162,12 @@ def main() -> None:
     started = time.perf_counter()
     cpu_started = time.process_time()
     CONTENDERS[name](spec)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(
         json.dumps(
             {
                 "wall_s": time.perf_counter() - started,
                 "cpu_s": time.process_time() - cpu_started,
-                "peak_rss_mib": usage.ru_maxrss / 1024,
+                "peak_rss_mib": peak_rss_kib() / 1024,
                 "archive_key": spec["archive_key"],
             }
         )

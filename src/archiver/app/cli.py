@@ -1,4 +1,4 @@
-"""Command line: `archiver worker | submit | build | dev | demo | schema`."""
+"""Command line: `archiver worker | submit | build | healthcheck | dev | demo | schema`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import structlog
 
 from archiver.app.container import Container, build_container
 from archiver.app.logs import configure_logging
+from archiver.app.ops import healthy
 from archiver.app.progress import ProgressLine
 from archiver.app.settings import Settings, load_settings
 from archiver.domain.errors import ConfigurationError, PermanentError, TransientError
@@ -104,6 +105,17 @@ def dev(port: int) -> int:
         return run_worker()
 
 
+def healthcheck() -> int:
+    """For the container's HEALTHCHECK: 0 only if the worker made progress recently."""
+    settings = load_settings()
+    if settings.health_file is None:
+        print("unhealthy: HEALTH_FILE is empty, so progress is not recorded")
+        return 1
+    ok, reason = healthy(settings.health_file, settings.healthcheck_max_age_seconds)
+    print(("healthy: " if ok else "unhealthy: ") + reason)
+    return 0 if ok else 1
+
+
 def write_schemas(directory: Path) -> int:
     from archiver.app.schemas import write_schemas as write
 
@@ -128,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     dev_parser.add_argument("--port", type=int, default=4566)
     demo_parser = commands.add_parser("demo", help="run a sample job end to end and show it")
     demo_parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    commands.add_parser("healthcheck", help="exit 0 if the worker made progress recently")
     schema_parser = commands.add_parser("schema", help="write the JSON Schemas of the messages")
     schema_parser.add_argument("--output-dir", type=Path, default=Path("schemas"))
     return parser
@@ -145,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return build(arguments.job, arguments.output)
             case "dev":
                 return dev(arguments.port)
+            case "healthcheck":
+                return healthcheck()
             case "demo":
                 from archiver.app.demo import run_demo
 

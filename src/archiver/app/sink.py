@@ -176,8 +176,10 @@ class MultipartSink:
                 self._send_in_order(index)
             else:
                 break
-        if held and self._held_bytes() > self._max_held:
-            self._send_early(held)
+        # Once the hash is given up, holding parts buys nothing: only the header's stay.
+        limit = 0 if self._hash is None else self._max_held
+        if held and self._held_bytes() > limit:
+            self._send_early(held, limit)
 
     def _send_in_order(self, index: int) -> None:
         data = self._parts.pop(index)  # no longer written to: uploaded as it is
@@ -189,10 +191,10 @@ class MultipartSink:
     def _held_bytes(self) -> int:
         return sum(len(part) for part in self._parts.values())
 
-    def _send_early(self, held: range) -> None:
+    def _send_early(self, held: range, limit: int) -> None:
         """Upload full parts past the held header out of order, oldest first, to bound memory."""
         for index in sorted(self._parts):
-            if self._held_bytes() <= self._max_held:
+            if self._held_bytes() <= limit:
                 break
             if index >= held.stop and self._is_full(index):
                 self._hash = None  # the final bytes will no longer pass through in order

@@ -84,6 +84,7 @@ class Worker:
             target=self._enforce_grace, args=(stop, finished, cancel), name="grace", daemon=True
         )
         watchdog.start()
+        self._liveness.beat()  # healthy from the start, before the first long poll returns
         polls, backoff = 0, self._poll_retry
         running: set[Future[Outcome]] = set()
         pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="job")

@@ -1,0 +1,172 @@
+"""The CloudFormation template keeps least privilege and the settings' variable names."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from archiver.app.cli import WORKER_VARIABLES
+from archiver.app.settings import Settings
+
+TEMPLATE = Path(__file__).parents[2] / "deploy" / "cloudformation" / "archiver.yaml"
+# The only wildcards the APIs need: object keys in a bucket, task ids in a cluster.
+ALLOWED_WILDCARD = re.compile(r"(:s3:::[^*/]+/\*|:task/[^*/]+/\*)$")
+
+
+class CloudFormationLoader(yaml.SafeLoader):
+    """Reads !Ref, !Sub, !GetAtt ... as {"Fn::Name": value} instead of failing on the tags."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        return {name: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {name: loader.construct_sequence(node, deep=True)}
+    return {name: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
+
+
+CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)
+    return loaded
+
+
+PARAMETERS = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "eu-west-3",
+    "AWS::AccountId": "111122223333",
+    "AWS::StackName": "archiver",
+    "SourceBucketName": "photos",
+    "OtherSourceBucketNames": ["shared-a", "shared-b"],
+    "ArchiveBucket.Arn": "arn:aws:s3:::archiver-archivebucket-x",
+    "SourceQueue.Arn": "arn:aws:sqs:eu-west-3:111122223333:archiver-jobs",
+    "DestinationQueue.Arn": "arn:aws:sqs:eu-west-3:111122223333:archiver-notifications",
+}
+
+
+def evaluate(value: Any, conditions: dict[str, bool], names: dict[str, Any] | None = None) -> Any:
+    """Just enough of CloudFormation's intrinsics to read the policy's concrete ARNs."""
+    names = {**PARAMETERS, **(names or {})}
+    if isinstance(value, list):
+        return [evaluate(item, conditions, names) for item in value]
+    if not isinstance(value, dict) or len(value) != 1:
+        return value
+    [(function, argument)] = value.items()
+    if function == "Ref":
+        return names[argument]
+    if function == "Fn::GetAtt":
+        return names[argument if isinstance(argument, str) else ".".join(argument)]
+    if function == "Fn::Sub":
+        text, local = (argument, {}) if isinstance(argument, str) else argument
+        local = {key: evaluate(item, conditions, names) for key, item in local.items()}
+        return re.sub(r"\$\{([^}]+)\}", lambda m: str({**names, **local}[m.group(1)]), text)
+    if function == "Fn::Join":
+        delimiter, items = argument
+        return delimiter.join(evaluate(items, conditions, names))
+    if function == "Fn::Split":
+        delimiter, text = argument
+        return evaluate(text, conditions, names).split(delimiter)
+    if function == "Fn::If":
+        condition, when_true, when_false = argument
+        return evaluate(when_true if conditions[condition] else when_false, conditions, names)
+    raise AssertionError(f"unsupported intrinsic {function}")
+
+
+def task_role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    role = template["Resources"]["TaskRole"]["Properties"]
+    return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+
+def actions_of(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def test_task_role_has_no_wildcard_actions(template: dict[str, Any]) -> None:
+    statements = task_role_statements(template)
+    assert statements
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert all("*" not in action for action in actions_of(statement)), statement["Sid"]
+        assert "NotAction" not in statement
+        assert "NotResource" not in statement
+
+
+@pytest.mark.parametrize("other_sources", [True, False])
+def test_task_role_resources_are_wildcard_free_but_for_keys_and_task_ids(
+    template: dict[str, Any], other_sources: bool
+) -> None:
+    conditions = {"WithOtherSources": other_sources}
+    resources: dict[str, list[str]] = {}
+    for statement in task_role_statements(template):
+        arns = evaluate(statement["Resource"], conditions)
+        resources[statement["Sid"]] = arns if isinstance(arns, list) else [arns]
+        for arn in resources[statement["Sid"]]:
+            assert arn.startswith("arn:aws:"), arn
+            if "*" in arn:
+                assert ALLOWED_WILDCARD.search(arn), f"{statement['Sid']}: {arn}"
+    expected_sources = ["arn:aws:s3:::photos/*"]
+    if other_sources:
+        expected_sources += ["arn:aws:s3:::shared-a/*", "arn:aws:s3:::shared-b/*"]
+    assert resources["ReadSources"] == expected_sources
+
+
+def test_task_role_grants_exactly_what_the_worker_calls(template: dict[str, Any]) -> None:
+    granted = {
+        action for statement in task_role_statements(template) for action in actions_of(statement)
+    }
+    assert granted == {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListBucketMultipartUploads",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:SendMessage",
+        "ecs:UpdateTaskProtection",
+        "ecs:GetTaskProtection",
+    }
+
+
+def test_container_environment_matches_the_settings(template: dict[str, Any]) -> None:
+    [container] = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    names = {variable["Name"] for variable in container["Environment"]}
+    known = {name.upper() for name in Settings.model_fields}
+    assert names <= known, names - known
+    assert set(WORKER_VARIABLES) <= names
+    assert container["StopTimeout"] == 120
+    assert container["HealthCheck"]["Command"] == ["CMD", "archiver", "healthcheck"]
+    environment = {variable["Name"]: variable["Value"] for variable in container["Environment"]}
+    grace = environment["SHUTDOWN_GRACE_SECONDS"]
+    assert float(grace) < container["StopTimeout"]
+
+
+def test_bucket_and_queues_are_locked_down_and_clean_up(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    bucket = resources["ArchiveBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 1
+    }
+    assert "ExpirationInDays" in rules["expire-archives"]
+    source = resources["SourceQueue"]["Properties"]
+    assert source["MaximumMessageSize"] == 1024 * 1024
+    assert "deadLetterTargetArn" in source["RedrivePolicy"]
+    scaling = resources["BacklogPerTaskScaling"]["Properties"]
+    metrics = scaling["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]
+    expression = next(m for m in metrics["Metrics"] if m.get("ReturnData"))["Expression"]
+    assert "visible / running" in expression
+    assert resources["ScalableTarget"]["Properties"]["MinCapacity"] == {"Ref": "MinTasks"}
