@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test lint types unit integration schemas bench clean
+.PHONY: venv demo test test-slow lint types unit integration compat schemas bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,14 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/archiver demo
 
-## Lint, types, then every test in one run (unit, contract, integration on a real endpoint).
+## Lint, types, then every test but the slow ones in one run (unit, contract, integration on a
+## real endpoint, compatibility with every ZIP reader installed).
 test: lint types
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow"
+
+## Archives over 4 GiB and over 65,535 entries through every reader (minutes, GiB of disk).
+test-slow: venv
+	$(BIN)/pytest -m slow
 
 lint: venv
 	$(BIN)/ruff check src tests bench
@@ -31,10 +36,13 @@ types: venv
 	$(BIN)/mypy
 
 unit: venv
-	$(BIN)/pytest -m "not integration"
+	$(BIN)/pytest -m "not integration and not compat and not slow"
 
 integration: venv
 	$(BIN)/pytest -m integration
+
+compat: venv
+	$(BIN)/pytest -m "compat and not slow"
 
 ## Regenerate the published JSON Schemas after a model change.
 schemas: venv
