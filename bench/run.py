@@ -241,9 +241,15 @@ def main() -> None:
         "moto with one patch (`bench/moto_server.py`): moto reads the whole object for every "
         "GET, a ranged one included, which makes any ranged reader quadratic there; the patch "
         "keeps object bytes in memory so a range costs what it costs on S3.\n\n"
-        f"{rendered}\n",
+        f"{rendered}\n" + _notes(),
         encoding="utf-8",
     )
+
+
+def _notes() -> str:
+    """Interpretation that does not change from run to run (targets, profiles): bench/notes.md."""
+    notes = Path(__file__).with_name("notes.md")
+    return "\n" + notes.read_text(encoding="utf-8") if notes.exists() else ""
 
 
 if __name__ == "__main__":
