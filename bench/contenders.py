@@ -22,6 +22,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+# Imported before the clock starts, as a worker does once at start-up (boto3 is, for all three).
+from archiver.app.container import build_container
+from archiver.app.settings import Settings
+from archiver.domain.job import FileSpec, JobRequest
+
 MIB = 1024 * 1024
 CONCURRENCY = 16
 UPLOAD_CONCURRENCY = 4
@@ -43,10 +48,6 @@ def client() -> Any:
 
 def archiver(spec: dict[str, Any]) -> None:
     """The real code path: settings, container, ObjectStore adapter, streaming writer, upload."""
-    from archiver.app.container import build_container
-    from archiver.app.settings import Settings
-    from archiver.domain.job import FileSpec, JobRequest
-
     settings = Settings(
         s3_source_bucket=spec["source_bucket"],
         s3_destination_bucket=spec["destination_bucket"],
