@@ -26,6 +26,7 @@ DEV_ENVIRONMENT = {
     "S3_DESTINATION_BUCKET": "zip-storage",
     "SQS_SOURCE_QUEUE": "input-queue",
     "SQS_DESTINATION_QUEUE": "output-queue",
+    "METRICS_ENABLED": "0",  # no CloudWatch here: keep stdout for people
 }
 MAX_RECEIVE_COUNT = 3
 
