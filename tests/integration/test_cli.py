@@ -98,3 +98,18 @@ def test_worker_refuses_to_start_without_its_settings(tmp_path: Path) -> None:
         "S3_DESTINATION_BUCKET",
     ):
         assert f"{name} is required" in result.stderr
+
+
+def test_worker_refuses_to_start_with_a_misspelt_queue(resources: DevResources) -> None:
+    environment = worker_environment(resources, SQS_SOURCE_QUEUE="no-such-queue")
+    result = subprocess.run(
+        [*ARCHIVER, "worker"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "SQS_SOURCE_QUEUE='no-such-queue'" in result.stderr
+    assert "NonExistentQueue" in result.stderr or "does not exist" in result.stderr

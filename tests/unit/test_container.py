@@ -12,7 +12,7 @@ from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobSucceeded
 
 SETTINGS = Settings(
-    sqs_source_queue="input-queue",
+    sqs_source_queue="https://sqs.eu-west-3.amazonaws.com/1/input-queue",
     sqs_destination_queue="https://sqs.eu-west-3.amazonaws.com/1/output-queue",
     s3_source_bucket="source-images",
     s3_destination_bucket="zip-storage",

@@ -9,13 +9,13 @@ from botocore.config import Config
 from dependency_injector import containers, providers
 
 from archiver.adapters.s3 import S3ObjectStore
-from archiver.adapters.sqs import SqsNotifier, SqsQueue
+from archiver.adapters.sqs import QueueAddress, SqsNotifier, SqsQueue
 from archiver.app.allocator import tune_allocator
 from archiver.app.ops import Liveness, Metrics, ScaleInProtection
 from archiver.app.service import MIB, ArchiveService, BuildOptions, LinkOptions
 from archiver.app.settings import Settings
 from archiver.app.worker import Worker
-from archiver.domain.errors import ConfigurationError
+from archiver.domain.errors import ConfigurationError, TransientError
 from archiver.domain.ports import Notifier, ObjectStore, Queue
 
 if TYPE_CHECKING:
@@ -64,11 +64,27 @@ def _object_store(client: S3Client) -> ObjectStore:
 
 
 def _source_queue(client: SQSClient, settings: Settings) -> Queue:
-    return SqsQueue(client, _required(settings.sqs_source_queue, "SQS_SOURCE_QUEUE"))
+    queue = SqsQueue(client, _required(settings.sqs_source_queue, "SQS_SOURCE_QUEUE"))
+    _resolve(queue.address, "SQS_SOURCE_QUEUE")
+    return queue
 
 
 def _notifier(client: SQSClient, settings: Settings) -> Notifier:
-    return SqsNotifier(client, _required(settings.sqs_destination_queue, "SQS_DESTINATION_QUEUE"))
+    notifier = SqsNotifier(
+        client, _required(settings.sqs_destination_queue, "SQS_DESTINATION_QUEUE")
+    )
+    _resolve(notifier.address, "SQS_DESTINATION_QUEUE")
+    return notifier
+
+
+def _resolve(address: QueueAddress, variable: str) -> None:
+    """A queue given by name is looked up now, so a misspelt one stops the start-up."""
+    try:
+        address.url  # noqa: B018 - resolves and caches the URL
+    except TransientError as error:
+        raise ConfigurationError(
+            f"{variable}={address.queue!r}: {error.__cause__ or error}"
+        ) from error
 
 
 def _service(store: ObjectStore, settings: Settings) -> ArchiveService:
