@@ -72,20 +72,18 @@ class SourceCheck:
     first_chunks: FirstChunks
 
 
-def stat_sources(
-    store: ObjectStore, refs: Iterable[ObjectRef], transfer: Transfer | None = None
-) -> SourceCheck:
+def stat_sources(store: ObjectStore, refs: Iterable[ObjectRef], transfer: Transfer) -> SourceCheck:
     """Size every distinct source before writing a byte, and collect every unreadable one.
 
-    With a transfer budget, a source is sized by a ranged GET of its first bytes, kept for the
-    writer while the budget has room for them: a small file then costs one request.
+    A source is sized by a ranged GET of its first bytes, kept for the writer while the budget
+    has room for them (a small file then costs one request); past that, by a HEAD.
     """
-    kept = FirstChunks(transfer.budget if transfer else None)
-    cap = transfer.budget.capacity if transfer else 0
+    kept = FirstChunks(transfer.budget)
+    cap = transfer.budget.capacity
 
     def check_one(ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
         try:
-            if transfer is not None and kept.reserve(PROBE_BYTES, cap):
+            if kept.reserve(PROBE_BYTES, cap):
                 try:
                     info, data = store.probe(ref, PROBE_BYTES)
                 except BaseException:
@@ -98,9 +96,8 @@ def stat_sources(
             return unavailable
 
     unique = list(dict.fromkeys(refs))
-    concurrency = transfer.concurrency if transfer else 16
     try:
-        with ThreadPoolExecutor(max(1, min(concurrency, len(unique))), "stat") as pool:
+        with ThreadPoolExecutor(max(1, min(transfer.concurrency, len(unique))), "stat") as pool:
             outcomes = list(pool.map(check_one, unique))
     except BaseException:
         kept.release_all()

@@ -78,13 +78,6 @@ class ByteBudget:
             self._available -= amount
             return True
 
-    def acquire(self, amount: int) -> None:
-        """Block until `amount` is free; a request larger than the whole budget waits for all."""
-        amount = min(amount, self.capacity)
-        with self._changed:
-            self._changed.wait_for(lambda: amount <= self._available)
-            self._available -= amount
-
     def force_acquire(self, amount: int) -> None:
         """Take `amount` even past the capacity (for a job that has nothing else in flight)."""
         with self._changed:
