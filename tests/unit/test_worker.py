@@ -167,14 +167,21 @@ def test_logs_carry_job_context_but_never_metadata_values(
     assert started["archive_key"] == f"{job_id}/download-" + started["archive_key"][-14:]
 
 
-def test_run_stops_when_asked(worker: Worker, queue: MemoryQueue) -> None:
+def test_run_stops_when_asked(
+    worker: Worker, queue: MemoryQueue, notifier: MemoryNotifier, sources: MemoryObjectStore
+) -> None:
     import threading
 
+    job_id = queue.send(json.dumps(JOB))
     stop = threading.Event()
     stop.set()
-    worker.run(stop)
-    worker.run(threading.Event(), max_polls=3)
-    assert not queue.deleted
+    worker.run(stop)  # stopped before it starts: takes nothing
+    assert [message.message_id for message in queue.visible] == [job_id]
+    assert not notifier.published
+
+    worker.run(threading.Event(), max_polls=2)  # bounded: returns after its polls
+    assert [message.message_id for message in queue.deleted] == [job_id]
+    assert [n.status for n in notifier.published] == ["succeeded"]
 
 
 def test_run_survives_queue_outages(notifier: MemoryNotifier, make_service: ServiceFactory) -> None:
