@@ -1,6 +1,7 @@
 import hashlib
 import io
 import random
+import threading
 import zipfile
 
 import pytest
@@ -239,7 +240,10 @@ def test_progress_reports_files_and_bytes(
     seen: list[Progress] = []
     plan = service.plan("job-p", request({"source": "a"}, {"source": "b"}), SENT)
     service.build(plan, seen.append)
-    assert seen == [Progress(1, 2, 2, 5), Progress(2, 2, 5, 5)]
+    # Totals are what is sized so far (sizing runs alongside), exact by the end.
+    assert [(p.files_done, p.bytes_done) for p in seen] == [(1, 2), (2, 5)]
+    assert seen[0].bytes_total in (2, 5)
+    assert seen[-1] == Progress(2, 2, 5, 5)
 
 
 def test_build_to_a_local_file(
@@ -266,3 +270,67 @@ def test_url_uses_base_url_or_presigns(make_service: ServiceFactory) -> None:
     assert make_service().url(ref) == "https://cdn.example.com/j/download-2026-11-27.zip"
     presigning = make_service(links=LinkOptions(base_url=None, presign_ttl=60))
     assert presigning.url(ref) == "memory://zip-storage/j/download-2026-11-27.zip?expires_in=60"
+
+
+def hold_probe_until(store: MemoryObjectStore, key: str, event: threading.Event) -> list[bool]:
+    """The probe of `key` waits (at most 5 s) for `event`; returns whether it came in time."""
+    came: list[bool] = []
+    original_probe = store.probe
+
+    def probe(ref: ObjectRef, length: int):  # type: ignore[no-untyped-def]
+        if ref.key == key:
+            came.append(event.wait(timeout=5))
+        return original_probe(ref, length)
+
+    store.probe = probe  # type: ignore[method-assign]
+    return came
+
+
+def test_writing_begins_before_the_last_source_is_sized(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    put(store, "first.bin", b"1" * 1000)
+    put(store, "last.bin", b"2" * 1000)
+    first_written = threading.Event()
+    came = hold_probe_until(store, "last.bin", first_written)
+    service = make_service()
+    plan = service.plan(
+        "job-overlap", request({"source": "first.bin"}, {"source": "last.bin"}), SENT
+    )
+    service.build(plan, lambda progress: progress.files_done and first_written.set())
+    assert came == [True]  # sized while the first entry was already written
+    assert contents(store.objects[plan.archive]) == {
+        "first.bin": b"1" * 1000,
+        "last.bin": b"2" * 1000,
+    }
+
+
+def test_a_missing_source_sized_after_writing_began_aborts_and_names_them_all(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    put(store, "big.bin", random.Random(5).randbytes(12 * MIB))
+    writing = threading.Event()
+    hold_probe_until(store, "gone-1.png", writing)
+    service = make_service(build=BuildOptions(min_part_size=5 * MIB))
+    plan = service.plan(
+        "job-late-missing",
+        request({"source": "big.bin"}, {"source": "gone-1.png"}, {"source": "gone-2.png"}),
+        SENT,
+    )
+    uploads_seen: list[int] = []
+
+    def progress(_: Progress) -> None:
+        uploads_seen.append(len(store.uploads))
+        if store.uploads:
+            writing.set()  # gone-1 is sized only once the upload has begun
+
+    with pytest.raises(PermanentError) as caught:
+        service.build(plan, progress)
+    assert caught.value.code == ErrorCode.SOURCE_NOT_FOUND
+    assert caught.value.sources == [
+        "s3://source-images/gone-1.png",
+        "s3://source-images/gone-2.png",
+    ]
+    assert max(uploads_seen) == 1  # the upload had begun
+    assert not store.uploads  # and was aborted
+    assert plan.archive not in store.objects

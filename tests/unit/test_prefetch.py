@@ -1,14 +1,16 @@
 import random
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
-from archiver.app.prefetch import ByteBudget, Chunk, Prefetcher, chunks_of
+from archiver.app.prefetch import ByteBudget, Chunk, Prefetcher, entry_chunks
 from archiver.domain.errors import ObjectUnavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.plan import EntryMethod, PlannedEntry
+from archiver.domain.ports import ObjectInfo
 
 KIB = 1024
 
@@ -25,6 +27,7 @@ class ObservedStore(MemoryObjectStore):
         self.most_concurrent = 0
         self._lock = threading.Lock()
         self._rng = random.Random(3)
+        self.fetch_pause: float | None = None  # fixed; else random up to 5 ms
 
     def consumed(self, amount: int) -> None:
         with self._lock:
@@ -36,13 +39,21 @@ class ObservedStore(MemoryObjectStore):
             self.most_concurrent = max(self.most_concurrent, self.concurrent)
             self.unconsumed += length
             self.most_unconsumed = max(self.most_unconsumed, self.unconsumed)
-            pause = self._rng.random() / 200
+            pause = self._rng.random() / 200 if self.fetch_pause is None else self.fetch_pause
         time.sleep(pause)
         try:
             return super().fetch(ref, start, length, etag)
         finally:
             with self._lock:
                 self.concurrent -= 1
+
+
+def chunks_of(
+    entries: Sequence[PlannedEntry], infos: Mapping[ObjectRef, ObjectInfo], range_size: int
+) -> Iterator[Chunk]:
+    """Every entry's chunks, every source sized beforehand."""
+    for index, entry in enumerate(entries):
+        yield from entry_chunks(index, infos[entry.source], range_size)
 
 
 def setup(sizes: list[int], budget_bytes: int) -> tuple[ObservedStore, list[PlannedEntry], dict]:  # type: ignore[type-arg]
@@ -126,3 +137,28 @@ def test_two_jobs_share_one_budget_without_deadlock() -> None:
         thread.join(timeout=30)
     assert results == [20 * 40 * KIB] * 2
     assert budget.available == budget.capacity
+
+
+def test_a_slow_writer_keeps_the_fetch_ahead_shallow() -> None:
+    """The budget would allow 1 MiB ahead, but the writer never waits: it stays at `depth`."""
+    store, entries, infos = setup([32 * KIB] * 40, budget_bytes=1024 * KIB)
+    store.fetch_pause = 0.0
+    with Prefetcher(
+        store, chunks_of(entries, infos, 32 * KIB), store.budget, 8, depth=64 * KIB
+    ) as fetched:
+        for _, data in fetched:
+            time.sleep(0.01)  # writing is the slow side
+            store.consumed(len(data))
+    assert store.most_unconsumed <= 64 * KIB + 32 * KIB  # the window, plus the chunk in hand
+
+
+def test_a_writer_kept_waiting_fetches_further_ahead() -> None:
+    store, entries, infos = setup([32 * KIB] * 80, budget_bytes=1024 * KIB)
+    store.fetch_pause = 0.02
+    with Prefetcher(
+        store, chunks_of(entries, infos, 32 * KIB), store.budget, 8, depth=64 * KIB
+    ) as fetched:
+        for _, data in fetched:
+            store.consumed(len(data))
+    assert store.most_concurrent > 2  # started at two chunks ahead
+    assert store.most_unconsumed > 64 * KIB

@@ -4,6 +4,7 @@ import random
 import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
+from archiver.app import sink as sink_module
 from archiver.app.sink import MultipartSink, part_size_for
 from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailable
 from archiver.domain.job import ObjectRef
@@ -125,3 +126,54 @@ def test_part_size_fits_ten_thousand_parts(expected: int, minimum: int, part: in
     size = part_size_for(expected, minimum)
     assert size == part
     assert size * 10_000 >= expected
+
+
+def test_parts_grow_once_the_expected_size_is_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing starts before the sources are all sized: the first parts are the minimum, then
+    each new part takes what fits the rest into the parts left (here 6 parts in all)."""
+    monkeypatch.setattr(sink_module, "MAX_PARTS", 6)
+    store = MemoryObjectStore()
+    known: list[int | None] = [None]
+    asked: list[bool] = []
+
+    def expected_size(wait: bool) -> int | None:
+        asked.append(wait)
+        return known[0]
+
+    store.create_bucket(TARGET.bucket)
+    sink = MultipartSink(
+        store, TARGET, ObjectHeaders(), 5 * MIB, 64 * MIB, 2, expected_size=expected_size
+    )
+    data = random.Random(7).randbytes(48 * MIB)
+    sink.write(data[: 12 * MIB])  # parts 1-3 begun at 5 MiB, the size still unknown
+    known[0] = len(data)
+    sink.write(data[12 * MIB :])
+    [upload] = store.uploads.values()
+    sink.close()
+    sizes = [len(upload.parts[number]) for number in sorted(upload.parts)]
+    # 33 MiB left after part 3, with 10 % and 1 MiB of slack, in the 3 parts left: 13 MiB.
+    assert sizes == [5 * MIB] * 3 + [13 * MIB, 12 * MIB, 8 * MIB]
+    assert store.objects[TARGET] == data
+    assert not any(asked)  # never had to wait: the size came before part EARLY_PARTS
+
+
+def test_past_the_early_parts_the_sink_waits_for_the_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sink_module, "EARLY_PARTS", 2)
+    store = MemoryObjectStore()
+    asked: list[bool] = []
+
+    def expected_size(wait: bool) -> int | None:
+        asked.append(wait)
+        return 20 * MIB if wait else None
+
+    store.create_bucket(TARGET.bucket)
+    sink = MultipartSink(
+        store, TARGET, ObjectHeaders(), 5 * MIB, 64 * MIB, 2, expected_size=expected_size
+    )
+    data = random.Random(8).randbytes(20 * MIB)
+    sink.write(data)
+    sink.close()
+    assert asked[:3] == [False, False, True]
+    assert store.objects[TARGET] == data

@@ -1,4 +1,4 @@
-"""Carry out an archive plan: check every source first, then stream them into a zip sink."""
+"""Carry out an archive plan: stream every source, as soon as it is sized, into a zip sink."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import stat
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import IO, cast
 
-from archiver.app.prefetch import ByteBudget, Chunk, FirstChunks, Prefetcher, chunks_of
+from archiver.app.prefetch import Chunk, Prefetcher
 from archiver.app.sink import ArchiveSink, SinkResult
+from archiver.app.sizing import ChunkFeed, Sizing, Transfer
 from archiver.domain.errors import (
     ErrorCode,
     JobCancelled,
@@ -21,12 +21,11 @@ from archiver.domain.errors import (
     PermanentError,
     Unavailable,
 )
-from archiver.domain.job import ObjectRef
 from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
-from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
+from archiver.domain.ports import Buffer, ObjectStore
 
 DEFLATE_LEVEL = 6
-PROBE_BYTES = 1024 * 1024
+FETCH_AHEAD_RANGES = 2  # to begin with; deepened each time the writer waits for bytes
 SAMPLE_BYTES = 16 * 1024  # enough to tell random or compressed data from text
 MIN_SAVING = 0.03  # deflate must save at least 3 % of a sample to be worth its CPU
 SOURCE_ERROR_CODES = {
@@ -34,9 +33,6 @@ SOURCE_ERROR_CODES = {
     Unavailable.ACCESS_DENIED: ErrorCode.SOURCE_ACCESS_DENIED,
     Unavailable.UNREADABLE: ErrorCode.SOURCE_UNREADABLE,
 }
-# Local header + central directory record + ZIP64 extras, beyond the name (twice).
-ENTRY_OVERHEAD = 30 + 46 + 2 * 32
-END_RECORDS = 22 + 56 + 20
 
 
 @dataclass(frozen=True)
@@ -65,58 +61,6 @@ def source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
     )
 
 
-@dataclass
-class SourceCheck:
-    infos: dict[ObjectRef, ObjectInfo]
-    unavailable: list[ObjectUnavailable]
-    first_chunks: FirstChunks
-
-
-def stat_sources(store: ObjectStore, refs: Iterable[ObjectRef], transfer: Transfer) -> SourceCheck:
-    """Size every distinct source before writing a byte, and collect every unreadable one.
-
-    A source is sized by a ranged GET of its first bytes, kept for the writer while the budget
-    has room for them (a small file then costs one request); past that, by a HEAD.
-    """
-    kept = FirstChunks(transfer.budget)
-    cap = transfer.budget.capacity
-
-    def check_one(ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
-        try:
-            if kept.reserve(PROBE_BYTES, cap):
-                try:
-                    info, data = store.probe(ref, PROBE_BYTES)
-                except BaseException:
-                    kept.unreserve(PROBE_BYTES)
-                    raise
-                kept.keep(ref, data, PROBE_BYTES)
-                return info
-            return store.stat(ref)
-        except ObjectUnavailable as unavailable:
-            return unavailable
-
-    unique = list(dict.fromkeys(refs))
-    try:
-        with ThreadPoolExecutor(max(1, min(transfer.concurrency, len(unique))), "stat") as pool:
-            outcomes = list(pool.map(check_one, unique))
-    except BaseException:
-        kept.release_all()
-        raise
-    return SourceCheck(
-        infos={info.ref: info for info in outcomes if isinstance(info, ObjectInfo)},
-        unavailable=[outcome for outcome in outcomes if isinstance(outcome, ObjectUnavailable)],
-        first_chunks=kept,
-    )
-
-
-def expected_archive_size(plan: ArchivePlan, infos: Mapping[ObjectRef, ObjectInfo]) -> int:
-    """An upper estimate (stored sizes) used to choose the upload's part size."""
-    return END_RECORDS + sum(
-        infos[entry.source].size + ENTRY_OVERHEAD + 2 * len(entry.name.encode("utf-8"))
-        for entry in plan.entries
-    )
-
-
 def worth_deflating(sample: Buffer) -> bool:
     """A quick level-1 trial on the first bytes: random or already-compressed data is stored."""
     if not sample:
@@ -135,15 +79,6 @@ def _zip_info(entry: PlannedEntry, size: int, plan: ArchivePlan, method: int) ->
     return info
 
 
-@dataclass(frozen=True)
-class Transfer:
-    """How sources are fetched: the shared budget, threads, and the size of ranged GETs."""
-
-    budget: ByteBudget
-    concurrency: int = 16
-    range_size: int = 8 * 1024 * 1024
-
-
 def _method(entry: PlannedEntry, first_chunk: Buffer) -> int:
     sampled = entry.method is EntryMethod.SAMPLE and worth_deflating(first_chunk[:SAMPLE_BYTES])
     deflate = entry.method is EntryMethod.DEFLATED or sampled
@@ -151,52 +86,64 @@ def _method(entry: PlannedEntry, first_chunk: Buffer) -> int:
 
 
 def write_archive(
-    plan: ArchivePlan,
-    infos: Mapping[ObjectRef, ObjectInfo],
+    sizing: Sizing,
     store: ObjectStore,
     sink: ArchiveSink,
     transfer: Transfer,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
-    first_chunks: FirstChunks | None = None,
 ) -> SinkResult:
-    """Stream every planned entry into the sink; on any failure abort it, leaving nothing."""
-    total = sum(infos[entry.source].size for entry in plan.entries)
-    done = 0
-    first = first_chunks or FirstChunks(None)
-    chunks = chunks_of(plan.entries, infos, transfer.range_size, first.sizes())
+    """Stream every planned entry into the sink; on any failure abort it, leaving nothing.
+
+    Entries are written as their sources are sized; the job's policy is checked as the writing
+    goes, and once more, with every source sized, before the archive is finished.
+    """
+    plan = sizing.plan
+    feed = ChunkFeed(plan.entries, sizing, transfer.range_size)
+    files_done = bytes_done = 0
     archive: zipfile.ZipFile | None = None
     target: IO[bytes] | None = None
     try:
-        with Prefetcher(store, chunks, transfer.budget, transfer.concurrency, first) as fetched:
+        with Prefetcher(
+            store,
+            feed,
+            transfer.budget,
+            transfer.concurrency,
+            sizing.first_chunks,
+            executor=sizing.executor,
+            ready=feed.ready,
+            depth=FETCH_AHEAD_RANGES * transfer.range_size,
+            deepen_when=sink.has_room,
+        ) as fetched:
             archive = zipfile.ZipFile(
                 cast(IO[bytes], sink), mode="w", allowZip64=True, compresslevel=DEFLATE_LEVEL
             )
             for chunk, data in _translated(fetched):
                 if cancel is not None and cancel.is_set():
                     raise JobCancelled("shutting down: the job did not finish in the grace period")
+                sizing.check_policy()
                 entry = plan.entries[chunk.entry]
                 if chunk.start == 0:
                     sink.hold(sink.tell())  # its local header is patched when the entry ends
-                    info = _zip_info(entry, infos[entry.source].size, plan, _method(entry, data))
+                    info = _zip_info(entry, chunk.size, plan, _method(entry, data))
                     target = archive.open(info, mode="w")
                 assert target is not None
                 target.write(data)
-                done += len(data)
+                bytes_done += len(data)
                 if chunk.last:
                     target.close()
                     sink.release()
+                    files_done += 1
                 if progress is not None:
-                    files_done = chunk.entry + 1 if chunk.last else chunk.entry
-                    progress(Progress(files_done, len(plan.entries), done, total))
+                    files_total, bytes_total = sizing.totals()
+                    progress(Progress(files_done, files_total, bytes_done, bytes_total))
+            sizing.settle()
             archive.close()
             return sink.close()
     except BaseException:
         sink.abort()
         _discard(archive, target)
         raise
-    finally:
-        first.release_all()
 
 
 def _discard(archive: zipfile.ZipFile | None, target: IO[bytes] | None) -> None:

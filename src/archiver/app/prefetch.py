@@ -5,19 +5,28 @@ Every entry is cut into chunks: a small object is one GET, a large one ranged GE
 order while the shared budget allows and a bounded window is not full; the writer takes them in
 the same order and gives each chunk's bytes back to the budget once written. Nothing is
 submitted beyond what the budget covers, so memory stays flat whatever the job's size.
+
+The chunks may come from a feed that is still sizing the sources: while what is in flight can
+keep the writer busy, the prefetcher does not wait for the next entry's size.
+
+How far ahead it fetches adapts: it starts at `depth` bytes and deepens by a chunk each time the
+writer has to wait for one (one submitted after the first was written: waiting for the very
+first chunks says nothing) while the other side has room (`deepen_when`: the upload is not
+saturated); it gives a chunk back each time two fetched ones were already waiting for the
+writer. Fetching further ahead helps only when fetching is the slower side; otherwise the bytes
+would only pile up in memory because the budget allows them.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 
 from archiver.domain.job import ObjectRef
-from archiver.domain.plan import PlannedEntry
 from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
 
 
@@ -30,33 +39,27 @@ class Chunk:
     etag: str | None
     last: bool  # the entry's final chunk
     probed: bool = False  # already read by the size check (FirstChunks)
+    size: int = 0  # the whole entry's
 
 
-def chunks_of(
-    entries: Sequence[PlannedEntry],
-    infos: Mapping[ObjectRef, ObjectInfo],
-    range_size: int,
-    probed: Mapping[ObjectRef, int] | None = None,
+def entry_chunks(
+    index: int, info: ObjectInfo, range_size: int, probed: int | None = None
 ) -> Iterator[Chunk]:
-    """Every byte of every entry once, in order: a probed first chunk, then ranges."""
-    unused = dict(probed or {})
-    for index, entry in enumerate(entries):
-        info = infos[entry.source]
-        start = 0
-        first = unused.pop(entry.source, None)  # a repeated source is fetched again
-        if first is not None:
-            last = first >= info.size
-            yield Chunk(index, entry.source, 0, first, info.etag, last, probed=True)
-            if last:
-                continue
-            start = first
-        while True:
-            length = min(range_size, info.size - start)
-            last = start + length >= info.size
-            yield Chunk(index, entry.source, start, length, info.etag, last)
-            if last:
-                break
-            start += length
+    """Every byte of one entry once, in order: a probed first chunk, then ranges."""
+    start = 0
+    if probed is not None:
+        last = probed >= info.size
+        yield Chunk(index, info.ref, 0, probed, info.etag, last, probed=True, size=info.size)
+        if last:
+            return
+        start = probed
+    while True:
+        length = min(range_size, info.size - start)
+        last = start + length >= info.size
+        yield Chunk(index, info.ref, start, length, info.etag, last, size=info.size)
+        if last:
+            return
+        start += length
 
 
 class ByteBudget:
@@ -96,11 +99,12 @@ class FirstChunks:
         self._budget = budget
         self._data: dict[ObjectRef, Buffer] = {}
         self._held = 0
+        self._closed = False
         self._lock = threading.Lock()
 
     def reserve(self, amount: int, cap: int) -> bool:
         with self._lock:
-            if self._budget is None or self._held + amount > cap:
+            if self._budget is None or self._closed or self._held + amount > cap:
                 return False
             if not self._budget.try_acquire(amount):
                 return False
@@ -114,13 +118,16 @@ class FirstChunks:
             self._budget.release(amount)
 
     def keep(self, ref: ObjectRef, data: Buffer, reserved: int) -> None:
-        self.unreserve(reserved - len(data))
         with self._lock:
-            self._data[ref] = data
+            closed = self._closed
+            if not closed:
+                self._data[ref] = data
+        self.unreserve(reserved if closed else reserved - len(data))
 
-    def sizes(self) -> dict[ObjectRef, int]:
+    def size_of(self, ref: ObjectRef) -> int | None:
         with self._lock:
-            return {ref: len(data) for ref, data in self._data.items()}
+            data = self._data.get(ref)
+            return None if data is None else len(data)
 
     def take(self, ref: ObjectRef) -> Buffer | None:
         """Hand the bytes, and their reservation, to the caller."""
@@ -131,7 +138,9 @@ class FirstChunks:
             return data
 
     def release_all(self) -> None:
+        """Give every kept byte back; what a size check still running keeps is given back too."""
         with self._lock:
+            self._closed = True
             total = sum(len(data) for data in self._data.values())
             self._data.clear()
             self._held -= total
@@ -152,15 +161,30 @@ class Prefetcher:
         concurrency: int,
         first: FirstChunks | None = None,
         max_window: int = 1024,
+        *,
+        executor: Executor | None = None,
+        ready: Callable[[], bool] | None = None,
+        depth: int | None = None,
+        deepen_when: Callable[[], bool] | None = None,
     ) -> None:
         self._first = first or FirstChunks(None)
         self._store = store
         self._chunks = chunks
+        self._ready = ready or (lambda: True)
         self._budget = budget
         self._max_window = max_window
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="fetch")
-        self._window: deque[tuple[Chunk, Future[Buffer], int]] = deque()
-        self._upcoming: Chunk | None = next(self._chunks, None)
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(concurrency, thread_name_prefix="fetch")
+        # chunk, its bytes, its reservation, and whether it was fetched after writing began
+        self._window: deque[tuple[Chunk, Future[Buffer], int, bool | None]] = deque()
+        self._writing = False
+        self._upcoming: Chunk | None = None
+        self._exhausted = False
+        self._depth = budget.capacity if depth is None else min(depth, budget.capacity)
+        self._min_depth = self._depth
+        self._deepen_when = deepen_when or (lambda: True)
+        self._waits = 0  # consecutive chunks the writer had to wait for
+        self._fetching = 0  # bytes of the window still to fetch, or fetched for it
 
     def __enter__(self) -> Prefetcher:
         return self
@@ -176,25 +200,51 @@ class Prefetcher:
     def __iter__(self) -> Iterator[tuple[Chunk, Buffer]]:
         self._fill()
         while self._window:
-            chunk, future, reserved = self._window.popleft()
+            chunk, future, reserved, steady = self._window.popleft()
+            if steady is not None:  # fetched, not probed
+                self._fetching -= reserved
+                if steady:
+                    self._adapt_depth(future, reserved)
+            self._writing = True
             try:
                 yield chunk, future.result()
             finally:
                 self._budget.release(reserved)  # written, or abandoned on error
             self._fill()
 
+    def _adapt_depth(self, head: Future[Buffer], reserved: int) -> None:
+        if not head.done():  # the writer waits
+            self._waits += 1
+            if self._waits >= 2 and self._deepen_when():  # fetching holds it back, not a blip
+                self._depth = min(self._depth + reserved, self._budget.capacity)
+                self._waits = 0
+            return
+        self._waits = 0
+        if self._window and self._window[0][1].done():  # bytes pile up: fetch less far
+            self._depth = max(self._depth - reserved, self._min_depth)
+
     def _fill(self) -> None:
         """Submit upcoming chunks while the budget allows; wait for room only when idle."""
-        while self._upcoming is not None and len(self._window) < self._max_window:
+        while len(self._window) < self._max_window:
+            if self._upcoming is None:
+                if self._exhausted or (self._window and not self._ready()):
+                    return  # the next entry is still being sized: first write what is here
+                self._upcoming = next(self._chunks, None)
+                if self._upcoming is None:
+                    self._exhausted = True
+                    return
             chunk = self._upcoming
             probed = self._first.take(chunk.ref) if chunk.probed else None
             future: Future[Buffer]
+            steady = None if probed is not None else self._writing
             if probed is not None:
                 future = Future()
                 future.set_result(probed)
                 reserved = len(probed)
             else:
                 reserved = min(chunk.length, self._budget.capacity)
+                if self._window and self._fetching + reserved > self._depth:
+                    return  # as far ahead as the writer has needed so far
                 if not self._budget.try_acquire(reserved):
                     if self._window:
                         return  # what is in flight frees room as the writer consumes it
@@ -204,15 +254,17 @@ class Prefetcher:
                 future = self._executor.submit(
                     self._store.fetch, chunk.ref, chunk.start, chunk.length, chunk.etag
                 )
-            self._window.append((chunk, future, reserved))
-            self._upcoming = next(self._chunks, None)
+                self._fetching += reserved
+            self._window.append((chunk, future, reserved, steady))
+            self._upcoming = None
 
     def close(self) -> None:
         """Cancel what has not started; return every reservation as its fetch ends."""
         while self._window:
-            _, future, reserved = self._window.popleft()
+            _, future, reserved, _ = self._window.popleft()
             if future.cancel():
                 self._budget.release(reserved)
             else:
                 future.add_done_callback(_releaser(self._budget, reserved))
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)

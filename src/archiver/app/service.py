@@ -10,23 +10,10 @@ from typing import BinaryIO
 import structlog
 from pydantic import ValidationError
 
-from archiver.app.archive import (
-    ProgressCallback,
-    SourceCheck,
-    Transfer,
-    expected_archive_size,
-    source_failure,
-    stat_sources,
-    write_archive,
-)
+from archiver.app.archive import ProgressCallback, source_failure, write_archive
 from archiver.app.prefetch import ByteBudget
-from archiver.app.sink import (
-    FileSink,
-    MultipartSink,
-    SinkResult,
-    destination_errors,
-    part_size_for,
-)
+from archiver.app.sink import FileSink, MultipartSink, SinkResult, destination_errors
+from archiver.app.sizing import Admitted, Sizing, SourceCheck, Transfer
 from archiver.domain.errors import ErrorCode, ObjectUnavailable, PermanentError, TransientError
 from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
@@ -115,35 +102,25 @@ class ArchiveService:
                 aborted = self._store.abort_uploads(plan.archive)
             if aborted:
                 log.warning("stale_uploads_aborted", count=aborted)
-        checked, effective, missing = self._check_sources(plan)
-        part_size = part_size_for(
-            expected_archive_size(effective, checked.infos), self._build.min_part_size
-        )
-        sink = MultipartSink(
-            self._store,
-            plan.archive,
-            self._headers(plan),
-            part_size=part_size,
-            max_held_bytes=self._build.held_bytes,
-            upload_concurrency=self._build.upload_concurrency,
-        )
-        result = write_archive(
-            effective,
-            checked.infos,
-            self._store,
-            sink,
-            self._transfer,
-            progress,
-            cancel,
-            checked.first_chunks,
-        )
+        with self._sizing(plan) as sizing:
+            sink = MultipartSink(
+                self._store,
+                plan.archive,
+                self._headers(plan),
+                part_size=self._build.min_part_size,
+                max_held_bytes=self._build.held_bytes,
+                upload_concurrency=self._build.upload_concurrency,
+                expected_size=sizing.expected_size,
+            )
+            result = write_archive(sizing, self._store, sink, self._transfer, progress, cancel)
+            admitted = sizing.settle()
         archive = ArchiveInfo(
             bucket=plan.archive.bucket,
             key=plan.archive.key,
             size_bytes=result.size_bytes,
-            file_count=len(effective.entries),
+            file_count=len(admitted.plan.entries),
             sha256=result.sha256,
-            missing=missing,
+            missing=admitted.missing,
         )
         self._record(plan, archive)
         return archive
@@ -151,39 +128,26 @@ class ArchiveService:
     def build_to_file(
         self, plan: ArchivePlan, file: BinaryIO, progress: ProgressCallback | None = None
     ) -> SinkResult:
-        checked, effective, _ = self._check_sources(plan)
-        sink = FileSink(file)
-        return write_archive(
-            effective,
-            checked.infos,
-            self._store,
-            sink,
-            self._transfer,
-            progress,
-            first_chunks=checked.first_chunks,
-        )
+        with self._sizing(plan) as sizing:
+            return write_archive(sizing, self._store, FileSink(file), self._transfer, progress)
 
     def url(self, archive: ObjectRef) -> str:
         if self._links.base_url:
             return public_url(self._links.base_url, archive.key)
         return self._store.presigned_url(archive, self._links.presign_ttl)
 
-    def _check_sources(self, plan: ArchivePlan) -> tuple[SourceCheck, ArchivePlan, list[str]]:
-        """Size every source, apply MISSING_FILES and MAX_ARCHIVE_BYTES: the plan to write."""
-        checked = stat_sources(self._store, plan.sources, self._transfer)
-        try:
-            effective, missing = self._apply_missing_policy(plan, checked)
-            self._check_size(effective, checked)
-        except BaseException:
-            checked.first_chunks.release_all()
-            raise
-        return checked, effective, missing
+    def _sizing(self, plan: ArchivePlan) -> Sizing:
+        """Start sizing every source; MISSING_FILES and MAX_ARCHIVE_BYTES apply once it ends."""
+        return Sizing(self._store, plan, self._transfer, lambda check: self._admit(plan, check))
 
-    def _apply_missing_policy(
-        self, plan: ArchivePlan, checked: SourceCheck
-    ) -> tuple[ArchivePlan, list[str]]:
+    def _admit(self, plan: ArchivePlan, checked: SourceCheck) -> Admitted:
+        admitted = self._apply_missing_policy(plan, checked)
+        self._check_size(admitted.plan, checked)
+        return admitted
+
+    def _apply_missing_policy(self, plan: ArchivePlan, checked: SourceCheck) -> Admitted:
         if not checked.unavailable:
-            return plan, []
+            return Admitted(plan, [])
         if self._policy.missing_files is MissingFiles.FAIL:
             raise source_failure(checked.unavailable)
         gone = {unavailable.location for unavailable in checked.unavailable}
@@ -191,7 +155,7 @@ class ArchiveService:
         if not kept:
             raise source_failure(checked.unavailable)
         missing = list(dict.fromkeys(str(e.source) for e in plan.entries if str(e.source) in gone))
-        return replace(plan, entries=kept), missing
+        return Admitted(replace(plan, entries=kept), missing)
 
     def _check_size(self, plan: ArchivePlan, checked: SourceCheck) -> None:
         total = sum(checked.infos[entry.source].size for entry in plan.entries)

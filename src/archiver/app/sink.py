@@ -6,14 +6,19 @@ into parts; a part is uploaded as soon as it is full, unless it holds a header s
 patched (`hold`). Full parts behind a held one stay in memory up to `max_held_bytes`; past that
 they are uploaded out of order (S3 allows it), and the archive's SHA-256, which needs the final
 bytes in order, is given up for that archive.
+
+Writing may begin before the archive's size is known (the sources are still being sized).
+Each part's size is fixed when the part is begun: the minimum until the expected size is
+known, then what fits the rest in the parts left. Past `EARLY_PARTS` the sink waits for it.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +36,13 @@ MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * 1024 * 1024
 # A local header is 30 bytes plus the name (< 64 KiB) plus the ZIP64 extra field.
 HEADER_REACH = 30 + 65_535 + 32
+# Parts begun at the minimum size before the archive's size is known (8 GiB at 8 MiB): enough
+# for sizing to finish first in practice; past it the sink waits, so 10,000 parts always do.
+EARLY_PARTS = 1_000
+MAX_PART_SIZE = 5 * 1024**3
+
+ExpectedSize = Callable[[bool], int | None]
+"""The archive's expected size, or None while unknown; True asks to wait for it."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,10 @@ class ArchiveSink(Protocol):
 
     def release(self) -> None: ...
 
+    def has_room(self) -> bool:
+        """Whether bytes written now would go out at once (no upload backpressure)."""
+        ...
+
     def close(self) -> SinkResult: ...
 
     def abort(self) -> None: ...
@@ -70,12 +86,12 @@ def destination_errors(ref: ObjectRef) -> Iterator[None]:
         ) from unavailable
 
 
-def part_size_for(expected_bytes: int, minimum: int) -> int:
-    """The smallest MiB-aligned part size >= minimum that fits the archive in 10,000 parts."""
+def part_size_for(expected_bytes: int, minimum: int, parts: int = MAX_PARTS) -> int:
+    """The smallest MiB-aligned part size >= minimum that fits `expected_bytes` in `parts`."""
     mib = 1024 * 1024
     with_slack = expected_bytes + expected_bytes // 10 + mib
-    needed = -(-with_slack // MAX_PARTS)
-    return max(minimum, -(-needed // mib) * mib)
+    needed = -(-with_slack // max(1, parts))
+    return min(MAX_PART_SIZE, max(minimum, -(-needed // mib) * mib))
 
 
 class MultipartSink:
@@ -87,13 +103,17 @@ class MultipartSink:
         part_size: int,
         max_held_bytes: int,
         upload_concurrency: int = 4,
+        expected_size: ExpectedSize | None = None,
     ) -> None:
         self._store = store
         self._ref = ref
         self._headers = headers
-        self._part_size = part_size
-        # At least the held parts (a header may straddle two) and the part being filled.
-        self._max_held = max(max_held_bytes, 3 * part_size)
+        self._min_part_size = part_size
+        self._expected_size = expected_size
+        self._starts: list[int] = []  # where each begun part starts in the archive
+        self._sizes: list[int] = []
+        self._max_held_bytes = max_held_bytes
+        self._largest_part = part_size
         self._parts: dict[int, bytearray] = {}
         self._position = 0
         self._end = 0
@@ -115,13 +135,14 @@ class MultipartSink:
             return len(data)  # zipfile's finaliser may write after an abort: discard
         view = memoryview(data).cast("B")
         while view:
-            index, offset = divmod(self._position, self._part_size)
+            index = self._part_at(self._position)
+            offset = self._position - self._starts[index]
             if index < self._next_in_order or index in self._sent_early:
                 raise RuntimeError(f"write at {self._position} into part {index + 1}, already sent")
             part = self._parts.setdefault(index, bytearray())
             if offset > len(part):
                 raise RuntimeError(f"write at {self._position} would leave a gap")
-            count = min(len(view), self._part_size - offset)
+            count = min(len(view), self._sizes[index] - offset)
             part[offset : offset + count] = view[:count]
             self._position += count
             view = view[count:]
@@ -131,6 +152,24 @@ class MultipartSink:
 
     def tell(self) -> int:
         return self._position
+
+    def _part_at(self, position: int) -> int:
+        """The part holding `position`, beginning parts up to it as needed."""
+        while not self._starts or position >= self._starts[-1] + self._sizes[-1]:
+            start = self._starts[-1] + self._sizes[-1] if self._starts else 0
+            size = self._next_part_size(len(self._sizes), start)
+            self._starts.append(start)
+            self._sizes.append(size)
+            self._largest_part = max(self._largest_part, size)
+        return bisect.bisect_right(self._starts, position) - 1
+
+    def _next_part_size(self, index: int, start: int) -> int:
+        if self._expected_size is None:
+            return self._min_part_size
+        expected = self._expected_size(index >= EARLY_PARTS)
+        if expected is None:
+            return self._min_part_size
+        return part_size_for(max(0, expected - start), self._min_part_size, MAX_PARTS - index)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
         if self._closed:
@@ -155,31 +194,36 @@ class MultipartSink:
         self._hold_from = None
         self._send_ready_parts()
 
-    def _held_parts(self) -> range:
+    def _is_held(self, index: int) -> bool:
+        """The part may still be patched: it overlaps the held header's reach."""
         if self._hold_from is None:
-            return range(0)
-        first = self._hold_from // self._part_size
-        last = (self._hold_from + HEADER_REACH) // self._part_size
-        return range(first, last + 1)
+            return False
+        start = self._starts[index]
+        return (
+            start <= self._hold_from + HEADER_REACH and start + self._sizes[index] > self._hold_from
+        )
+
+    def _is_past_hold(self, index: int) -> bool:
+        return self._hold_from is not None and self._starts[index] > self._hold_from + HEADER_REACH
 
     def _is_full(self, index: int) -> bool:
-        return (index + 1) * self._part_size <= self._end
+        return self._starts[index] + self._sizes[index] <= self._end
 
     def _send_ready_parts(self) -> None:
-        held = self._held_parts()
         while True:
             index = self._next_in_order
             if index in self._sent_early:
                 self._sent_early.discard(index)
                 self._next_in_order += 1
-            elif index in self._parts and self._is_full(index) and index not in held:
+            elif index in self._parts and self._is_full(index) and not self._is_held(index):
                 self._send_in_order(index)
             else:
                 break
-        # Once the hash is given up, holding parts buys nothing: only the header's stay.
-        limit = 0 if self._hash is None else self._max_held
-        if held and self._held_bytes() > limit:
-            self._send_early(held, limit)
+        # At least the held parts (a header may straddle two) and the part being filled; once
+        # the hash is given up, holding parts buys nothing: only the header's stay.
+        limit = max(self._max_held_bytes, 3 * self._largest_part) if self._hash is not None else 0
+        if self._hold_from is not None and self._held_bytes() > limit:
+            self._send_early(limit)
 
     def _send_in_order(self, index: int) -> None:
         data = self._parts.pop(index)  # no longer written to: uploaded as it is
@@ -191,17 +235,20 @@ class MultipartSink:
     def _held_bytes(self) -> int:
         return sum(len(part) for part in self._parts.values())
 
-    def _send_early(self, held: range, limit: int) -> None:
+    def _send_early(self, limit: int) -> None:
         """Upload full parts past the held header out of order, oldest first, to bound memory."""
         for index in sorted(self._parts):
             if self._held_bytes() <= limit:
                 break
-            if index >= held.stop and self._is_full(index):
+            if self._is_past_hold(index) and self._is_full(index):
                 self._hash = None  # the final bytes will no longer pass through in order
                 self._sent_early.add(index)
                 self._submit(index, self._parts.pop(index))
 
     # -- uploading ------------------------------------------------------------------------
+
+    def has_room(self) -> bool:
+        return sum(1 for future in self._pending if not future.done()) < self._concurrency
 
     def _submit(self, index: int, data: Buffer) -> None:
         if index + 1 > MAX_PARTS:
@@ -242,7 +289,7 @@ class MultipartSink:
         if self._closed:
             raise RuntimeError("sink already closed")
         self._hold_from = None
-        if self._upload is None and self._end <= self._part_size:
+        if self._upload is None and len(self._sizes) <= 1:
             data = bytes(self._parts.pop(0, b""))
             with destination_errors(self._ref):
                 self._store.put(self._ref, data, self._headers)
@@ -311,6 +358,9 @@ class FileSink:
 
     def release(self) -> None:
         """Nothing is held."""
+
+    def has_room(self) -> bool:
+        return True
 
     def close(self) -> SinkResult:
         self._file.flush()

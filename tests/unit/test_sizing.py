@@ -1,0 +1,47 @@
+import threading
+import time
+
+from archiver.adapters.memory import MemoryObjectStore
+from archiver.app.prefetch import ByteBudget
+from archiver.app.sizing import Admitted, Sizing, SourceCheck, Transfer
+from archiver.domain.job import FileSpec, JobRequest, ObjectRef
+from archiver.domain.plan import ArchivePolicy, plan_archive
+from tests.unit.conftest import DESTINATION, SENT, SOURCE
+
+KIB = 1024
+
+
+def test_closing_mid_sizing_gives_every_kept_byte_back() -> None:
+    """Probes still running when the job stops keep nothing: the shared budget comes back."""
+    store = MemoryObjectStore()
+    store.create_bucket(SOURCE)
+    release = threading.Event()
+    original_probe = store.probe
+
+    def slow_probe(ref: ObjectRef, length: int):  # type: ignore[no-untyped-def]
+        release.wait(timeout=5)
+        return original_probe(ref, length)
+
+    store.probe = slow_probe  # type: ignore[method-assign]
+    keys = [f"{number}.bin" for number in range(8)]
+    for key in keys:
+        store.add(ObjectRef(SOURCE, key), b"x" * 100 * KIB)
+    request = JobRequest(files=[FileSpec(source=key) for key in keys])
+    plan = plan_archive("job-close", request, SENT, ArchivePolicy(SOURCE, DESTINATION))
+    budget = ByteBudget(16 * 1024 * KIB)
+    admitted: list[SourceCheck] = []
+
+    def admit(check: SourceCheck) -> Admitted:
+        admitted.append(check)
+        return Admitted(plan, [])
+
+    sizing = Sizing(store, plan, Transfer(budget, concurrency=4), admit)
+    time.sleep(0.05)  # four probes are running, holding their reservations
+    assert budget.available < budget.capacity
+    sizing.close()
+    release.set()
+    deadline = time.monotonic() + 5
+    while budget.available != budget.capacity and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert budget.available == budget.capacity
+    assert not admitted  # the policy never ran on a job that stopped
