@@ -5,7 +5,6 @@ from __future__ import annotations
 import stat
 import threading
 import zipfile
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from typing import IO, cast
 
 from archiver.app.prefetch import Chunk, Prefetcher
 from archiver.app.sink import ArchiveSink, SinkResult
-from archiver.app.sizing import ChunkFeed, Sizing, Transfer
+from archiver.app.sizing import ChunkFeed, Sizing, Transfer, worth_deflating
 from archiver.domain.errors import (
     ErrorCode,
     JobCancelled,
@@ -26,8 +25,6 @@ from archiver.domain.ports import Buffer, ObjectStore
 
 DEFLATE_LEVEL = 6
 FETCH_AHEAD_RANGES = 2  # to begin with; deepened each time the writer waits for bytes
-SAMPLE_BYTES = 16 * 1024  # enough to tell random or compressed data from text
-MIN_SAVING = 0.03  # deflate must save at least 3 % of a sample to be worth its CPU
 SOURCE_ERROR_CODES = {
     Unavailable.NOT_FOUND: ErrorCode.SOURCE_NOT_FOUND,
     Unavailable.ACCESS_DENIED: ErrorCode.SOURCE_ACCESS_DENIED,
@@ -61,15 +58,6 @@ def source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
     )
 
 
-def worth_deflating(sample: Buffer) -> bool:
-    """A quick level-1 trial on the first bytes: random or already-compressed data is stored."""
-    if not sample:
-        return False  # an empty entry stored is 0 bytes; deflated it is 2
-    trial = zlib.compressobj(1, zlib.DEFLATED, -15)
-    compressed = len(trial.compress(sample)) + len(trial.flush())
-    return compressed <= len(sample) * (1 - MIN_SAVING)
-
-
 def _zip_info(entry: PlannedEntry, size: int, plan: ArchivePlan, method: int) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(entry.name, date_time=plan.created_at.timetuple()[:6])
     info.compress_type = method
@@ -79,8 +67,12 @@ def _zip_info(entry: PlannedEntry, size: int, plan: ArchivePlan, method: int) ->
     return info
 
 
-def _method(entry: PlannedEntry, first_chunk: Buffer) -> int:
-    sampled = entry.method is EntryMethod.SAMPLE and worth_deflating(first_chunk[:SAMPLE_BYTES])
+def _method(entry: PlannedEntry, first_chunk: Buffer, sampled_already: bool | None) -> int:
+    """`auto` deflates what a trial on the first bytes shows to shrink (tried at sizing when the
+    probe kept them, off the writer's thread)."""
+    sampled = entry.method is EntryMethod.SAMPLE and (
+        sampled_already if sampled_already is not None else worth_deflating(first_chunk)
+    )
     deflate = entry.method is EntryMethod.DEFLATED or sampled
     return zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
 
@@ -125,7 +117,8 @@ def write_archive(
                 entry = plan.entries[chunk.entry]
                 if chunk.start == 0:
                     sink.hold(sink.tell())  # its local header is patched when the entry ends
-                    info = _zip_info(entry, chunk.size, plan, _method(entry, data))
+                    method = _method(entry, data, sizing.compressible(entry.source))
+                    info = _zip_info(entry, chunk.size, plan, method)
                     target = archive.open(info, mode="w")
                 assert target is not None
                 target.write(data)

@@ -11,6 +11,7 @@ as it goes, so a job that must fail stops as soon as that is known.
 from __future__ import annotations
 
 import threading
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,10 +21,12 @@ from types import TracebackType
 from archiver.app.prefetch import ByteBudget, Chunk, FirstChunks, entry_chunks
 from archiver.domain.errors import ObjectUnavailable
 from archiver.domain.job import ObjectRef
-from archiver.domain.plan import ArchivePlan, PlannedEntry
-from archiver.domain.ports import ObjectInfo, ObjectStore
+from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
+from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
 
 PROBE_BYTES = 1024 * 1024
+SAMPLE_BYTES = 16 * 1024  # enough to tell random or compressed data from text
+MIN_SAVING = 0.03  # deflate must save at least 3 % of a sample to be worth its CPU
 # Local header + central directory record + ZIP64 extras, beyond the name (twice).
 ENTRY_OVERHEAD = 30 + 46 + 2 * 32
 END_RECORDS = 22 + 56 + 20
@@ -58,6 +61,16 @@ Admit = Callable[[SourceCheck], Admitted]
 """The job's policy: raises PermanentError when the job cannot be done."""
 
 
+def worth_deflating(first_bytes: Buffer) -> bool:
+    """A quick level-1 trial on the first bytes: random or already-compressed data is stored."""
+    sample = first_bytes[:SAMPLE_BYTES]
+    if not sample:
+        return False  # an empty entry stored is 0 bytes; deflated it is 2
+    trial = zlib.compressobj(1, zlib.DEFLATED, -15)
+    compressed = len(trial.compress(sample)) + len(trial.flush())
+    return compressed <= len(sample) * (1 - MIN_SAVING)
+
+
 def expected_archive_size(plan: ArchivePlan, infos: dict[ObjectRef, ObjectInfo]) -> int:
     """An upper estimate (stored sizes) used to choose the upload's part sizes."""
     return END_RECORDS + sum(
@@ -77,6 +90,8 @@ class Sizing:
         self._admit = admit
         self._cap = transfer.budget.capacity
         self._uses = Counter(entry.source for entry in plan.entries)
+        self._to_sample = {e.source for e in plan.entries if e.method is EntryMethod.SAMPLE}
+        self._compressible: dict[ObjectRef, bool] = {}
         self._lock = threading.Lock()
         self._left = len(self._uses)
         self._all_sized = threading.Event()
@@ -130,12 +145,18 @@ class Sizing:
         except BaseException:
             kept.unreserve(PROBE_BYTES)
             raise
+        if ref in self._to_sample:  # tried here, so the writer's thread does not have to
+            self._compressible[ref] = worth_deflating(data)
         kept.keep(ref, data, PROBE_BYTES)
         return info
 
     def outcome(self, ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
         """The source's size, waiting for it; TransientError if it could not be sized."""
         return self._outcomes[ref].result()
+
+    def compressible(self, ref: ObjectRef) -> bool | None:
+        """The deflate trial on the source's first bytes, if it was made while sizing."""
+        return self._compressible.get(ref)
 
     def is_sized(self, ref: ObjectRef) -> bool:
         return self._outcomes[ref].done()
