@@ -11,8 +11,9 @@ import structlog
 from pydantic import ValidationError
 
 from archiver.app.archive import ProgressCallback, source_failure, write_archive
+from archiver.app.file_sink import FileSink
 from archiver.app.prefetch import ByteBudget
-from archiver.app.sink import FileSink, MultipartSink, SinkResult, destination_errors
+from archiver.app.sink import MultipartSink, SinkResult, destination_errors
 from archiver.app.sizing import Admitted, Sizing, SourceCheck, Transfer
 from archiver.domain.errors import ErrorCode, ObjectUnavailable, PermanentError, TransientError
 from archiver.domain.job import JobRequest, ObjectRef

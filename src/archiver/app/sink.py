@@ -1,4 +1,4 @@
-"""Seekable byte sinks for `zipfile`: a multipart upload that holds only what may still change.
+"""A seekable byte sink for `zipfile`: a multipart upload that holds only what may still change.
 
 `zipfile` writes a local header, the entry's data, then seeks back to patch the header with
 the CRC-32 and sizes (no data descriptor, since the sink is seekable). The sink cuts the stream
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import structlog
 
@@ -329,47 +329,3 @@ class MultipartSink:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
-
-
-class FileSink:
-    """A local file as the archive's destination (`archiver build --output`)."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        self._aborted = False
-
-    def write(self, data: bytes | bytearray | memoryview, /) -> int:
-        if self._aborted:
-            return len(data)  # zipfile's finaliser may write after an abort: discard
-        return self._file.write(data)
-
-    def tell(self) -> int:
-        return 0 if self._aborted else self._file.tell()
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
-        return 0 if self._aborted else self._file.seek(offset, whence)
-
-    def flush(self) -> None:
-        if not self._aborted:
-            self._file.flush()
-
-    def hold(self, offset: int) -> None:
-        """A file can be patched anywhere: nothing to hold."""
-
-    def release(self) -> None:
-        """Nothing is held."""
-
-    def has_room(self) -> bool:
-        return True
-
-    def close(self) -> SinkResult:
-        self._file.flush()
-        size = self._file.seek(0, io.SEEK_END)
-        self._file.seek(0)
-        digest = hashlib.file_digest(self._file, "sha256").hexdigest()  # type: ignore[arg-type]
-        return SinkResult(size, digest)
-
-    def abort(self) -> None:
-        if not self._aborted and not self._file.closed:
-            self._file.truncate(0)
-        self._aborted = True

@@ -1,0 +1,53 @@
+"""A local file as the archive's destination: it can be patched anywhere, so nothing is held."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import BinaryIO
+
+from archiver.app.sink import SinkResult
+
+
+class FileSink:
+    """A local file as the archive's destination (`archiver build --output`)."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self._aborted = False
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        if self._aborted:
+            return len(data)  # zipfile's finaliser may write after an abort: discard
+        return self._file.write(data)
+
+    def tell(self) -> int:
+        return 0 if self._aborted else self._file.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        return 0 if self._aborted else self._file.seek(offset, whence)
+
+    def flush(self) -> None:
+        if not self._aborted:
+            self._file.flush()
+
+    def hold(self, offset: int) -> None:
+        """A file can be patched anywhere: nothing to hold."""
+
+    def release(self) -> None:
+        """Nothing is held."""
+
+    def has_room(self) -> bool:
+        return True
+
+    def close(self) -> SinkResult:
+        self._file.flush()
+        size = self._file.seek(0, io.SEEK_END)
+        self._file.seek(0)
+        digest = hashlib.file_digest(self._file, "sha256").hexdigest()  # type: ignore[arg-type]
+        return SinkResult(size, digest)
+
+    def abort(self) -> None:
+        if not self._aborted and not self._file.closed:
+            self._file.truncate(0)
+        self._aborted = True
