@@ -139,26 +139,26 @@ def test_two_jobs_share_one_budget_without_deadlock() -> None:
     assert budget.available == budget.capacity
 
 
+def fetch_ahead(count: int, fetch_pause: float, write_pause: float) -> ObservedStore:
+    """32 KiB chunks, a 1 MiB budget, fetching two chunks ahead to begin with."""
+    store, entries, infos = setup([32 * KIB] * count, budget_bytes=1024 * KIB)
+    store.fetch_pause = fetch_pause
+    chunks = chunks_of(entries, infos, 32 * KIB)
+    with Prefetcher(store, chunks, store.budget, 8, depth=64 * KIB) as fetched:
+        for _, data in fetched:
+            if write_pause:
+                time.sleep(write_pause)
+            store.consumed(len(data))
+    return store
+
+
 def test_a_slow_writer_keeps_the_fetch_ahead_shallow() -> None:
     """The budget would allow 1 MiB ahead, but the writer never waits: it stays at `depth`."""
-    store, entries, infos = setup([32 * KIB] * 40, budget_bytes=1024 * KIB)
-    store.fetch_pause = 0.0
-    with Prefetcher(
-        store, chunks_of(entries, infos, 32 * KIB), store.budget, 8, depth=64 * KIB
-    ) as fetched:
-        for _, data in fetched:
-            time.sleep(0.01)  # writing is the slow side
-            store.consumed(len(data))
+    store = fetch_ahead(40, fetch_pause=0.0, write_pause=0.01)  # writing is the slow side
     assert store.most_unconsumed <= 64 * KIB + 32 * KIB  # the window, plus the chunk in hand
 
 
 def test_a_writer_kept_waiting_fetches_further_ahead() -> None:
-    store, entries, infos = setup([32 * KIB] * 80, budget_bytes=1024 * KIB)
-    store.fetch_pause = 0.02
-    with Prefetcher(
-        store, chunks_of(entries, infos, 32 * KIB), store.budget, 8, depth=64 * KIB
-    ) as fetched:
-        for _, data in fetched:
-            store.consumed(len(data))
+    store = fetch_ahead(80, fetch_pause=0.02, write_pause=0.0)
     assert store.most_concurrent > 2  # started at two chunks ahead
     assert store.most_unconsumed > 64 * KIB

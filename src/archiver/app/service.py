@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import BinaryIO
@@ -103,7 +104,7 @@ class ArchiveService:
                 aborted = self._store.abort_uploads(plan.archive)
             if aborted:
                 log.warning("stale_uploads_aborted", count=aborted)
-        with self._sizing(plan) as sizing:
+        with closing(self._sizing(plan)) as sizing:
             sink = MultipartSink(
                 self._store,
                 plan.archive,
@@ -129,7 +130,7 @@ class ArchiveService:
     def build_to_file(
         self, plan: ArchivePlan, file: BinaryIO, progress: ProgressCallback | None = None
     ) -> SinkResult:
-        with self._sizing(plan) as sizing:
+        with closing(self._sizing(plan)) as sizing:
             return write_archive(sizing, self._store, FileSink(file), self._transfer, progress)
 
     def url(self, archive: ObjectRef) -> str:

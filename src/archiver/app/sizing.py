@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import TracebackType
 
 from archiver.app.prefetch import ByteBudget, Chunk, FirstChunks, entry_chunks
 from archiver.domain.errors import ObjectUnavailable
@@ -98,23 +97,13 @@ class Sizing:
         self._known_bytes = 0
         self._unavailable_entries = 0
         self._admitted: Admitted | None = None
+        self._expected_bytes = 0  # set with _admitted: asked for by every part the sink begins
         self._refused: BaseException | None = None
         if not self._uses:
             self._all_sized.set()
         self._outcomes: dict[ObjectRef, Future[ObjectInfo | ObjectUnavailable]] = {
             ref: self.executor.submit(self._size, ref) for ref in self._uses
         }
-
-    def __enter__(self) -> Sizing:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _size(self, ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
         outcome: ObjectInfo | ObjectUnavailable | None = None
@@ -167,7 +156,9 @@ class Sizing:
         with self._lock:
             if self._admitted is None and self._refused is None:
                 try:
-                    self._admitted = self._admit(self._check())
+                    check = self._check()
+                    self._admitted = self._admit(check)
+                    self._expected_bytes = expected_archive_size(self._admitted.plan, check.infos)
                 except BaseException as refused:
                     self._refused = refused
             if self._refused is not None:
@@ -184,8 +175,8 @@ class Sizing:
         """The archive's upper estimate once every source is sized (for the part sizes)."""
         if not wait and not self._all_sized.is_set():
             return None
-        admitted = self.settle()
-        return expected_archive_size(admitted.plan, self._check().infos)
+        self.settle()
+        return self._expected_bytes
 
     def totals(self) -> tuple[int, int]:
         """Entries and bytes to write, as far as known: exact once every source is sized."""
