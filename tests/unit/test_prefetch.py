@@ -28,6 +28,8 @@ class ObservedStore(MemoryObjectStore):
         self._lock = threading.Lock()
         self._rng = random.Random(3)
         self.fetch_pause: float | None = None  # fixed; else random up to 5 ms
+        self.one_at_a_time = False  # a saturated endpoint: requests wait for each other
+        self._serving = threading.Lock()
 
     def consumed(self, amount: int) -> None:
         with self._lock:
@@ -40,7 +42,11 @@ class ObservedStore(MemoryObjectStore):
             self.unconsumed += length
             self.most_unconsumed = max(self.most_unconsumed, self.unconsumed)
             pause = self._rng.random() / 200 if self.fetch_pause is None else self.fetch_pause
-        time.sleep(pause)
+        if self.one_at_a_time:
+            with self._serving:
+                time.sleep(pause)
+        else:
+            time.sleep(pause)
         try:
             return super().fetch(ref, start, length, etag)
         finally:
@@ -139,26 +145,41 @@ def test_two_jobs_share_one_budget_without_deadlock() -> None:
     assert budget.available == budget.capacity
 
 
-def fetch_ahead(count: int, fetch_pause: float, write_pause: float) -> ObservedStore:
-    """32 KiB chunks, a 1 MiB budget, fetching two chunks ahead to begin with."""
+def fetch_ahead(
+    count: int, fetch_pause: float, write_pause: float, one_at_a_time: bool = False
+) -> tuple[ObservedStore, list[int]]:
+    """32 KiB chunks, a 1 MiB budget, fetching two chunks ahead to begin with; returns the
+    store and how far ahead the prefetcher fetched after each chunk."""
     store, entries, infos = setup([32 * KIB] * count, budget_bytes=1024 * KIB)
     store.fetch_pause = fetch_pause
+    store.one_at_a_time = one_at_a_time
     chunks = chunks_of(entries, infos, 32 * KIB)
+    depths = []
     with Prefetcher(store, chunks, store.budget, 8, depth=64 * KIB) as fetched:
         for _, data in fetched:
             if write_pause:
                 time.sleep(write_pause)
             store.consumed(len(data))
-    return store
+            depths.append(fetched.depth)
+    return store, depths
 
 
 def test_a_slow_writer_keeps_the_fetch_ahead_shallow() -> None:
     """The budget would allow 1 MiB ahead, but the writer never waits: it stays at `depth`."""
-    store = fetch_ahead(40, fetch_pause=0.0, write_pause=0.01)  # writing is the slow side
+    store, depths = fetch_ahead(40, fetch_pause=0.0, write_pause=0.01)  # writing is the slow side
     assert store.most_unconsumed <= 64 * KIB + 32 * KIB  # the window, plus the chunk in hand
+    assert set(depths) == {64 * KIB}
 
 
 def test_a_writer_kept_waiting_fetches_further_ahead() -> None:
-    store = fetch_ahead(80, fetch_pause=0.02, write_pause=0.0)
+    """Every request in flight adds throughput (as on S3): the deeper window pays and stays."""
+    store, depths = fetch_ahead(120, fetch_pause=0.02, write_pause=0.0)
+    assert max(depths) >= 128 * KIB  # a probe one chunk deeper paid, so the next one began
     assert store.most_concurrent > 2  # started at two chunks ahead
-    assert store.most_unconsumed > 64 * KIB
+
+
+def test_an_endpoint_serving_one_request_at_a_time_is_not_fetched_further_ahead() -> None:
+    """The writer waits, but a deeper window would only hold bytes: it returns to `depth`."""
+    _, depths = fetch_ahead(120, fetch_pause=0.005, write_pause=0.0, one_at_a_time=True)
+    assert 96 * KIB in depths  # it tried one chunk deeper...
+    assert max(depths) == 96 * KIB  # ...which did not pay, or a second probe would follow

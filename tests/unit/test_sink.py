@@ -1,9 +1,10 @@
 import hashlib
 import random
+import threading
 
 import pytest
 
-from archiver.adapters.memory import MemoryObjectStore
+from archiver.adapters.memory import MemoryMultipartUpload, MemoryObjectStore
 from archiver.app import sink as sink_module
 from archiver.app.sink import MultipartSink, part_size_for
 from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailable
@@ -111,6 +112,33 @@ def test_part_upload_failure_surfaces_in_the_writer() -> None:
         write_then_close()
     sink.abort()
     assert upload.ref == TARGET
+
+
+def test_the_writer_waits_for_an_upload_slot_before_filling_another_part(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = MemoryObjectStore()
+    sink = make_sink(store)  # two parts in flight at most
+    gate = threading.Event()
+    upload_part = MemoryMultipartUpload.upload_part
+
+    def held_back(upload: MemoryMultipartUpload, number: int, data: bytes) -> None:
+        gate.wait(10)
+        upload_part(upload, number, data)
+
+    monkeypatch.setattr(MemoryMultipartUpload, "upload_part", held_back)
+    data = random.Random(4).randbytes(10 * MIB + 1)
+    sink.write(data)  # parts 1 and 2 full and in flight
+    assert not sink.has_room()
+    waiter = threading.Thread(target=sink.wait_for_room)
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # neither part is done: no slot
+    gate.set()
+    waiter.join(5)
+    assert not waiter.is_alive()
+    sink.close()
+    assert store.objects[TARGET] == data
 
 
 @pytest.mark.parametrize(

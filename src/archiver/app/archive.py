@@ -24,7 +24,7 @@ from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
 from archiver.domain.ports import Buffer, ObjectStore
 
 DEFLATE_LEVEL = 6
-FETCH_AHEAD_RANGES = 2  # to begin with; deepened each time the writer waits for bytes
+FETCH_AHEAD_RANGES = 2  # to begin with; deeper while that pays (FetchDepth)
 SOURCE_ERROR_CODES = {
     Unavailable.NOT_FOUND: ErrorCode.SOURCE_NOT_FOUND,
     Unavailable.ACCESS_DENIED: ErrorCode.SOURCE_ACCESS_DENIED,
@@ -105,6 +105,7 @@ def write_archive(
             executor=sizing.executor,
             ready=feed.ready,
             depth=FETCH_AHEAD_RANGES * transfer.range_size,
+            min_depth=transfer.range_size,  # when writing is the slower side
             deepen_when=sink.has_room,
         ) as fetched:
             archive = zipfile.ZipFile(
@@ -121,8 +122,10 @@ def write_archive(
                     info = _zip_info(entry, chunk.size, plan, method)
                     target = archive.open(info, mode="w")
                 assert target is not None
+                sink.wait_for_room()
                 target.write(data)
                 bytes_done += len(data)
+                del data  # written: not kept while the next chunk is fetched
                 if chunk.last:
                     target.close()
                     sink.release()

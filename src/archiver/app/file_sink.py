@@ -40,6 +40,9 @@ class FileSink:
     def has_room(self) -> bool:
         return True
 
+    def wait_for_room(self) -> None:
+        """A file takes every write at once."""
+
     def close(self) -> SinkResult:
         self._file.flush()
         size = self._file.seek(0, io.SEEK_END)

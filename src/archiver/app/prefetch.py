@@ -9,23 +9,23 @@ submitted beyond what the budget covers, so memory stays flat whatever the job's
 The chunks may come from a feed that is still sizing the sources: while what is in flight can
 keep the writer busy, the prefetcher does not wait for the next entry's size.
 
-How far ahead it fetches adapts: it starts at `depth` bytes and deepens by a chunk each time the
-writer has to wait for one (one submitted after the first was written: waiting for the very
-first chunks says nothing) while the other side has room (`deepen_when`: the upload is not
-saturated); it gives a chunk back each time two fetched ones were already waiting for the
-writer. Fetching further ahead helps only when fetching is the slower side; otherwise the bytes
-would only pile up in memory because the budget allows them.
+How far ahead it fetches adapts (`FetchDepth`): it starts at `depth` bytes and goes deeper only
+while that raises the rate at which the writer gets its bytes. Requests run on a `JobOrderPool`
+keyed by entry, so the writer's next bytes go before the size checks of later sources.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from types import TracebackType
 
+from archiver.app.fetch_depth import FetchDepth
+from archiver.app.pool import JobOrderPool
 from archiver.domain.job import ObjectRef
 from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
 
@@ -148,6 +148,15 @@ class FirstChunks:
             self._budget.release(total)
 
 
+def _wait_for(future: Future[Buffer]) -> float:
+    """Seconds spent waiting for the fetch to end (its outcome is taken later)."""
+    if future.done():
+        return 0.0
+    began = time.monotonic()
+    wait([future])
+    return time.monotonic() - began
+
+
 def _releaser(budget: ByteBudget, amount: int) -> Callable[[Future[Buffer]], None]:
     return lambda _: budget.release(amount)
 
@@ -162,9 +171,10 @@ class Prefetcher:
         first: FirstChunks | None = None,
         max_window: int = 1024,
         *,
-        executor: Executor | None = None,
+        executor: JobOrderPool | None = None,
         ready: Callable[[], bool] | None = None,
         depth: int | None = None,
+        min_depth: int | None = None,
         deepen_when: Callable[[], bool] | None = None,
     ) -> None:
         self._first = first or FirstChunks(None)
@@ -174,16 +184,15 @@ class Prefetcher:
         self._budget = budget
         self._max_window = max_window
         self._own_executor = executor is None
-        self._executor = executor or ThreadPoolExecutor(concurrency, thread_name_prefix="fetch")
+        self._executor = executor or JobOrderPool(concurrency, "fetch")
         # chunk, its bytes, its reservation, and whether it was fetched after writing began
         self._window: deque[tuple[Chunk, Future[Buffer], int, bool | None]] = deque()
         self._writing = False
         self._upcoming: Chunk | None = None
         self._exhausted = False
-        self._depth = budget.capacity if depth is None else min(depth, budget.capacity)
-        self._min_depth = self._depth
+        start = budget.capacity if depth is None else depth
+        self._depth = FetchDepth(start, budget.capacity, min_depth)
         self._deepen_when = deepen_when or (lambda: True)
-        self._waits = 0  # consecutive chunks the writer had to wait for
         self._fetching = 0  # bytes of the window still to fetch, or fetched for it
 
     def __enter__(self) -> Prefetcher:
@@ -197,31 +206,26 @@ class Prefetcher:
     ) -> None:
         self.close()
 
+    @property
+    def depth(self) -> int:
+        """How far ahead it fetches now, in bytes."""
+        return self._depth.value
+
     def __iter__(self) -> Iterator[tuple[Chunk, Buffer]]:
         self._fill()
         while self._window:
             chunk, future, reserved, steady = self._window.popleft()
             if steady is not None:  # fetched, not probed
                 self._fetching -= reserved
-                if steady:
-                    self._adapt_depth(future, reserved)
+                if steady:  # submitted after writing began: says how far ahead to fetch
+                    self._depth.handed(reserved, _wait_for(future), self._deepen_when)
             self._writing = True
             try:
                 yield chunk, future.result()
             finally:
-                self._budget.release(reserved)  # written, or abandoned on error
+                del future  # written: its bytes must not outlive their share of the budget
+                self._budget.release(reserved)
             self._fill()
-
-    def _adapt_depth(self, head: Future[Buffer], reserved: int) -> None:
-        if not head.done():  # the writer waits
-            self._waits += 1
-            if self._waits >= 2 and self._deepen_when():  # fetching holds it back, not a blip
-                self._depth = min(self._depth + reserved, self._budget.capacity)
-                self._waits = 0
-            return
-        self._waits = 0
-        if self._window and self._window[0][1].done():  # bytes pile up: fetch less far
-            self._depth = max(self._depth - reserved, self._min_depth)
 
     def _fill(self) -> None:
         """Submit upcoming chunks while the budget allows; wait for room only when idle."""
@@ -243,7 +247,7 @@ class Prefetcher:
                 reserved = len(probed)
             else:
                 reserved = min(chunk.length, self._budget.capacity)
-                if self._window and self._fetching + reserved > self._depth:
+                if self._window and self._fetching + reserved > self._depth.value:
                     return  # as far ahead as the writer has needed so far
                 if not self._budget.try_acquire(reserved):
                     if self._window:
@@ -252,7 +256,7 @@ class Prefetcher:
                     # chunks further on), so go over by this one chunk instead.
                     self._budget.force_acquire(reserved)
                 future = self._executor.submit(
-                    self._store.fetch, chunk.ref, chunk.start, chunk.length, chunk.etag
+                    chunk.entry, self._store.fetch, chunk.ref, chunk.start, chunk.length, chunk.etag
                 )
                 self._fetching += reserved
             self._window.append((chunk, future, reserved, steady))

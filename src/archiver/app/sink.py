@@ -70,6 +70,10 @@ class ArchiveSink(Protocol):
         """Whether bytes written now would go out at once (no upload backpressure)."""
         ...
 
+    def wait_for_room(self) -> None:
+        """Block until a part filled now could go out at once."""
+        ...
+
     def close(self) -> SinkResult: ...
 
     def abort(self) -> None: ...
@@ -249,6 +253,13 @@ class MultipartSink:
 
     def has_room(self) -> bool:
         return sum(1 for future in self._pending if not future.done()) < self._concurrency
+
+    def wait_for_room(self) -> None:
+        """Waiting here, before the writer copies a chunk in, rather than with a full part in
+        hand keeps that part from sitting in memory beside the bytes that begin the next."""
+        if not self._closed:
+            self._slots.acquire()  # only this writer submits: the slot stays free until it does
+            self._slots.release()
 
     def _submit(self, index: int, data: Buffer) -> None:
         if index + 1 > MAX_PARTS:

@@ -14,9 +14,10 @@ import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
+from archiver.app.pool import JobOrderPool
 from archiver.app.prefetch import ByteBudget, Chunk, FirstChunks, entry_chunks
 from archiver.domain.errors import ObjectUnavailable
 from archiver.domain.job import ObjectRef
@@ -84,7 +85,7 @@ class Sizing:
     ) -> None:
         self.plan = plan
         self.first_chunks = FirstChunks(transfer.budget)
-        self.executor = ThreadPoolExecutor(max(1, transfer.concurrency), "fetch")
+        self.executor = JobOrderPool(transfer.concurrency, "fetch")
         self._store = store
         self._admit = admit
         self._cap = transfer.budget.capacity
@@ -101,8 +102,11 @@ class Sizing:
         self._refused: BaseException | None = None
         if not self._uses:
             self._all_sized.set()
+        first_use: dict[ObjectRef, int] = {}
+        for index, entry in enumerate(plan.entries):
+            first_use.setdefault(entry.source, index)
         self._outcomes: dict[ObjectRef, Future[ObjectInfo | ObjectUnavailable]] = {
-            ref: self.executor.submit(self._size, ref) for ref in self._uses
+            ref: self.executor.submit(index, self._size, ref) for ref, index in first_use.items()
         }
 
     def _size(self, ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
