@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import threading
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from botocore.exceptions import ClientError
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 # Every part carries a CRC-32 that S3 verifies; the completed object gets a composite checksum.
 CHECKSUM: Final = "CRC32"
-READ_SLICE = 1024 * 1024
+READ_SLICE = 256 * 1024
 
 
 def _put_arguments(ref: ObjectRef, headers: ObjectHeaders) -> dict[str, Any]:
@@ -47,6 +48,51 @@ def _read_exactly(body: Any, length: int, ref: ObjectRef) -> bytearray:
     if filled != length:
         raise TransientError(f"{ref}: {filled} of {length} bytes (cut short), will retry")
     return data
+
+
+class PartBody(io.RawIOBase):
+    """A part's bytes as the seekable file botocore reads, without copying them.
+
+    Over HTTPS botocore sends the checksum in a trailer and streams the body for it, wrapping
+    bytes in `io.BytesIO`, which copies a bytearray: every part in flight would be held twice.
+    Over HTTP (a local endpoint) it signs and checksums the bytes in place, and sends them in
+    one call, so there they go as they are.
+    """
+
+    def __init__(self, data: Buffer) -> None:
+        super().__init__()
+        self._view = memoryview(data).cast("B")
+        self._position = 0
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else self._position + size
+        chunk = bytes(self._view[self._position : end])
+        self._position += len(chunk)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        count = min(len(target), len(self._view) - self._position)
+        target[:count] = self._view[self._position : self._position + count]
+        self._position += count
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
 
 
 class S3ObjectStore:
@@ -121,6 +167,7 @@ class S3MultipartUpload:
         self.upload_id = upload_id
         self._parts: dict[int, CompletedPartTypeDef] = {}
         self._lock = threading.Lock()
+        self._as_file = client.meta.endpoint_url.startswith("https:")  # see PartBody
 
     def upload_part(self, number: int, data: Buffer) -> None:
         with translated(f"{self._ref} part {number}"):
@@ -129,7 +176,7 @@ class S3MultipartUpload:
                 Key=self._ref.key,
                 UploadId=self.upload_id,
                 PartNumber=number,
-                Body=cast(bytes, data),  # botocore takes a bytearray as is; its stubs do not say so
+                Body=cast(IO[bytes], PartBody(data) if self._as_file else data),
                 ChecksumAlgorithm=CHECKSUM,
             )
         part: CompletedPartTypeDef = {"PartNumber": number, "ETag": response["ETag"]}
