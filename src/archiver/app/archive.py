@@ -107,6 +107,7 @@ def write_archive(
             depth=FETCH_AHEAD_RANGES * transfer.range_size,
             min_depth=transfer.range_size,  # when writing is the slower side
             deepen_when=sink.has_room,
+            pace=sink.wait_for_room,
         ) as fetched:
             archive = zipfile.ZipFile(
                 cast(IO[bytes], sink), mode="w", allowZip64=True, compresslevel=DEFLATE_LEVEL
@@ -122,7 +123,6 @@ def write_archive(
                     info = _zip_info(entry, chunk.size, plan, method)
                     target = archive.open(info, mode="w")
                 assert target is not None
-                sink.wait_for_room()
                 target.write(data)
                 bytes_done += len(data)
                 del data  # written: not kept while the next chunk is fetched

@@ -176,6 +176,7 @@ class Prefetcher:
         depth: int | None = None,
         min_depth: int | None = None,
         deepen_when: Callable[[], bool] | None = None,
+        pace: Callable[[], None] | None = None,
     ) -> None:
         self._first = first or FirstChunks(None)
         self._store = store
@@ -193,6 +194,9 @@ class Prefetcher:
         start = budget.capacity if depth is None else depth
         self._depth = FetchDepth(start, budget.capacity, min_depth)
         self._deepen_when = deepen_when or (lambda: True)
+        # The writer's own backpressure, waited for before it takes the next chunk: that chunk
+        # still counts as fetched ahead meanwhile, so nothing further is fetched while it waits.
+        self._pace = pace or (lambda: None)
         self._fetching = 0  # bytes of the window still to fetch, or fetched for it
 
     def __enter__(self) -> Prefetcher:
@@ -214,6 +218,8 @@ class Prefetcher:
     def __iter__(self) -> Iterator[tuple[Chunk, Buffer]]:
         self._fill()
         while self._window:
+            if self._writing:
+                self._pace()
             chunk, future, reserved, steady = self._window.popleft()
             if steady is not None:  # fetched, not probed
                 self._fetching -= reserved

@@ -255,8 +255,8 @@ class MultipartSink:
         return sum(1 for future in self._pending if not future.done()) < self._concurrency
 
     def wait_for_room(self) -> None:
-        """Waiting here, before the writer copies a chunk in, rather than with a full part in
-        hand keeps that part from sitting in memory beside the bytes that begin the next."""
+        """Waiting here, before the writer takes the next chunk, rather than with a full part in
+        hand keeps that part, and the chunk, from sitting in memory beside what is fetched."""
         if not self._closed:
             self._slots.acquire()  # only this writer submits: the slot stays free until it does
             self._slots.release()
