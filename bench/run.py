@@ -222,6 +222,9 @@ def main() -> None:
             # A fresh endpoint per workload: moto keeps everything in one process's memory.
             with moto_server("bench.moto_server") as direct:
                 results[workload_id] = run_workload(WORKLOADS[workload_id], direct, Path(scratch))
+            # The read-back went through temporary files (GiB for W3): write them out now, or
+            # the next workload's contenders pay for that writeback in wall and system time.
+            os.sync()
     rendered = table(results)
     print(rendered)
     command = "make bench" + (
