@@ -173,7 +173,7 @@ def test_a_slow_writer_keeps_the_fetch_ahead_shallow() -> None:
 
 def test_a_writer_kept_waiting_fetches_further_ahead() -> None:
     """Every request in flight adds throughput (as on S3): the deeper window pays and stays."""
-    store, depths = fetch_ahead(120, fetch_pause=0.02, write_pause=0.0)
+    store, depths = fetch_ahead(200, fetch_pause=0.015, write_pause=0.0)  # room for two probes
     assert max(depths) >= 128 * KIB  # a probe one chunk deeper paid, so the next one began
     assert store.most_concurrent > 2  # started at two chunks ahead
 
@@ -183,3 +183,22 @@ def test_an_endpoint_serving_one_request_at_a_time_is_not_fetched_further_ahead(
     _, depths = fetch_ahead(120, fetch_pause=0.005, write_pause=0.0, one_at_a_time=True)
     assert 96 * KIB in depths  # it tried one chunk deeper...
     assert max(depths) == 96 * KIB  # ...which did not pay, or a second probe would follow
+
+
+def test_the_writer_waits_for_its_own_side_with_nothing_fetched_beyond_the_window() -> None:
+    """`pace` (an upload slot) is waited for before the next chunk is taken: meanwhile that
+    chunk still counts as fetched ahead, so no further one is fetched."""
+    store, entries, infos = setup([32 * KIB] * 20, budget_bytes=1024 * KIB)
+    store.fetch_pause = 0.001
+    ahead_while_waiting = []
+
+    def pace() -> None:
+        time.sleep(0.005)  # the fetches in flight end meanwhile
+        ahead_while_waiting.append(store.unconsumed)
+
+    chunks = chunks_of(entries, infos, 32 * KIB)
+    with Prefetcher(store, chunks, store.budget, 8, depth=64 * KIB, pace=pace) as fetched:
+        for _, data in fetched:
+            store.consumed(len(data))
+    assert len(ahead_while_waiting) == 19  # before every chunk but the first
+    assert max(ahead_while_waiting) == 64 * KIB  # the window: two chunks, none in hand
