@@ -1,9 +1,12 @@
 import threading
 import time
 
+import pytest
+
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.app.prefetch import ByteBudget
 from archiver.app.sizing import Admitted, Sizing, SourceCheck, Transfer
+from archiver.domain.errors import JobCancelled
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.plan import ArchivePolicy, plan_archive
 from tests.unit.conftest import DESTINATION, SENT, SOURCE
@@ -45,3 +48,31 @@ def test_closing_mid_sizing_gives_every_kept_byte_back() -> None:
         time.sleep(0.01)
     assert budget.available == budget.capacity
     assert not admitted  # the policy never ran on a job that stopped
+
+
+def test_a_shutdown_ends_the_wait_for_the_last_sources() -> None:
+    """The writer waits for every size before it finishes; a stuck size check does not keep
+    a worker that was asked to stop."""
+    store = MemoryObjectStore()
+    store.create_bucket(SOURCE)
+    release = threading.Event()
+    original_stat = store.stat
+
+    def stuck_stat(ref: ObjectRef):  # type: ignore[no-untyped-def]
+        release.wait(timeout=10)
+        return original_stat(ref)
+
+    store.stat = stuck_stat  # type: ignore[method-assign]
+    store.add(ObjectRef(SOURCE, "a.bin"), b"x" * KIB)
+    request = JobRequest(files=[FileSpec(source="a.bin")])
+    plan = plan_archive("job-stop", request, SENT, ArchivePolicy(SOURCE, DESTINATION))
+    cancel = threading.Event()
+    no_budget = ByteBudget(0)  # nothing may be kept: the source is sized by a HEAD (stat)
+    sizing = Sizing(store, plan, Transfer(no_budget), lambda _: Admitted(plan, []), cancel)
+    cancel.set()
+    try:
+        with pytest.raises(JobCancelled, match="shutting down"):
+            sizing.settle()
+    finally:
+        release.set()
+        sizing.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import stat
-import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
@@ -15,7 +14,6 @@ from archiver.app.sink import ArchiveSink, SinkResult
 from archiver.app.sizing import ChunkFeed, Sizing, Transfer, worth_deflating
 from archiver.domain.errors import (
     ErrorCode,
-    JobCancelled,
     ObjectUnavailable,
     PermanentError,
     Unavailable,
@@ -83,12 +81,12 @@ def write_archive(
     sink: ArchiveSink,
     transfer: Transfer,
     progress: ProgressCallback | None = None,
-    cancel: threading.Event | None = None,
 ) -> SinkResult:
     """Stream every planned entry into the sink; on any failure abort it, leaving nothing.
 
     Entries are written as their sources are sized; the job's policy is checked as the writing
-    goes, and once more, with every source sized, before the archive is finished.
+    goes, and once more, with every source sized, before the archive is finished. A shutdown
+    (the sizing's `cancel`) is seen between two chunks.
     """
     plan = sizing.plan
     feed = ChunkFeed(plan.entries, sizing, transfer.range_size)
@@ -113,8 +111,7 @@ def write_archive(
                 cast(IO[bytes], sink), mode="w", allowZip64=True, compresslevel=DEFLATE_LEVEL
             )
             for chunk, data in _translated(fetched):
-                if cancel is not None and cancel.is_set():
-                    raise JobCancelled("shutting down: the job did not finish in the grace period")
+                sizing.check_cancel()
                 sizing.check_policy()
                 entry = plan.entries[chunk.entry]
                 if chunk.start == 0:

@@ -104,7 +104,7 @@ class ArchiveService:
                 aborted = self._store.abort_uploads(plan.archive)
             if aborted:
                 log.warning("stale_uploads_aborted", count=aborted)
-        with closing(self._sizing(plan)) as sizing:
+        with closing(self._sizing(plan, cancel)) as sizing:
             sink = MultipartSink(
                 self._store,
                 plan.archive,
@@ -114,7 +114,7 @@ class ArchiveService:
                 upload_concurrency=self._build.upload_concurrency,
                 expected_size=sizing.expected_size,
             )
-            result = write_archive(sizing, self._store, sink, self._transfer, progress, cancel)
+            result = write_archive(sizing, self._store, sink, self._transfer, progress)
             admitted = sizing.settle()
         archive = ArchiveInfo(
             bucket=plan.archive.bucket,
@@ -138,9 +138,11 @@ class ArchiveService:
             return public_url(self._links.base_url, archive.key)
         return self._store.presigned_url(archive, self._links.presign_ttl)
 
-    def _sizing(self, plan: ArchivePlan) -> Sizing:
+    def _sizing(self, plan: ArchivePlan, cancel: threading.Event | None = None) -> Sizing:
         """Start sizing every source; MISSING_FILES and MAX_ARCHIVE_BYTES apply once it ends."""
-        return Sizing(self._store, plan, self._transfer, lambda check: self._admit(plan, check))
+        return Sizing(
+            self._store, plan, self._transfer, lambda check: self._admit(plan, check), cancel
+        )
 
     def _admit(self, plan: ArchivePlan, checked: SourceCheck) -> Admitted:
         admitted = self._apply_missing_policy(plan, checked)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from archiver.app.pool import JobOrderPool
 from archiver.app.prefetch import ByteBudget, Chunk, FirstChunks, entry_chunks
-from archiver.domain.errors import ObjectUnavailable
+from archiver.domain.errors import JobCancelled, ObjectUnavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
 from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
@@ -27,6 +27,7 @@ from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
 PROBE_BYTES = 1024 * 1024
 SAMPLE_BYTES = 16 * 1024  # enough to tell random or compressed data from text
 MIN_SAVING = 0.03  # deflate must save at least 3 % of a sample to be worth its CPU
+CANCEL_POLL_SECONDS = 0.2  # how soon a wait for the last sizes notices a shutdown
 # Local header + central directory record + ZIP64 extras, beyond the name (twice).
 ENTRY_OVERHEAD = 30 + 46 + 2 * 32
 END_RECORDS = 22 + 56 + 20
@@ -81,9 +82,15 @@ def expected_archive_size(plan: ArchivePlan, infos: dict[ObjectRef, ObjectInfo])
 
 class Sizing:
     def __init__(
-        self, store: ObjectStore, plan: ArchivePlan, transfer: Transfer, admit: Admit
+        self,
+        store: ObjectStore,
+        plan: ArchivePlan,
+        transfer: Transfer,
+        admit: Admit,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.plan = plan
+        self._cancel = cancel
         self.first_chunks = FirstChunks(transfer.budget)
         self.executor = JobOrderPool(transfer.concurrency, "fetch")
         self._store = store
@@ -154,9 +161,16 @@ class Sizing:
     def is_sized(self, ref: ObjectRef) -> bool:
         return self._outcomes[ref].done()
 
+    def check_cancel(self) -> None:
+        """Raise JobCancelled once the worker has asked running jobs to stop."""
+        if self._cancel is not None and self._cancel.is_set():
+            raise JobCancelled("shutting down: the job did not finish in the grace period")
+
     def settle(self) -> Admitted:
-        """Wait for every source, then apply the job's policy (once): the entries to write."""
-        self._all_sized.wait()
+        """Wait for every source, then apply the job's policy (once): the entries to write.
+        A shutdown ends the wait: the last sources of a large job may take a while to size."""
+        while not self._all_sized.wait(CANCEL_POLL_SECONDS):
+            self.check_cancel()
         with self._lock:
             if self._admitted is None and self._refused is None:
                 try:
