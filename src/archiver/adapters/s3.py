@@ -73,12 +73,6 @@ class PartBody(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> bytes:
-        end = len(self._view) if size is None or size < 0 else self._position + size
-        chunk = bytes(self._view[self._position : end])
-        self._position += len(chunk)
-        return chunk
-
     def readinto(self, buffer: Any) -> int:
         target = memoryview(buffer).cast("B")
         count = min(len(target), len(self._view) - self._position)
