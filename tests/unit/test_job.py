@@ -147,3 +147,60 @@ def test_any_json_parses_or_raises_invalid_payload(document: object) -> None:
     assert reason or job
     metadata = salvage_metadata(body)
     assert metadata is None or isinstance(metadata, dict)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ('{"files": [{"source": "a"}], "metadata": {"x": NaN}}', "NaN is not standard JSON"),
+        ('{"files": [{"source": "a"}], "metadata": {"x": -Infinity}}', "-Infinity is not standard"),
+        ('{"files": [{"source": "a"}], "metadata": {"x": 1e999}}', "1e999 is out of range"),
+        ('{"files": [{"source": "a\\ud800.png"}]}', "files.0.source: the text holds a lone"),
+        ('{"files": [{"source": "a", "destination": "\\udc00"}]}', "files.0.destination"),
+        ('{"files": [{"source": "a"}], "metadata": {"\\ud800": 1}}', "metadata: a key holds"),
+        ('{"files": [{"source": "a"}], "metadata": {"k": ["\\udfff"]}}', "metadata.k.0: the text"),
+        ('{"files": [{"source": "dir/../other"}]}', "'.' or '..' segment"),
+        ('{"files": [{"source": "./a.png"}]}', "'.' or '..' segment"),
+        ('{"files": [{"source": "s3://b-1/a/.."}]}', "'.' or '..' segment"),
+    ],
+)
+def test_refuses_what_it_could_not_echo_or_read_safely(body: str, fragment: str) -> None:
+    with pytest.raises(InvalidPayload) as raised:
+        parse_job(body)
+    assert fragment in raised.value.message
+
+
+def test_a_surrogate_inside_an_sns_envelope_is_refused_where_it_is() -> None:
+    inner = r'{"files": [{"source": "a", "name": "\ud800.png"}]}'
+    with pytest.raises(InvalidPayload, match=r"files\.0\.name: the text holds a lone"):
+        parse_job(json.dumps({"Type": "Notification", "Message": inner}))
+
+
+def test_metadata_depth_is_bounded_and_named() -> None:
+    deep: object = 1
+    for _ in range(300):
+        deep = {"a": deep}
+    with pytest.raises(InvalidPayload, match=r"metadata: .*more than 32 levels"):
+        parse_job(json.dumps({"files": [{"source": "a"}], "metadata": deep}))
+    shallow: object = 1
+    for _ in range(31):
+        shallow = {"a": shallow}
+    assert parse_job(json.dumps({"files": [{"source": "a"}], "metadata": shallow}))
+
+
+def test_metadata_is_kept_exactly_as_sent() -> None:
+    metadata = {"big": 2**80, "tiny": 5e-324, "neg_zero": -0.0, "text": "\uffff\x00é", "l": [None]}
+    job = parse_job(json.dumps({"files": [{"source": "a"}], "metadata": metadata}))
+    assert json.loads(json.dumps(job.metadata)) == metadata
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        r'{"files": 3, "metadata": {"x": "\ud800"}}',
+        '{"files": 3, "metadata": {"x": NaN}}',
+        '{"files": 3, "metadata": ' + '{"a": ' * 40 + "1" + "}" * 40 + "}",
+    ],
+)
+def test_metadata_that_could_not_be_echoed_is_not_salvaged(body: str) -> None:
+    assert salvage_metadata(body) is None

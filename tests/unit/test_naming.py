@@ -1,3 +1,4 @@
+import re
 import unicodedata
 
 import pytest
@@ -116,3 +117,49 @@ def test_entry_names_are_safe_and_unique(specs: list[tuple[str, str | None, str]
         assert not any(unicodedata.category(char) == "Cc" for char in name)
         assert unicodedata.normalize("NFC", name) == name
         assert all(len(part.encode("utf-8")) <= MAX_SEGMENT_BYTES for part in name.split("/"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "first"),
+    [
+        ("../C:/Windows", "Windows"),
+        ("/C:/x", "x"),
+        ("C:D:/x", "x"),
+        ("C:\\D:x", "x"),
+        ("C:../x", "x"),
+    ],
+)
+def test_a_drive_letter_is_dropped_wherever_cleaning_brings_it_first(raw: str, first: str) -> None:
+    assert clean_segments(raw)[0] == first
+    assert file_segments(None, None, raw)[0] == first
+
+
+def test_a_key_leaf_that_is_a_drive_letter_is_not_an_entry_root() -> None:
+    assert file_segments(None, None, "dir/C:evil.txt") == ["evil.txt"]
+    assert file_segments("album", None, "dir/C:evil.txt") == ["album", "C:evil.txt"]
+
+
+def test_nfc_is_the_last_step() -> None:
+    assert clean_segments("e\u202e\u0301") == ["\u00e9"]
+    assert clean_segments("a\x00\u030a") == ["\u00e5"]
+
+
+pieces = st.sampled_from(
+    ["..", ".", "/", "\\", "C:", "d:", "e", "\u0301", "\u202e", "\x00", "x", "\u0958", "ß"]
+)
+
+
+@given(st.lists(pieces, max_size=12).map("".join), st.lists(pieces, max_size=12).map("".join))
+def test_cleaned_paths_never_start_with_a_drive_and_are_nfc(destination: str, key: str) -> None:
+    segments = file_segments(destination, None, key or "k")
+    assert not re.match(r"^[A-Za-z]:", segments[0])
+    for segment in segments:
+        assert unicodedata.is_normalized("NFC", segment)
+        assert segment not in ("", ".", "..")
+
+
+@given(st.text(alphabet="\u0958\u0301e", min_size=200, max_size=400))
+def test_shortened_names_stay_nfc_and_within_bounds(text: str) -> None:
+    [segment] = clean_segments(text) or ["x"]
+    assert len(segment.encode("utf-8")) <= MAX_SEGMENT_BYTES
+    assert unicodedata.is_normalized("NFC", segment)

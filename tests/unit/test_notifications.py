@@ -3,7 +3,15 @@ from pathlib import Path
 
 from archiver.app.schemas import render, schemas
 from archiver.domain.errors import ErrorCode, PermanentError
-from archiver.domain.notifications import NOTIFICATION_ADAPTER, ArchiveInfo, failed, succeeded
+from archiver.domain.notifications import (
+    MAX_MESSAGE_CHARS,
+    MAX_NOTIFICATION_BYTES,
+    NOTIFICATION_ADAPTER,
+    ArchiveInfo,
+    failed,
+    notification_body,
+    succeeded,
+)
 
 SCHEMA_DIR = Path(__file__).parents[2] / "schemas"
 
@@ -32,6 +40,7 @@ def test_failure_names_code_reason_and_sources() -> None:
             "code": "source_not_found",
             "message": "1 source(s) cannot be read",
             "sources": ["s3://b/k"],
+            "sources_omitted": 0,
         },
         "metadata": None,
     }
@@ -50,3 +59,41 @@ def test_published_schemas_are_current() -> None:
     """Regenerate with `make schemas` when a model changes."""
     for name, schema in schemas().items():
         assert (SCHEMA_DIR / name).read_text(encoding="utf-8") == render(schema), name
+
+
+def test_long_source_lists_are_cut_to_fit_one_sqs_message_and_counted() -> None:
+    sources = [f"s3://bucket/{'k' * 1000}-{number}" for number in range(10_000)]
+    error = PermanentError(ErrorCode.SOURCE_NOT_FOUND, "10000 source(s) cannot be read", sources)
+    notification = failed("job", error, {"m": "x" * 200_000})
+    body = notification_body(notification)
+    assert len(body.encode()) <= MAX_NOTIFICATION_BYTES
+    assert notification.error.sources == sources[: len(notification.error.sources)]
+    assert len(notification.error.sources) + notification.error.sources_omitted == 10_000
+    assert notification.error.sources_omitted > 0
+
+
+def test_missing_sources_of_a_success_are_cut_the_same_way() -> None:
+    missing = [f"s3://bucket/{'k' * 1000}-{number}" for number in range(1_000)]
+    archive = ArchiveInfo(
+        bucket="b", key="k", size_bytes=1, file_count=1, sha256=None, missing=missing
+    )
+    notification = succeeded("job", "https://cdn/k", archive, {})
+    assert len(notification_body(notification).encode()) <= MAX_NOTIFICATION_BYTES
+    assert len(notification.archive.missing) + notification.archive.missing_omitted == 1_000
+
+
+def test_messages_are_bounded_and_always_have_a_utf8_form() -> None:
+    error = PermanentError(ErrorCode.INVALID_PAYLOAD, "bad \ud800 " + "x" * 10_000)
+    notification = failed("job", error, None)
+    assert len(notification.error.message) == MAX_MESSAGE_CHARS
+    assert notification.error.message.startswith("bad \\ud800 x")
+    notification_body(notification).encode("utf-8")  # would raise on a lone surrogate
+
+
+def test_the_body_escapes_what_sqs_refuses_and_reads_back_the_same() -> None:
+    metadata = {"odd": "\ufffe\uffff", "nul": "\x00", "astral": "\U0001f600"}
+    archive = ArchiveInfo(bucket="b", key="k", size_bytes=1, file_count=1, sha256=None)
+    body = notification_body(succeeded("job", "u", archive, metadata))
+    assert "\ufffe" not in body
+    assert "\uffff" not in body
+    assert json.loads(body)["metadata"] == metadata

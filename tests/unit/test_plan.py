@@ -2,8 +2,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archiver.domain.errors import ErrorCode, PermanentError
+from archiver.domain.errors import ErrorCode, InvalidPayload, PermanentError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
+from archiver.domain.naming import MAX_PATH_BYTES
 from archiver.domain.plan import (
     ArchivePolicy,
     CompressionMode,
@@ -86,3 +87,25 @@ def test_too_many_files() -> None:
 )
 def test_entry_method(mode: CompressionMode, name: str, key: str, method: EntryMethod) -> None:
     assert entry_method(mode, name, key) is method
+
+
+def test_a_path_no_extractor_can_create_is_refused_naming_the_file() -> None:
+    folder = "/".join(["d" * 250] * 4)  # 1,003 bytes: the file name takes it past the bound
+    request = JobRequest(
+        files=[
+            FileSpec(source="ok.png"),
+            FileSpec(source="dir/a-long-enough-name.png", destination=folder),
+        ]
+    )
+    with pytest.raises(InvalidPayload) as raised:
+        plan_archive("job", request, SENT, POLICY)
+    assert raised.value.message.startswith("files.1: its path in the archive would be 1,026 bytes")
+    assert raised.value.sources == ["s3://source-images/dir/a-long-enough-name.png"]
+
+
+def test_a_path_at_the_bound_is_kept() -> None:
+    name = "n" * (MAX_PATH_BYTES - 1004)
+    folder = "/".join(["d" * 250] * 4)
+    request = JobRequest(files=[FileSpec(source="k", destination=folder, name=name)])
+    [entry] = plan_archive("job", request, SENT, POLICY).entries
+    assert len(entry.name.encode()) == MAX_PATH_BYTES

@@ -10,9 +10,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from archiver.domain.errors import ArchiverError, ObjectUnavailable, TransientError, Unavailable
+from archiver.domain.errors import (
+    ConfigurationError,
+    ObjectUnavailable,
+    TransientError,
+    Unavailable,
+)
 from archiver.domain.job import ObjectRef
-from archiver.domain.notifications import JobFailed, JobSucceeded
+from archiver.domain.notifications import (
+    MAX_NOTIFICATION_BYTES,
+    NOTIFICATION_ADAPTER,
+    JobFailed,
+    JobSucceeded,
+    notification_body,
+)
 from archiver.domain.ports import Buffer, ObjectHeaders, ObjectInfo, ReceivedMessage
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -52,7 +63,7 @@ class MemoryObjectStore:
         self.objects: dict[ObjectRef, bytes | SyntheticBody] = {}
         self.headers: dict[ObjectRef, ObjectHeaders] = {}
         self.uploads: dict[str, MemoryMultipartUpload] = {}
-        self.faults: dict[ObjectRef, ArchiverError] = {}
+        self.faults: dict[ObjectRef, Exception] = {}
         """Errors to raise on the next access to an object (consumed once): fault injection."""
         self._lock = threading.Lock()
 
@@ -115,6 +126,9 @@ class MemoryObjectStore:
             upload.abort()
         return len(stale)
 
+    def check_bucket(self, bucket: str, *, write: bool) -> None:
+        self._check(ObjectRef(bucket, ""), must_exist=False)
+
     def _finish(self, upload: MemoryMultipartUpload, data: bytes | None) -> None:
         with self._lock:
             self.uploads.pop(upload.upload_id, None)
@@ -156,8 +170,10 @@ class MemoryMultipartUpload:
 class MemoryQueue:
     """FIFO-ish queue with visibility: received messages return unless deleted."""
 
-    def __init__(self, name: str = "memory-queue") -> None:
+    def __init__(self, name: str = "memory-queue", redrive_limit: int | None = None) -> None:
         self.name = name
+        self.max_receives = redrive_limit
+        self.exists = True
         self.visible: deque[ReceivedMessage] = deque()
         self.in_flight: dict[str, ReceivedMessage] = {}
         self.deleted: list[ReceivedMessage] = []
@@ -165,16 +181,30 @@ class MemoryQueue:
         """(message id, seconds) of every visibility change, receives included."""
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self.polling = 0
+        """Receives waiting for a message now (long polls)."""
 
     def send(self, body: str, sent_at: datetime | None = None) -> str:
         message_id = f"{self.name}-{next(self._ids):06d}-{uuid.uuid4().hex[:8]}"
         sent = sent_at or datetime.now(UTC)
-        self.visible.append(ReceivedMessage(message_id, body, "", sent, 0))
+        with self._arrived:
+            self.visible.append(ReceivedMessage(message_id, body, "", sent, 0))
+            self._arrived.notify_all()
         return message_id
 
     def receive(
         self, max_messages: int, wait_seconds: int, visibility_seconds: int = 30
     ) -> list[ReceivedMessage]:
+        """Waits up to `wait_seconds` for a message, as an SQS long poll does."""
+        with self._arrived:
+            self.polling += 1
+            self._arrived.notify_all()
+            self._arrived.wait_for(lambda: bool(self.visible), timeout=wait_seconds)
+            self.polling -= 1
+            return self._take(max_messages, visibility_seconds)
+
+    def _take(self, max_messages: int, visibility_seconds: int) -> list[ReceivedMessage]:
         received: list[ReceivedMessage] = []
         while self.visible and len(received) < max_messages:
             message = self.visible.popleft()
@@ -197,22 +227,47 @@ class MemoryQueue:
                 self.deleted.append(delivered)
 
     def set_visibility(self, message: ReceivedMessage, seconds: int) -> None:
-        with self._lock:
+        with self._arrived:
             if message.receipt not in self.in_flight:
                 return
             self.visibility_changes.append((message.message_id, seconds))
             if seconds == 0:
                 self.visible.append(self.in_flight.pop(message.receipt))
+                self._arrived.notify_all()
+
+    def wait_for_poll(self, timeout: float = 5.0) -> bool:
+        """Block until a receive is waiting (for tests of what happens during a long poll)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self.polling > 0, timeout=timeout)
+
+    def redrive_limit(self) -> int | None:
+        if not self.exists:
+            raise ConfigurationError(f"queue {self.name}: does not exist")
+        return self.max_receives
 
     def expire_visibility(self) -> None:
         """Simulate every in-flight message's visibility timeout running out."""
-        for receipt in list(self.in_flight):
-            self.visible.append(self.in_flight.pop(receipt))
+        with self._arrived:
+            for receipt in list(self.in_flight):
+                self.visible.append(self.in_flight.pop(receipt))
+            self._arrived.notify_all()
 
 
 class MemoryNotifier:
+    """Keeps what an SQS consumer would read: the body as sent, refused as SQS refuses it."""
+
     def __init__(self) -> None:
         self.published: list[JobSucceeded | JobFailed] = []
+        self.bodies: list[str] = []
+        self.exists = True
 
     def publish(self, notification: JobSucceeded | JobFailed) -> None:
-        self.published.append(notification)
+        body = notification_body(notification)  # raises where the real notifier would
+        if len(body.encode("utf-8")) > MAX_NOTIFICATION_BYTES:
+            raise TransientError(f"the notification is {len(body.encode()):,} bytes, over SQS's")
+        self.bodies.append(body)
+        self.published.append(NOTIFICATION_ADAPTER.validate_json(body))
+
+    def check(self) -> None:
+        if not self.exists:
+            raise ConfigurationError("the destination queue does not exist")

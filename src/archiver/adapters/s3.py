@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import threading
+import time
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
+import structlog
 from botocore.exceptions import ClientError
 
 from archiver.adapters.errors import error_code, translated
@@ -17,9 +20,15 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
+log = structlog.get_logger(__name__)
+
 # Every part carries a CRC-32 that S3 verifies; the completed object gets a composite checksum.
 CHECKSUM: Final = "CRC32"
 READ_SLICE = 256 * 1024
+RESUMES = 4
+"""Times a body cut mid-transfer is asked again for the rest, before the job is given back."""
+RESUME_DELAY = 0.25  # seconds, doubled at each resume
+NO_SUCH_KEY = "archiver-start-up-check"  # a key read to learn whether its bucket exists
 
 
 def _put_arguments(ref: ObjectRef, headers: ObjectHeaders) -> dict[str, Any]:
@@ -34,20 +43,28 @@ def _put_arguments(ref: ObjectRef, headers: ObjectHeaders) -> dict[str, Any]:
     return arguments
 
 
-def _read_exactly(body: Any, length: int, ref: ObjectRef) -> bytearray:
-    """Fill one preallocated buffer (no chunks joined at the end); raise if the body is short."""
-    data = bytearray(length)
-    view = memoryview(data)
-    filled = 0
-    try:
-        # urllib3 reads each request into a temporary first: ask for slices.
-        while filled < length and (count := body.readinto(view[filled : filled + READ_SLICE])):
-            filled += count
-    finally:
-        body.close()
-    if filled != length:
-        raise TransientError(f"{ref}: {filled} of {length} bytes (cut short), will retry")
-    return data
+class _Filling:
+    """One preallocated buffer filled from one or more responses (no chunks joined at the end)."""
+
+    def __init__(self, length: int) -> None:
+        self.data = bytearray(length)
+        self.filled = 0
+
+    @property
+    def missing(self) -> int:
+        return len(self.data) - self.filled
+
+    def drain(self, body: Any) -> None:
+        """Read a response body into the rest of the buffer; `filled` counts even a cut one."""
+        view = memoryview(self.data)
+        try:
+            # urllib3 reads each request into a temporary first: ask for slices.
+            while self.missing and (
+                count := body.readinto(view[self.filled : self.filled + READ_SLICE])
+            ):
+                self.filled += count
+        finally:
+            body.close()
 
 
 class PartBody(io.RawIOBase):
@@ -90,8 +107,9 @@ class PartBody(io.RawIOBase):
 
 
 class S3ObjectStore:
-    def __init__(self, client: S3Client) -> None:
+    def __init__(self, client: S3Client, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
+        self._sleep = sleep
 
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         with translated(str(ref)):
@@ -109,23 +127,75 @@ class S3ObjectStore:
                 if error_code(error) not in ("InvalidRange", "416"):
                     raise
                 return self.stat(ref), b""  # an empty object has no byte 0 to range over
-            received = response["ContentLength"]
-            total = int(response.get("ContentRange", f"/{received}").rsplit("/", 1)[1])
-            data = _read_exactly(response["Body"], received, ref)
-        return ObjectInfo(ref, total, response.get("ETag")), data
+        received = response["ContentLength"]
+        total = int(response.get("ContentRange", f"/{received}").rsplit("/", 1)[1])
+        info = ObjectInfo(ref, total, response.get("ETag"))
+        filling = _Filling(received)
+        self._drain(ref, 0, filling, response["Body"], info.etag)
+        return info, filling.data
 
     def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
         if length == 0:
             return b""
+        filling = _Filling(length)
+        response = self._get_range(ref, start, length, etag)
+        self._drain(ref, start, filling, response["Body"], etag or response.get("ETag"))
+        return filling.data
+
+    def _get_range(self, ref: ObjectRef, start: int, length: int, etag: str | None) -> Any:
         arguments: dict[str, Any] = {
             "Bucket": ref.bucket,
             "Key": ref.key,
             "Range": f"bytes={start}-{start + length - 1}",
         }
         if etag:
-            arguments["IfMatch"] = etag
+            arguments["IfMatch"] = etag  # every range of one source comes from one version
         with translated(str(ref)):
-            return _read_exactly(self._client.get_object(**arguments)["Body"], length, ref)
+            return self._client.get_object(**arguments)
+
+    def _drain(
+        self, ref: ObjectRef, start: int, filling: _Filling, body: Any, etag: str | None
+    ) -> None:
+        """Read a body whole; one cut mid-transfer asks for the rest, not for the job again.
+
+        botocore retries failed requests, not bodies that break off once the answer has begun:
+        those resume here, from the first byte not yet read, pinned to the same version.
+        """
+        for resume in range(RESUMES + 1):
+            try:
+                with translated(str(ref)):
+                    filling.drain(body)
+                if not filling.missing:
+                    return
+                cut = TransientError(f"{ref}: the body ended {filling.missing} bytes early")
+            except TransientError as error:
+                cut = error
+            if resume == RESUMES:
+                raise TransientError(f"{cut} ({RESUMES} resumes did not finish it)") from cut
+            log.info("body_resumed", source=str(ref), read=filling.filled, error=str(cut))
+            self._sleep(RESUME_DELAY * 2**resume)
+            offset = start + filling.filled
+            body = self._get_range(ref, offset, filling.missing, etag)["Body"]
+
+    def check_bucket(self, bucket: str, *, write: bool) -> None:
+        """Raise ObjectUnavailable unless the bucket exists (and, to write, lists our uploads).
+
+        Writing checks the permission a redelivered job needs to find stale uploads; reading
+        needs no s3:ListBucket, so there a missing (or forbidden) key is fine, a bucket is not.
+        """
+        with translated(f"s3://{bucket}"):
+            if write:
+                self._client.list_multipart_uploads(Bucket=bucket, MaxUploads=1)
+                return
+            try:
+                response = self._client.get_object(
+                    Bucket=bucket, Key=NO_SUCH_KEY, Range="bytes=0-0"
+                )
+            except ClientError as error:
+                if error_code(error) in ("NoSuchKey", "AccessDenied", "InvalidRange", "416"):
+                    return
+                raise
+            response["Body"].close()
 
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
         with translated(str(ref)):

@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from archiver.adapters.errors import error_code, transient_only
-from archiver.domain.errors import TransientError
-from archiver.domain.notifications import JobFailed, JobSucceeded
+from archiver.domain.errors import ConfigurationError, TransientError
+from archiver.domain.notifications import JobFailed, JobSucceeded, notification_body
 from archiver.domain.ports import ReceivedMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.literals import MessageSystemAttributeNameType
+    from mypy_boto3_sqs.literals import MessageSystemAttributeNameType, QueueAttributeNameType
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 # What SQS answers for a receipt whose message was deleted or is no longer in flight.
 GONE = frozenset(
     {"ReceiptHandleIsInvalid", "AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight"}
+)
+# What SQS answers for a queue that is not there, or not ours to use: a deployment's mistake.
+MISCONFIGURED = frozenset(
+    {
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "NonExistentQueue",
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidAddress",
+        "InvalidSecurity",
+    }
 )
 SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
     "SentTimestamp",
@@ -41,9 +56,33 @@ class QueueAddress:
     def url(self) -> str:
         with self._lock:
             if self._url is None:
-                with transient_only(f"queue {self.queue}"):
-                    self._url = self._client.get_queue_url(QueueName=self.queue)["QueueUrl"]
+                with checked(f"queue {self.queue}"):
+                    url = self._client.get_queue_url(QueueName=self.queue).get("QueueUrl")
+                if not url:  # a reply cut short parses as an empty document
+                    raise TransientError(f"queue {self.queue}: the answer holds no QueueUrl")
+                self._url = url
             return self._url
+
+    def attributes(self, *names: QueueAttributeNameType) -> dict[str, str]:
+        """Read attributes, proving the queue exists and may be used (whether URL or name)."""
+        with checked(f"queue {self.queue}"):
+            response = self._client.get_queue_attributes(
+                QueueUrl=self.url, AttributeNames=list(names)
+            )
+        return {str(name): value for name, value in response.get("Attributes", {}).items()}
+
+
+@contextmanager
+def checked(location: str) -> Iterator[None]:
+    """A queue that is missing or forbidden stops the start-up; anything else may pass."""
+    try:
+        with transient_only(location):
+            yield
+    except TransientError as error:
+        cause = error.__cause__
+        if isinstance(cause, ClientError) and error_code(cause) in MISCONFIGURED:
+            raise ConfigurationError(f"{location}: {error_code(cause)}") from cause
+        raise
 
 
 def _received(message: MessageTypeDef) -> ReceivedMessage:
@@ -98,6 +137,17 @@ class SqsQueue:
             response = self._client.send_message(QueueUrl=self.address.url, MessageBody=body)
         return response["MessageId"]
 
+    def redrive_limit(self) -> int | None:
+        policy = self.address.attributes("RedrivePolicy").get("RedrivePolicy")
+        if not policy:
+            return None
+        try:
+            return int(json.loads(policy)["maxReceiveCount"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ConfigurationError(
+                f"queue {self.address.queue}: unreadable RedrivePolicy {policy!r}"
+            ) from error
+
 
 class SqsNotifier:
     """Publishes notifications as JSON; `status` is also a message attribute for filtering."""
@@ -110,8 +160,11 @@ class SqsNotifier:
         with transient_only(f"notify {self.address.queue}"):
             self._client.send_message(
                 QueueUrl=self.address.url,
-                MessageBody=notification.model_dump_json(),
+                MessageBody=notification_body(notification),
                 MessageAttributes={
                     "status": {"DataType": "String", "StringValue": notification.status}
                 },
             )
+
+    def check(self) -> None:
+        self.address.attributes("QueueArn")

@@ -20,6 +20,7 @@ from archiver.app.logs import configure_logging
 from archiver.app.ops import healthy
 from archiver.app.progress import ProgressLine
 from archiver.app.settings import Settings, load_settings
+from archiver.app.startup import start_worker
 from archiver.domain.errors import ConfigurationError, PermanentError, TransientError
 from archiver.domain.job import FileSpec, JobRequest, parse_job
 
@@ -40,17 +41,20 @@ def _start(required: Sequence[str]) -> tuple[Settings, Container]:
 
 
 def run_worker(stop: threading.Event | None = None) -> int:
-    _, container = _start(WORKER_VARIABLES)
+    settings = load_settings(WORKER_VARIABLES)
+    configure_logging(debug=settings.app_debug, console=settings.dev_mode)
     stop = stop or threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         log.info("stop_requested", signal=signal.Signals(signum).name)
         stop.set()
 
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():  # before start-up: it may hang
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-    container.worker().run(stop)
+    worker = start_worker(build_container(settings), settings, stop)
+    if worker is not None:
+        worker.run(stop)
     return 0
 
 

@@ -9,13 +9,13 @@ from botocore.config import Config
 from dependency_injector import containers, providers
 
 from archiver.adapters.s3 import S3ObjectStore
-from archiver.adapters.sqs import QueueAddress, SqsNotifier, SqsQueue
+from archiver.adapters.sqs import SqsNotifier, SqsQueue
 from archiver.app.allocator import tune_allocator
 from archiver.app.ops import Liveness, Metrics, ScaleInProtection
 from archiver.app.service import MIB, ArchiveService, BuildOptions, LinkOptions
 from archiver.app.settings import Settings
 from archiver.app.worker import Worker
-from archiver.domain.errors import ConfigurationError, TransientError
+from archiver.domain.errors import ConfigurationError
 from archiver.domain.ports import Notifier, ObjectStore, Queue
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def _s3_client(session: boto3.session.Session, settings: Settings) -> S3Client:
 def _sqs_client(session: boto3.session.Session, settings: Settings) -> SQSClient:
     config = Config(
         retries={"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts},
+        connect_timeout=10,
         read_timeout=settings.sqs_wait_time_seconds + 20,  # a long poll is not a stalled read
     )
     return session.client("sqs", config=config)
@@ -64,27 +65,11 @@ def _object_store(client: S3Client) -> ObjectStore:
 
 
 def _source_queue(client: SQSClient, settings: Settings) -> Queue:
-    queue = SqsQueue(client, _required(settings.sqs_source_queue, "SQS_SOURCE_QUEUE"))
-    _resolve(queue.address, "SQS_SOURCE_QUEUE")
-    return queue
+    return SqsQueue(client, _required(settings.sqs_source_queue, "SQS_SOURCE_QUEUE"))
 
 
 def _notifier(client: SQSClient, settings: Settings) -> Notifier:
-    notifier = SqsNotifier(
-        client, _required(settings.sqs_destination_queue, "SQS_DESTINATION_QUEUE")
-    )
-    _resolve(notifier.address, "SQS_DESTINATION_QUEUE")
-    return notifier
-
-
-def _resolve(address: QueueAddress, variable: str) -> None:
-    """A queue given by name is looked up now, so a misspelt one stops the start-up."""
-    try:
-        address.url  # noqa: B018 - resolves and caches the URL
-    except TransientError as error:
-        raise ConfigurationError(
-            f"{variable}={address.queue!r}: {error.__cause__ or error}"
-        ) from error
+    return SqsNotifier(client, _required(settings.sqs_destination_queue, "SQS_DESTINATION_QUEUE"))
 
 
 def _service(store: ObjectStore, settings: Settings) -> ArchiveService:

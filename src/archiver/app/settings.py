@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     max_archive_bytes: int = Field(
         default=S3_MAX_OBJECT_BYTES, ge=1, description="Largest total of source sizes per job."
     )
+    startup_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How long start-up may try to reach the queues and buckets before exit 2.",
+    )
     health_file: Path | None = Field(
         default=Path("/tmp/archiver-alive"),  # noqa: S108 - a marker, no secrets
         description="File the worker touches on progress; `archiver healthcheck` reads it.",

@@ -14,7 +14,7 @@ import structlog
 from archiver.app.heartbeat import VisibilityHeartbeat
 from archiver.app.ops import Liveness, Metrics, ScaleInProtection
 from archiver.app.service import ArchiveService
-from archiver.domain.errors import JobCancelled, PermanentError, TransientError
+from archiver.domain.errors import InternalError, JobCancelled, PermanentError, TransientError
 from archiver.domain.job import parse_job, salvage_metadata
 from archiver.domain.notifications import JobFailed, JobSucceeded, failed, succeeded
 from archiver.domain.ports import Notifier, Queue, ReceivedMessage
@@ -24,6 +24,9 @@ log = structlog.get_logger(__name__)
 MAX_POLL_BACKOFF = 30.0
 MAX_RETRY_DELAY = 900  # SQS caps a single visibility change at 12 h; 15 min is plenty
 GRACE_CHECK_INTERVAL = 0.2
+STOP_CHECK_INTERVAL = 0.1
+ABANDON_POLL_SECONDS = 1.0
+"""On stop, how long an idle worker still waits for its long poll before leaving it behind."""
 
 
 def _took(started: float) -> dict[str, float]:
@@ -50,6 +53,7 @@ class Worker:
         job_retry_seconds: int = 30,
         poll_retry_seconds: float = 1.0,
         concurrency: int = 1,
+        max_receives: int | None = None,
         liveness: Liveness | None = None,
         metrics: Metrics | None = None,
         protection: ScaleInProtection | None = None,
@@ -63,6 +67,7 @@ class Worker:
         self._job_retry = job_retry_seconds
         self._poll_retry = poll_retry_seconds
         self._concurrency = concurrency
+        self._max_receives = max_receives
         self._liveness = liveness or Liveness(None)
         self._metrics = metrics or Metrics(enabled=False)
         self._protection = protection or ScaleInProtection(None)
@@ -87,17 +92,22 @@ class Worker:
         self._liveness.beat()  # healthy from the start, before the first long poll returns
         polls, backoff = 0, self._poll_retry
         running: set[Future[Outcome]] = set()
+        poll: Future[list[ReceivedMessage]] | None = None
         pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="job")
         try:
             while not stop.is_set() and (max_polls is None or polls < max_polls):
                 running = {job for job in running if not job.done()}
                 self._protection.refresh()
                 if len(running) >= self._concurrency:
-                    wait(running, timeout=1, return_when=FIRST_COMPLETED)
+                    wait(running, timeout=STOP_CHECK_INTERVAL, return_when=FIRST_COMPLETED)
                     continue
-                polls += 1
+                if poll is None:
+                    polls += 1
+                    poll = self._poll_in_background(self._concurrency - len(running))
+                if not self._settled(poll, stop):
+                    break
                 try:
-                    messages = self._receive(self._concurrency - len(running))
+                    messages = poll.result()
                     self._liveness.beat()  # polled: the loop is alive
                     backoff = self._poll_retry
                 except TransientError as error:
@@ -105,17 +115,54 @@ class Worker:
                     stop.wait(backoff)
                     backoff = min(backoff * 2, MAX_POLL_BACKOFF)
                     continue
+                finally:
+                    poll = None
                 for message in messages:
                     if stop.is_set():
                         self._set_visibility(message, 0)  # arrived during shutdown: hand back
                     else:
                         running.add(pool.submit(self.handle, message, cancel))
+            if poll is not None:
+                self._abandon(poll)
             wait(running)
         finally:
             pool.shutdown(wait=True)
             finished.set()
             watchdog.join()
         log.info("worker_stopped", polls=polls)
+
+    def _poll_in_background(self, count: int) -> Future[list[ReceivedMessage]]:
+        """A long poll on a daemon thread: the loop need not wait it out to stop."""
+        poll: Future[list[ReceivedMessage]] = Future()
+
+        def receive() -> None:
+            try:
+                poll.set_result(self._receive(count))
+            except BaseException as error:  # handed to the loop, which decides
+                poll.set_exception(error)
+
+        threading.Thread(target=receive, name="poll", daemon=True).start()
+        return poll
+
+    @staticmethod
+    def _settled(poll: Future[list[ReceivedMessage]], stop: threading.Event) -> bool:
+        """Wait for the poll; False if asked to stop first."""
+        while not poll.done():
+            if stop.wait(STOP_CHECK_INTERVAL):
+                return poll.done()
+        return True
+
+    def _abandon(self, poll: Future[list[ReceivedMessage]]) -> None:
+        """Stopping while a long poll is out: what it still brings is handed straight back."""
+
+        def release(done: Future[list[ReceivedMessage]]) -> None:
+            if done.exception() is None:
+                for message in done.result():
+                    self._set_visibility(message, 0)
+
+        poll.add_done_callback(release)
+        wait([poll], timeout=ABANDON_POLL_SECONDS)
+        log.info("poll_abandoned", finished=poll.done())
 
     def _receive(self, count: int) -> list[ReceivedMessage]:
         return self._queue.receive(
@@ -175,7 +222,10 @@ class Worker:
             log.warning("job_deferred", error=str(error), decision="redeliver", retry_in=delay)
             self._set_visibility(message, delay)
             return self._measured(Outcome.DEFERRED, message, started)
-        except Exception:
+        except Exception as error:
+            if self._last_delivery(message):
+                log.exception("job_crashed", decision="notify_and_delete", **_took(started))
+                return self._give_up(message, error, started)
             delay = self._retry_delay(message)
             log.exception("job_crashed", decision="redeliver", retry_in=delay, **_took(started))
             self._set_visibility(message, delay)
@@ -204,6 +254,23 @@ class Worker:
             archive_bytes=notification.archive.size_bytes,
             file_count=notification.archive.file_count,
         )
+
+    def _last_delivery(self, message: ReceivedMessage) -> bool:
+        return self._max_receives is not None and message.receive_count >= self._max_receives
+
+    def _give_up(self, message: ReceivedMessage, error: Exception, started: float) -> Outcome:
+        """The job failed the same unplanned way on every delivery: the consumer hears it once,
+        rather than the job going silently to the dead-letter queue."""
+        failure = InternalError(error, message.receive_count)
+        try:
+            self._notifier.publish(
+                failed(message.message_id, failure, salvage_metadata(message.body))
+            )
+            self._queue.delete(message)
+        except Exception as unsent:  # nothing more to try: the dead-letter queue keeps it
+            log.warning("give_up_failed", error=repr(unsent), decision="dead_letter")
+            return self._measured(Outcome.DEFERRED, message, started, code="crashed")
+        return self._measured(Outcome.FAILED, message, started, code=failure.code)
 
     def _measured(
         self,

@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     SOURCE_NOT_FOUND = "source_not_found"
     SOURCE_ACCESS_DENIED = "source_access_denied"
     SOURCE_UNREADABLE = "source_unreadable"
+    INTERNAL_ERROR = "internal_error"
 
 
 class ArchiverError(Exception):
@@ -35,8 +36,22 @@ class PermanentError(ArchiverError):
 class InvalidPayload(PermanentError):
     """The message body is not a valid job request."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.INVALID_PAYLOAD, message)
+    def __init__(self, message: str, sources: Iterable[str] = ()) -> None:
+        super().__init__(ErrorCode.INVALID_PAYLOAD, message, sources)
+
+
+class InternalError(PermanentError):
+    """A job that kept failing in a way nobody planned for: given up on its last delivery.
+
+    The message names the exception's class only: a traceback is for the logs, not consumers.
+    """
+
+    def __init__(self, error: BaseException, deliveries: int) -> None:
+        super().__init__(
+            ErrorCode.INTERNAL_ERROR,
+            f"{type(error).__name__}: the worker failed unexpectedly on each of {deliveries} "
+            "deliveries; the job was given up",
+        )
 
 
 class TransientError(ArchiverError):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from archiver.domain.document import check_document, check_metadata
 from archiver.domain.errors import InvalidPayload
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
@@ -42,6 +44,9 @@ def split_source(source: str) -> tuple[str | None, str]:
         raise ValueError("the object key is empty")
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise ValueError(f"the object key is longer than {MAX_KEY_BYTES} bytes")
+    if any(segment in (".", "..") for segment in key.split("/")):
+        # A proxy or SDK that collapses them would read another key, even another bucket.
+        raise ValueError("the object key has a '.' or '..' segment")
     return bucket, key
 
 
@@ -81,16 +86,43 @@ class JobRequest(BaseModel):
 
     files: list[FileSpec] = Field(min_length=1, description="Files in archive order.")
     metadata: dict[str, Any] = Field(
-        default_factory=dict, description="Any JSON object; echoed verbatim in the notification."
+        default_factory=dict,
+        description="Any JSON object, at most 32 levels deep and 256 KiB as JSON; echoed verbatim "
+        "in the notification.",
     )
 
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_notifiable(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        check_metadata(metadata)
+        return metadata
 
-def _decode(body: str) -> Any:
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not standard JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return number
+
+
+def _loads(text: str) -> Any:
+    """Standard JSON only: NaN, Infinity and numbers that overflow are refused, not nulled."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+
+
+def _decode(body: str, what: str = "the message body") -> Any:
     try:
-        document = json.loads(body)
+        document = _unwrap_sns(_loads(body))
     except (ValueError, RecursionError) as error:
-        raise InvalidPayload(f"the message body is not JSON: {error}") from None
-    return _unwrap_sns(document)
+        raise InvalidPayload(f"{what} is not JSON: {error}") from None
+    problem = check_document(document)
+    if problem is not None:
+        raise InvalidPayload(problem)
+    return document
 
 
 def _unwrap_sns(document: Any) -> Any:
@@ -101,7 +133,7 @@ def _unwrap_sns(document: Any) -> Any:
         and isinstance(document.get("Message"), str)
     ):
         try:
-            return json.loads(document["Message"])
+            return _loads(document["Message"])
         except (ValueError, RecursionError) as error:
             raise InvalidPayload(f"the SNS Message is not JSON: {error}") from None
     return document
@@ -116,9 +148,9 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(problems) + (f" (and {hidden} more)" if hidden > 0 else "")
 
 
-def parse_job(body: str) -> JobRequest:
+def parse_job(body: str, what: str = "the message body") -> JobRequest:
     """Validate a message body once, at the edge. Raises InvalidPayload and nothing else."""
-    document = _decode(body)
+    document = _decode(body, what)
     try:
         return JobRequest.model_validate(document)
     except ValidationError as error:
@@ -128,10 +160,19 @@ def parse_job(body: str) -> JobRequest:
 
 
 def salvage_metadata(body: str) -> dict[str, Any] | None:
-    """Best-effort metadata of a rejected body, so its failure still reaches the right consumer."""
+    """Best-effort metadata of a rejected body, so its failure still reaches the right consumer.
+
+    Only metadata that could have been accepted is echoed; anything else is `None`.
+    """
     try:
-        document = _decode(body)
-    except InvalidPayload:
+        document = _unwrap_sns(_loads(body))
+    except (InvalidPayload, ValueError, RecursionError):
         return None
     metadata = document.get("metadata") if isinstance(document, dict) else None
-    return metadata if isinstance(metadata, dict) else None
+    if not isinstance(metadata, dict):
+        return None
+    try:
+        check_metadata(metadata)
+    except ValueError:
+        return None
+    return metadata

@@ -9,6 +9,10 @@ from collections.abc import Sequence
 MAX_SEGMENT_BYTES = 255
 """Longest file or folder name most file systems accept (ext4, APFS, NTFS in UTF-16 units)."""
 
+MAX_PATH_BYTES = 1024
+"""Longest entry path (UTF-8), as long as an S3 key: Info-ZIP `unzip` and `bsdtar` extract it
+whole, leaving room below Linux's PATH_MAX (4,096) for the folder it is extracted into."""
+
 FALLBACK_NAME = "file"
 
 # Bidirectional embedding/override/isolate controls: invisible, and used to disguise extensions.
@@ -21,10 +25,14 @@ def _is_unsafe_char(char: str) -> bool:
 
 
 def _truncate_utf8(text: str, limit: int) -> str:
+    """At most `limit` UTF-8 bytes, still NFC (normalising can lengthen a cut: cut deeper)."""
     encoded = text.encode("utf-8")
-    if len(encoded) <= limit:
-        return text
-    return encoded[:limit].decode("utf-8", errors="ignore")
+    cut_at = limit
+    while len(encoded) > limit:
+        text = unicodedata.normalize("NFC", encoded[:cut_at].decode("utf-8", errors="ignore"))
+        encoded = text.encode("utf-8")
+        cut_at -= 1
+    return text
 
 
 def _fit_segment(segment: str) -> str:
@@ -38,21 +46,27 @@ def _fit_segment(segment: str) -> str:
     return _truncate_utf8(segment, MAX_SEGMENT_BYTES)
 
 
+def _without_drive(segments: list[str]) -> list[str]:
+    """Drop drive letters from the path's first segment, however many cleaning brought there."""
+    while segments and _DRIVE.match(segments[0]):
+        rest = _DRIVE.sub("", segments[0], count=1)  # `C:..` leaves `..`: dropped too
+        segments = ([rest] if rest not in ("", ".", "..") else []) + segments[1:]
+    return segments
+
+
 def clean_segments(path: str) -> list[str]:
     """Split a user-supplied path into segments that cannot escape the archive root.
 
-    NFC-normalised; control characters removed; backslashes count as separators; empty,
-    `.` and `..` segments and a leading drive letter are dropped.
+    Control and bidirectional characters removed; backslashes count as separators; empty,
+    `.` and `..` segments and leading drive letters are dropped; NFC last, so what is left
+    is normalised.
     """
-    text = unicodedata.normalize("NFC", path)
-    text = "".join(char for char in text if not _is_unsafe_char(char))
-    text = _DRIVE.sub("", text.replace("\\", "/"), count=1)
-    segments = []
-    for segment in text.split("/"):
-        if segment in ("", ".", ".."):
-            continue
-        segments.append(_fit_segment(segment))
-    return segments
+    text = "".join(char for char in path if not _is_unsafe_char(char))
+    text = unicodedata.normalize("NFC", text.replace("\\", "/"))
+    segments = [
+        _fit_segment(segment) for segment in text.split("/") if segment not in ("", ".", "..")
+    ]
+    return _without_drive(segments)
 
 
 def file_segments(destination: str | None, name: str | None, source_key: str) -> list[str]:
@@ -61,7 +75,7 @@ def file_segments(destination: str | None, name: str | None, source_key: str) ->
     leaf = clean_segments(name or "")  # an explicit name may carry sub-folders
     if not leaf:
         leaf = clean_segments(source_key)[-1:]
-    return folder + (leaf or [FALLBACK_NAME])
+    return _without_drive(folder + (leaf or [FALLBACK_NAME])) or [FALLBACK_NAME]
 
 
 def _fold(path: str) -> str:

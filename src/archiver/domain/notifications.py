@@ -1,12 +1,26 @@
-"""Messages archiver sends to SQS_DESTINATION_QUEUE (a public contract: add, never rename)."""
+"""Messages archiver sends to SQS_DESTINATION_QUEUE (a public contract: add, never rename).
+
+Every notification fits one SQS message: metadata is bounded when the job is parsed, source
+lists and messages here.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from archiver.domain.errors import ErrorCode, PermanentError
+
+MAX_NOTIFICATION_BYTES = 1024 * 1024
+"""SQS's largest message."""
+MAX_LISTED_BYTES = 256 * 1024
+"""Of `archive.missing` or `error.sources`; the rest is counted, not listed."""
+MAX_MESSAGE_CHARS = 2000
+# Characters SQS refuses in a message body that JSON does not escape by itself.
+_SQS_REFUSED = {"\ufffe": "\\ufffe", "\uffff": "\\uffff"}
 
 
 class _Message(BaseModel):
@@ -24,6 +38,9 @@ class ArchiveInfo(_Message):
     missing: list[str] = Field(
         default_factory=list,
         description="Sources left out because they could not be read (MISSING_FILES=skip).",
+    )
+    missing_omitted: int = Field(
+        default=0, ge=0, description="How many more were left out than `missing` lists."
     )
 
 
@@ -56,6 +73,9 @@ class Failure(_Message):
     code: ErrorCode
     message: str
     sources: list[str] = Field(default_factory=list)
+    sources_omitted: int = Field(
+        default=0, ge=0, description="How many more sources are concerned than `sources` lists."
+    )
 
 
 class JobFailed(_Message):
@@ -73,21 +93,53 @@ Notification = Annotated[JobSucceeded | JobFailed, Field(discriminator="status")
 NOTIFICATION_ADAPTER: TypeAdapter[JobSucceeded | JobFailed] = TypeAdapter(Notification)
 
 
+def _listed(items: Sequence[str]) -> tuple[list[str], int]:
+    """As many items as fit MAX_LISTED_BYTES, and how many were left out."""
+    kept: list[str] = []
+    size = 0
+    for item in items:
+        size += len(json.dumps(item, ensure_ascii=False).encode("utf-8", "surrogatepass")) + 1
+        if size > MAX_LISTED_BYTES:
+            break
+        kept.append(_printable(item))
+    return kept, len(items) - len(kept)
+
+
+def _printable(text: str) -> str:
+    """Text with a UTF-8 form: a stray surrogate is written as its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def succeeded(
     job_id: str, url: str, archive: ArchiveInfo, metadata: dict[str, Any]
 ) -> JobSucceeded:
+    missing, omitted = _listed(archive.missing)
     return JobSucceeded(
         job_id=job_id,
         url=url,
-        archive=archive,
+        archive=archive.model_copy(
+            update={"missing": missing, "missing_omitted": archive.missing_omitted + omitted}
+        ),
         metadata=metadata,
         substitutions=Substitutions(archiver_URL=url),
     )
 
 
 def failed(job_id: str, error: PermanentError, metadata: dict[str, Any] | None) -> JobFailed:
+    message = _printable(error.message)
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+    sources, omitted = _listed(error.sources)
     return JobFailed(
         job_id=job_id,
-        error=Failure(code=error.code, message=error.message, sources=error.sources),
+        error=Failure(code=error.code, message=message, sources=sources, sources_omitted=omitted),
         metadata=metadata,
     )
+
+
+def notification_body(notification: JobSucceeded | JobFailed) -> str:
+    """The notification as the JSON an SQS message may carry."""
+    body = notification.model_dump_json()
+    for char, escape in _SQS_REFUSED.items():
+        body = body.replace(char, escape)  # only ever inside a string: JSON syntax is ASCII
+    return body

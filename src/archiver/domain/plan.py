@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from archiver.domain.errors import ErrorCode, PermanentError
+from archiver.domain.errors import ErrorCode, InvalidPayload, PermanentError
 from archiver.domain.job import JobRequest, ObjectRef
-from archiver.domain.naming import assign_entry_names, file_segments
+from archiver.domain.naming import MAX_PATH_BYTES, assign_entry_names, file_segments
 
 ANY_BUCKET = "*"
 
@@ -136,6 +136,23 @@ def _check_limits(request: JobRequest, refs: Sequence[ObjectRef], policy: Archiv
         )
 
 
+def _check_paths(names: Sequence[str], refs: Sequence[ObjectRef]) -> None:
+    """A path no extractor can create is refused whole: a file is never dropped or cut."""
+    too_long = [
+        (index, len(name.encode("utf-8")))
+        for index, name in enumerate(names)
+        if len(name.encode("utf-8")) > MAX_PATH_BYTES
+    ]
+    if too_long:
+        index, length = too_long[0]
+        others = f" (and {len(too_long) - 1} more)" if len(too_long) > 1 else ""
+        raise InvalidPayload(
+            f"files.{index}: its path in the archive would be {length:,} bytes; "
+            f"the limit is {MAX_PATH_BYTES:,} (shorten destination or name){others}",
+            sources=[str(refs[index]) for index, _ in too_long],
+        )
+
+
 def plan_archive(
     job_id: str, request: JobRequest, created_at: datetime, policy: ArchivePolicy
 ) -> ArchivePlan:
@@ -147,6 +164,7 @@ def plan_archive(
         for spec, ref in zip(request.files, refs, strict=True)
     ]
     names = assign_entry_names(paths)
+    _check_paths(names, refs)
     key = archive_key(job_id, policy.file_prefix, created_at)
     entries = tuple(
         PlannedEntry(ref, name, entry_method(policy.compression, name, ref.key))

@@ -64,6 +64,10 @@ class ObjectStore(Protocol):
         """Abort every unfinished multipart upload to `ref`; return how many there were."""
         ...
 
+    def check_bucket(self, bucket: str, *, write: bool) -> None:
+        """ObjectUnavailable unless the bucket exists and (to write) this worker may use it."""
+        ...
+
 
 @dataclass(frozen=True)
 class ReceivedMessage:
@@ -89,6 +93,17 @@ class Queue(Protocol):
 
     def send(self, body: str) -> str: ...
 
+    def redrive_limit(self) -> int | None:
+        """The delivery after which a job goes to the dead-letter queue (None: there is none).
+
+        Also proves the queue exists: ConfigurationError if it does not, or may not be used.
+        """
+        ...
+
 
 class Notifier(Protocol):
     def publish(self, notification: JobSucceeded | JobFailed) -> None: ...
+
+    def check(self) -> None:
+        """ConfigurationError unless the queue exists and may be used."""
+        ...
