@@ -30,20 +30,23 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection
 
 @dataclass
 class Fault:
-    action: str  # "503", "500", "stall" (delay, then forward) or "cut" (half the body, then close)
+    action: str  # "503", "500", "stall" (delay, then forward), "cut" (half the body, then close)
+    # or "empty" (200 with no body: a reply cut short before its document)
     method: str = ".*"
     path: str = ".*"
     query: str = ".*"
+    target: str = ".*"  # X-Amz-Target: the operation of a JSON-protocol request (SQS)
     times: int = 1  # -1: every time
     delay: float = 0.0
     hits: int = 0
 
-    def matches(self, method: str, path: str, query: str) -> bool:
+    def matches(self, method: str, path: str, query: str, target: str) -> bool:
         return (
             self.times != 0
             and re.fullmatch(self.method, method) is not None
             and re.search(self.path, path) is not None
             and re.search(self.query, query) is not None
+            and re.search(self.target, target) is not None
         )
 
 
@@ -64,10 +67,10 @@ class FaultProxy:
         with self.lock:
             self.faults.clear()
 
-    def take(self, method: str, path: str, query: str) -> Fault | None:
+    def take(self, method: str, path: str, query: str, target: str = "") -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.matches(method, path, query):
+                if fault.matches(method, path, query, target):
                     fault.hits += 1
                     if fault.times > 0:
                         fault.times -= 1
@@ -107,9 +110,14 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def _relay(self) -> None:
             body = self._body()
             path, _, query = self.path.partition("?")
-            fault = proxy.take(self.command, path, query)
+            fault = proxy.take(self.command, path, query, self.headers.get("X-Amz-Target", ""))
             if fault is not None and fault.action in ("503", "500"):
                 self._error(int(fault.action), SLOW_DOWN if fault.action == "503" else INTERNAL)
+                return
+            if fault is not None and fault.action == "empty":
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             if fault is not None and fault.action == "stall":
                 time.sleep(fault.delay)

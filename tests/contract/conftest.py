@@ -34,16 +34,40 @@ def store_and_bucket(request: pytest.FixtureRequest) -> tuple[ObjectStore, str]:
     return S3ObjectStore(s3), bucket
 
 
+REDRIVE_LIMIT = 4
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 def queue(request: pytest.FixtureRequest) -> Iterator[Queue]:
+    """A queue whose redrive policy sends a job to a DLQ after REDRIVE_LIMIT deliveries."""
     if request.param == "memory":
-        yield MemoryQueue()
+        yield MemoryQueue(redrive_limit=REDRIVE_LIMIT)
         return
     sqs: SQSClient = request.getfixturevalue("sqs")
     name = unique("contract")
-    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    dead = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]
+    policy = {"deadLetterTargetArn": arn["QueueArn"], "maxReceiveCount": REDRIVE_LIMIT}
+    url = sqs.create_queue(
+        QueueName=name,
+        Attributes={"VisibilityTimeout": "30", "RedrivePolicy": json.dumps(policy)},
+    )["QueueUrl"]
     yield SqsQueue(sqs, name)  # by name: resolution is part of the contract
     sqs.delete_queue(QueueUrl=url)
+    sqs.delete_queue(QueueUrl=dead)
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def missing_queue(request: pytest.FixtureRequest) -> Queue:
+    """A queue given by a URL that names no queue (deleted, or a typo)."""
+    if request.param == "memory":
+        memory = MemoryQueue()
+        memory.exists = False
+        return memory
+    sqs: SQSClient = request.getfixturevalue("sqs")
+    url = sqs.create_queue(QueueName=unique("gone"))["QueueUrl"]
+    sqs.delete_queue(QueueUrl=url)
+    return SqsQueue(sqs, url)
 
 
 Published = Callable[[], list[JobSucceeded | JobFailed]]

@@ -120,3 +120,14 @@ def test_ranges_come_from_the_version_that_was_sized(
     store.put(ref, b"short", HEADERS)
     with pytest.raises(TransientError):
         store.fetch(ref, 3, 5)  # past the end: the object shrank since it was sized
+
+
+@pytest.mark.parametrize("write", [True, False])
+def test_a_bucket_is_checked_without_reading_any_object(
+    store_and_bucket: tuple[ObjectStore, str], write: bool
+) -> None:
+    store, bucket = store_and_bucket
+    store.check_bucket(bucket, write=write)  # exists, holds nothing: fine
+    with pytest.raises(ObjectUnavailable) as caught:
+        store.check_bucket(f"{bucket}-absent", write=write)
+    assert caught.value.reason is Unavailable.NOT_FOUND

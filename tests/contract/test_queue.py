@@ -1,6 +1,10 @@
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from archiver.domain.errors import ConfigurationError
 from archiver.domain.ports import Queue
+from tests.contract.conftest import REDRIVE_LIMIT
 
 
 def test_send_receive_release_delete(queue: Queue) -> None:
@@ -33,3 +37,12 @@ def test_extending_visibility_keeps_the_message_hidden(queue: Queue) -> None:
     queue.set_visibility(message, 60)
     assert queue.receive(max_messages=1, wait_seconds=0, visibility_seconds=30) == []
     queue.delete(message)
+
+
+def test_the_redrive_limit_is_read_from_the_queue(queue: Queue) -> None:
+    assert queue.redrive_limit() == REDRIVE_LIMIT
+
+
+def test_a_queue_url_that_names_no_queue_is_a_configuration_error(missing_queue: Queue) -> None:
+    with pytest.raises(ConfigurationError):
+        missing_queue.redrive_limit()

@@ -91,13 +91,13 @@ def test_transient_faults_are_absorbed_and_the_job_completes(
         proxy.add(Fault("503", method="PUT", query=UPLOAD_PART)),  # retried by botocore
         proxy.add(Fault("500", method="GET", path="/f/small.txt")),  # retried by botocore
         proxy.add(Fault("stall", method="GET", path="/f/small.txt", delay=0.5)),
-        proxy.add(Fault("cut", method="GET", path="/f/big.bin")),  # mid-body: job redelivered
+        proxy.add(Fault("cut", method="GET", path="/f/big.bin")),  # mid-body: resumed
     ]
     container.source_queue().send(JOB)
 
     outcomes = poll_until_done(container)
 
-    assert outcomes == [Outcome.DEFERRED, Outcome.SUCCEEDED]
+    assert outcomes == [Outcome.SUCCEEDED]
     assert [fault.hits for fault in faults] == [1, 1, 1, 1]
     [notification] = drain(resources.destination_queue_url)
     assert notification["status"] == "succeeded"
@@ -105,6 +105,31 @@ def test_transient_faults_are_absorbed_and_the_job_completes(
     assert contents(data["Body"].read()) == {
         "big.bin": sources["f/big.bin"],
         "small.txt": sources["f/small.txt"],
+    }
+    assert open_uploads(s3, resources.destination_bucket) == []
+
+
+def test_bodies_cut_mid_transfer_resume_and_the_job_completes_on_its_first_delivery(
+    resources: DevResources, proxy: FaultProxy, s3: S3Client, drain: Drain
+) -> None:
+    rng = random.Random(7)
+    bodies = {f"v/{number}.bin": rng.randbytes(7 * MIB) for number in range(3)}
+    for key, body in bodies.items():
+        s3.put_object(Bucket=resources.source_bucket, Key=key, Body=body)
+    # Four cuts cannot exhaust one fetch's four resumes, wherever they land.
+    cuts = proxy.add(Fault("cut", method="GET", path="/v/", times=4))
+    container = proxied_container(resources, proxy)
+    container.source_queue().send(json.dumps({"files": [{"source": key} for key in bodies]}))
+
+    outcomes = poll_until_done(container)
+
+    assert outcomes == [Outcome.SUCCEEDED]  # no redelivery: nothing restarted from scratch
+    assert cuts.hits == 4
+    [notification] = drain(resources.destination_queue_url)
+    assert notification["archive"]["size_bytes"] > 21 * MIB  # multipart: parts of 5 MiB
+    data = s3.get_object(Bucket=resources.destination_bucket, Key=notification["archive"]["key"])
+    assert contents(data["Body"].read()) == {
+        key.split("/")[1]: body for key, body in bodies.items()
     }
     assert open_uploads(s3, resources.destination_bucket) == []
 

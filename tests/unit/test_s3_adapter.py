@@ -1,13 +1,19 @@
-"""The S3 adapter's part upload as botocore sends it to S3 (HTTPS), without a network."""
+"""The S3 adapter as botocore drives it, without a network: part uploads, cut bodies."""
 
+import io
 import tracemalloc
 from typing import Any
 
 import boto3
+import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+from urllib3.exceptions import ProtocolError as URLLib3ProtocolError
 
-from archiver.adapters.s3 import PartBody, S3MultipartUpload
+from archiver.adapters.s3 import PartBody, S3MultipartUpload, S3ObjectStore
+from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
 
 MIB = 1024 * 1024
@@ -83,3 +89,110 @@ def test_part_body_reads_and_seeks_like_a_file() -> None:
     assert body.read() == b"789"
     assert body.seek(0) == 0
     assert body.tell() == 0
+
+
+class BrokenStream(io.RawIOBase):
+    """A response body that breaks off after `cut` bytes, as a reset connection does."""
+
+    def __init__(self, data: bytes, cut: int | None) -> None:
+        super().__init__()
+        self._data, self._cut, self._position = data, cut, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._cut is not None and self._position >= self._cut:
+            raise URLLib3ProtocolError("Connection broken: IncompleteRead")
+        end = len(self._data) if self._cut is None else self._cut
+        count = min(len(buffer), end - self._position)
+        buffer[:count] = self._data[self._position : self._position + count]
+        self._position += count
+        return count
+
+
+def _ranged(data: bytes, start: int, cut: int | None) -> dict[str, Any]:
+    body = data[start:]
+    return {
+        "Body": StreamingBody(BrokenStream(body, cut), len(body)),
+        "ContentLength": len(body),
+        "ContentRange": f"bytes {start}-{len(data) - 1}/{len(data)}",
+        "ETag": '"v1"',
+    }
+
+
+def _client() -> Any:
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_a_body_cut_mid_transfer_resumes_from_its_first_missing_byte_on_the_same_version() -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    client = _client()
+    naps: list[float] = []
+    store = S3ObjectStore(client, sleep=naps.append)
+    with Stubber(client) as stub:
+        stub.add_response(
+            "get_object",
+            _ranged(data, 0, cut=300_000),
+            {"Bucket": "b", "Key": "k", "Range": f"bytes=0-{len(data) - 1}", "IfMatch": '"v1"'},
+        )
+        stub.add_response(
+            "get_object",
+            _ranged(data, 300_000, cut=400_000),
+            {
+                "Bucket": "b",
+                "Key": "k",
+                "Range": f"bytes=300000-{len(data) - 1}",
+                "IfMatch": '"v1"',
+            },
+        )
+        stub.add_response(
+            "get_object",
+            _ranged(data, 700_000, cut=None),
+            {
+                "Bucket": "b",
+                "Key": "k",
+                "Range": f"bytes=700000-{len(data) - 1}",
+                "IfMatch": '"v1"',
+            },
+        )
+        fetched = store.fetch(ObjectRef("b", "k"), 0, len(data), '"v1"')
+        stub.assert_no_pending_responses()
+    assert bytes(fetched) == data
+    assert naps == [0.25, 0.5]
+
+
+def test_a_body_that_keeps_breaking_gives_the_job_back_after_a_bounded_number_of_resumes() -> None:
+    data = b"x" * 1000
+    client = _client()
+    naps: list[float] = []
+    store = S3ObjectStore(client, sleep=naps.append)
+    with Stubber(client) as stub:
+        for attempt in range(5):
+            start = attempt * 10
+            stub.add_response("get_object", _ranged(data, start, cut=10))
+        with pytest.raises(TransientError, match="4 resumes did not finish it"):
+            store.fetch(ObjectRef("b", "k"), 0, len(data))
+        stub.assert_no_pending_responses()
+    assert naps == [0.25, 0.5, 1.0, 2.0]
+
+
+def test_a_probe_cut_short_resumes_too() -> None:
+    data = bytes(range(256)) * 100
+    client = _client()
+    store = S3ObjectStore(client, sleep=lambda _: None)
+    with Stubber(client) as stub:
+        stub.add_response("get_object", _ranged(data, 0, cut=5000))
+        stub.add_response(
+            "get_object",
+            _ranged(data, 5000, cut=None),
+            {"Bucket": "b", "Key": "k", "Range": f"bytes=5000-{len(data) - 1}", "IfMatch": '"v1"'},
+        )
+        info, first = store.probe(ObjectRef("b", "k"), len(data))
+    assert info.size == len(data)
+    assert bytes(first) == data

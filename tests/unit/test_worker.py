@@ -1,14 +1,17 @@
 import json
+import threading
 
 import pytest
 from structlog.testing import capture_logs
 
 from archiver.adapters.memory import MemoryNotifier, MemoryObjectStore, MemoryQueue
+from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.app.worker import Outcome, Worker
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded
-from archiver.domain.ports import ReceivedMessage
+from archiver.domain.plan import ArchivePolicy
+from archiver.domain.ports import Buffer, ObjectInfo, ReceivedMessage
 from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
 from tests.zipcheck import contents
 
@@ -170,8 +173,6 @@ def test_logs_carry_job_context_but_never_metadata_values(
 def test_run_stops_when_asked(
     worker: Worker, queue: MemoryQueue, notifier: MemoryNotifier, sources: MemoryObjectStore
 ) -> None:
-    import threading
-
     job_id = queue.send(json.dumps(JOB))
     stop = threading.Event()
     stop.set()
@@ -185,8 +186,6 @@ def test_run_stops_when_asked(
 
 
 def test_run_survives_queue_outages(notifier: MemoryNotifier, make_service: ServiceFactory) -> None:
-    import threading
-
     class FlakyQueue(MemoryQueue):
         failures = 2
 
@@ -206,3 +205,107 @@ def test_run_survives_queue_outages(notifier: MemoryNotifier, make_service: Serv
         worker.run(stop, max_polls=3)
     assert [entry["event"] for entry in logs].count("receive_failed") == 2
     assert [n.status for n in notifier.published] == ["failed"]
+
+
+class CrashingStore(MemoryObjectStore):
+    """A bug below the service, the same on every delivery."""
+
+    def probe(self, ref: ObjectRef, length: int) -> tuple[ObjectInfo, Buffer]:
+        raise ZeroDivisionError("division by zero in a place nobody planned for")
+
+
+def test_a_job_that_keeps_crashing_is_answered_once_on_its_last_delivery(
+    notifier: MemoryNotifier,
+) -> None:
+    store = CrashingStore()
+    store.add(ObjectRef(SOURCE, "dir/uuid1.png"), b"one")
+    store.create_bucket(DESTINATION)
+    service = ArchiveService(
+        store, ArchivePolicy(SOURCE, DESTINATION), BuildOptions(), LinkOptions()
+    )
+    queue = MemoryQueue("input-queue", redrive_limit=3)
+    job = {"files": [{"source": "dir/uuid1.png"}], "metadata": {"order": 7}}
+    job_id = queue.send(json.dumps(job))
+    worker = Worker(queue, notifier, service, wait_seconds=0, max_receives=3)
+
+    outcomes = []
+    for _ in range(3):
+        outcomes += worker.poll_once()
+        assert not queue.visible
+        queue.expire_visibility()
+
+    assert outcomes == [Outcome.DEFERRED, Outcome.DEFERRED, Outcome.FAILED]
+    [notification] = notifier.published
+    assert isinstance(notification, JobFailed)
+    assert notification.job_id == job_id
+    assert notification.error.code == "internal_error"
+    assert notification.error.message.startswith("ZeroDivisionError: ")
+    assert "Traceback" not in notification.error.message
+    assert "nobody planned" not in notification.error.message  # the class only, no details
+    assert notification.metadata == {"order": 7}
+    assert [message.receive_count for message in queue.deleted] == [3]
+    assert not queue.visible
+    assert not queue.in_flight
+
+
+def test_a_transient_failure_on_the_last_delivery_still_goes_to_the_dead_letter_queue(
+    queue: MemoryQueue,
+    notifier: MemoryNotifier,
+    make_service: ServiceFactory,
+    sources: MemoryObjectStore,
+) -> None:
+    """An outage is the deployment's to fix and redrive, not the consumer's to hear about."""
+    sources.faults[ObjectRef(SOURCE, "dir/uuid2.png")] = TransientError("503 SlowDown")
+    worker = Worker(queue, notifier, make_service(), wait_seconds=0, max_receives=1)
+    queue.send(json.dumps(JOB))
+    assert worker.poll_once() == [Outcome.DEFERRED]
+    assert not notifier.published
+    assert queue.in_flight
+
+
+def test_an_idle_worker_stops_at_once_without_waiting_out_its_long_poll(
+    queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    worker = Worker(queue, notifier, make_service(), wait_seconds=20)
+    stop = threading.Event()
+    running = threading.Thread(target=worker.run, args=(stop,))
+    running.start()
+    assert queue.wait_for_poll()  # a 20 s long poll is under way
+
+    stop.set()
+    running.join(timeout=2)
+    assert not running.is_alive()
+
+
+def test_a_message_that_reaches_an_abandoned_poll_is_handed_back(
+    queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
+) -> None:
+    class LatePoll(MemoryQueue):
+        """Its poll returns a message just after the worker was told to stop."""
+
+        def __init__(self, stop: threading.Event) -> None:
+            super().__init__()
+            self.stop = stop
+            self.entered = threading.Event()
+
+        def receive(
+            self, max_messages: int, wait_seconds: int, visibility_seconds: int = 30
+        ) -> list[ReceivedMessage]:
+            self.entered.set()
+            self.stop.wait()
+            self.send('{"files": [{"source": "a"}]}')
+            return super().receive(max_messages, 0, visibility_seconds)
+
+    stop = threading.Event()
+    late = LatePoll(stop)
+    worker = Worker(late, notifier, make_service(), wait_seconds=20)
+    running = threading.Thread(target=worker.run, args=(stop,))
+    running.start()
+    assert late.entered.wait(timeout=5)
+    stop.set()
+    running.join(timeout=2)
+
+    assert not running.is_alive()
+    assert [message.receive_count for message in late.visible] == [1]  # released, not lost
+    assert not late.in_flight
+    assert not notifier.published

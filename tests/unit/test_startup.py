@@ -1,0 +1,136 @@
+"""Start-up proves the deployment within a deadline, and SIGTERM is honoured while it tries."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from archiver.adapters.memory import MemoryNotifier, MemoryObjectStore, MemoryQueue
+from archiver.app import startup
+from archiver.app.container import Container, build_container
+from archiver.app.settings import Settings
+from archiver.app.startup import start_worker
+from archiver.domain.errors import ConfigurationError, TransientError
+
+SETTINGS = Settings(
+    sqs_source_queue="https://sqs.eu-west-3.amazonaws.com/1/input-queue",
+    sqs_destination_queue="output-queue",
+    s3_source_bucket="source-images",
+    s3_destination_bucket="zip-storage",
+    aws_region="eu-west-3",
+    aws_endpoint_url="http://127.0.0.1:9",
+    startup_timeout_seconds=5,
+)
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(startup, "FIRST_RETRY_SECONDS", 0.01)
+
+
+@pytest.fixture
+def store() -> MemoryObjectStore:
+    store = MemoryObjectStore()
+    store.create_bucket("source-images")
+    store.create_bucket("zip-storage")
+    return store
+
+
+@contextmanager
+def faked(
+    queue: MemoryQueue, store: MemoryObjectStore, settings: Settings = SETTINGS
+) -> Iterator[Container]:
+    container = build_container(settings)
+    with (
+        container.source_queue.override(queue),
+        container.notifier.override(MemoryNotifier()),
+        container.object_store.override(store),
+    ):
+        yield container
+
+
+def test_the_worker_learns_the_redrive_limit_at_start_up(store: MemoryObjectStore) -> None:
+    queue = MemoryQueue(redrive_limit=4)
+    with faked(queue, store) as container:
+        worker = start_worker(container, SETTINGS, threading.Event())
+    assert worker is not None
+    assert worker._max_receives == 4
+
+
+def test_a_queue_that_does_not_exist_stops_the_start_up_naming_the_variable(
+    store: MemoryObjectStore,
+) -> None:
+    queue = MemoryQueue()
+    queue.exists = False
+    with faked(queue, store) as container, pytest.raises(ConfigurationError) as raised:
+        start_worker(container, SETTINGS, threading.Event())
+    assert str(raised.value).startswith(f"SQS_SOURCE_QUEUE={SETTINGS.sqs_source_queue!r}")
+
+
+@pytest.mark.parametrize("bucket", ["zip-storage", "source-images"])
+def test_a_bucket_that_does_not_exist_stops_the_start_up_naming_the_variable(
+    bucket: str, store: MemoryObjectStore
+) -> None:
+    store.buckets.discard(bucket)
+    variable = "S3_DESTINATION_BUCKET" if bucket == "zip-storage" else "S3_SOURCE_BUCKET"
+    with faked(MemoryQueue(), store) as container, pytest.raises(ConfigurationError) as raised:
+        start_worker(container, SETTINGS, threading.Event())
+    assert str(raised.value).startswith(f"{variable}='{bucket}': ")
+
+
+def test_transient_failures_are_retried_until_the_checks_pass(store: MemoryObjectStore) -> None:
+    class Flaky(MemoryQueue):
+        failures = 3
+
+        def redrive_limit(self) -> int | None:
+            if self.failures:
+                self.failures -= 1
+                raise TransientError("queue input-queue: the answer holds no QueueUrl")
+            return 3
+
+    queue = Flaky()
+    with faked(queue, store) as container:
+        worker = start_worker(container, SETTINGS, threading.Event())
+    assert worker is not None
+    assert queue.failures == 0
+
+
+class Hanging(MemoryQueue):
+    """An endpoint that accepts the connection and never answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def redrive_limit(self) -> int | None:
+        self.release.wait(timeout=30)
+        return None
+
+
+def test_an_endpoint_that_never_answers_ends_the_start_up_at_its_deadline(
+    store: MemoryObjectStore,
+) -> None:
+    settings = SETTINGS.model_copy(update={"startup_timeout_seconds": 0.3})
+    queue = Hanging()
+    began = time.monotonic()
+    with faked(queue, store, settings) as container, pytest.raises(ConfigurationError) as raised:
+        start_worker(container, settings, threading.Event())
+    queue.release.set()
+    assert time.monotonic() - began < 2
+    assert "start-up gave up after 0.3 s (STARTUP_TIMEOUT_SECONDS)" in str(raised.value)
+    assert "AWS_ENDPOINT_URL=http://127.0.0.1:9: no answer" in str(raised.value)
+
+
+def test_a_stop_during_a_hung_start_up_is_honoured_at_once(store: MemoryObjectStore) -> None:
+    queue = Hanging()
+    stop = threading.Event()
+    with faked(queue, store) as container:
+        threading.Timer(0.2, stop.set).start()
+        began = time.monotonic()
+        assert start_worker(container, SETTINGS, stop) is None
+    queue.release.set()
+    assert time.monotonic() - began < 1
