@@ -51,7 +51,7 @@ def test_submit_then_worker_process_then_sigterm(
     data = s3.get_object(Bucket=resources.destination_bucket, Key=key)["Body"].read()
     assert contents(data) == {"folder/a.txt": b"from the cli"}
     events = [json.loads(line)["event"] for line in logs.splitlines() if line.startswith("{")]
-    assert events[0] == "worker_started"
+    assert events[:2] == ["start_up_checked", "worker_started"]
     assert "job_succeeded" in events
     assert events[-1] == "worker_stopped"
 
