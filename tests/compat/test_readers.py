@@ -43,6 +43,10 @@ SMALL_CASES = [
             ("d.txt", b"d", "../../escape"),
         ],
     ),
+    Case(  # the longest path archiver writes (MAX_PATH_BYTES), two-byte characters included
+        "longest-path",
+        [(f"src/{'n' * 16}.txt", b"deep", "/".join(["é" * 125] * 4))],
+    ),
     Case(
         "case-collisions",
         [
