@@ -15,15 +15,10 @@ from archiver.app.container import Container, build_container
 from archiver.app.settings import Settings
 from archiver.app.startup import start_worker
 from archiver.domain.errors import ConfigurationError, TransientError
+from tests.unit.test_container import SETTINGS as CONTAINER_SETTINGS
 
-SETTINGS = Settings(
-    sqs_source_queue="https://sqs.eu-west-3.amazonaws.com/1/input-queue",
-    sqs_destination_queue="output-queue",
-    s3_source_bucket="source-images",
-    s3_destination_bucket="zip-storage",
-    aws_region="eu-west-3",
-    aws_endpoint_url="http://127.0.0.1:9",
-    startup_timeout_seconds=5,
+SETTINGS = CONTAINER_SETTINGS.model_copy(
+    update={"aws_endpoint_url": "http://127.0.0.1:9", "startup_timeout_seconds": 5}
 )
 
 
