@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import stat
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
 from dataclasses import dataclass
-from typing import IO, cast
 
 from archiver.app.prefetch import Chunk, Prefetcher
 from archiver.app.sink import ArchiveSink, SinkResult
 from archiver.app.sizing import ChunkFeed, Sizing, Transfer, worth_deflating
+from archiver.app.zipstream import ZipStream
 from archiver.domain.errors import (
     ErrorCode,
     ObjectUnavailable,
     PermanentError,
     Unavailable,
 )
-from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
+from archiver.domain.plan import EntryMethod, PlannedEntry
 from archiver.domain.ports import Buffer, ObjectStore
 
-DEFLATE_LEVEL = 6
 FETCH_AHEAD_RANGES = 2  # to begin with; deeper while that pays (FetchDepth)
 SOURCE_ERROR_CODES = {
     Unavailable.NOT_FOUND: ErrorCode.SOURCE_NOT_FOUND,
@@ -56,23 +52,13 @@ def source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
     )
 
 
-def _zip_info(entry: PlannedEntry, size: int, plan: ArchivePlan, method: int) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(entry.name, date_time=plan.created_at.timetuple()[:6])
-    info.compress_type = method
-    # The announced size makes zipfile choose ZIP64 exactly when the entry needs it.
-    info.file_size = size
-    info.external_attr = (stat.S_IFREG | 0o644) << 16
-    return info
-
-
-def _method(entry: PlannedEntry, first_chunk: Buffer, sampled_already: bool | None) -> int:
+def _deflate(entry: PlannedEntry, first_chunk: Buffer, sampled_already: bool | None) -> bool:
     """`auto` deflates what a trial on the first bytes shows to shrink (tried at sizing when the
     probe kept them, off the writer's thread)."""
     sampled = entry.method is EntryMethod.SAMPLE and (
         sampled_already if sampled_already is not None else worth_deflating(first_chunk)
     )
-    deflate = entry.method is EntryMethod.DEFLATED or sampled
-    return zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    return entry.method is EntryMethod.DEFLATED or sampled
 
 
 def write_archive(
@@ -91,8 +77,6 @@ def write_archive(
     plan = sizing.plan
     feed = ChunkFeed(plan.entries, sizing, transfer.range_size)
     files_done = bytes_done = 0
-    archive: zipfile.ZipFile | None = None
-    target: IO[bytes] | None = None
     try:
         with Prefetcher(
             store,
@@ -107,26 +91,25 @@ def write_archive(
             deepen_when=sink.has_room,
             pace=sink.wait_for_room,
         ) as fetched:
-            archive = zipfile.ZipFile(
-                cast(IO[bytes], sink), mode="w", allowZip64=True, compresslevel=DEFLATE_LEVEL
-            )
+            archive = ZipStream(sink, plan.created_at)
             for chunk, data in _translated(fetched):
                 sizing.check_cancel()
                 sizing.check_policy()
                 entry = plan.entries[chunk.entry]
-                if chunk.start == 0:
-                    sink.hold(sink.tell())  # its local header is patched when the entry ends
-                    method = _method(entry, data, sizing.compressible(entry.source))
-                    info = _zip_info(entry, chunk.size, plan, method)
-                    target = archive.open(info, mode="w")
-                assert target is not None
-                target.write(data)
+                whole = chunk.start == 0 and chunk.last
+                if whole:  # all here: written complete, nothing held
+                    deflate = _deflate(entry, data, sizing.compressible(entry.source))
+                    archive.add(entry.name, data, deflate)
+                elif chunk.start == 0:
+                    deflate = _deflate(entry, data, sizing.compressible(entry.source))
+                    archive.begin(entry.name, chunk.size, deflate)
+                if not whole:
+                    archive.write(data)
                 bytes_done += len(data)
                 del data  # written: not kept while the next chunk is fetched
-                if chunk.last:
-                    target.close()
-                    sink.release()
-                    files_done += 1
+                if chunk.last and not whole:
+                    archive.end()
+                files_done += chunk.last
                 if progress is not None:
                     files_total, bytes_total = sizing.totals()
                     progress(Progress(files_done, files_total, bytes_done, bytes_total))
@@ -135,19 +118,7 @@ def write_archive(
             return sink.close()
     except BaseException:
         sink.abort()
-        _discard(archive, target)
         raise
-
-
-def _discard(archive: zipfile.ZipFile | None, target: IO[bytes] | None) -> None:
-    """Close what zipfile still has open (into the aborted sink, which drops it), so that its
-    finalisers have nothing left to complain about."""
-    with suppress(Exception):
-        if target is not None:
-            target.close()
-    with suppress(Exception):
-        if archive is not None:
-            archive.close()
 
 
 def _translated(fetched: Iterable[tuple[Chunk, Buffer]]) -> Iterator[tuple[Chunk, Buffer]]:

@@ -18,7 +18,7 @@ class FileSink:
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
         if self._aborted:
-            return len(data)  # zipfile's finaliser may write after an abort: discard
+            return len(data)  # after an abort: discard
         return self._file.write(data)
 
     def tell(self) -> int:

@@ -1,7 +1,8 @@
-"""A seekable byte sink for `zipfile`: a multipart upload that holds only what may still change.
+"""A seekable byte sink for the ZIP writer: a multipart upload that holds only what may change.
 
-`zipfile` writes a local header, the entry's data, then seeks back to patch the header with
-the CRC-32 and sizes (no data descriptor, since the sink is seekable). The sink cuts the stream
+For an entry streamed in pieces, the writer (`ZipStream`) writes a local header, the entry's
+data, then seeks back to patch the header with the CRC-32 and sizes (no data descriptor). An
+entry written whole needs no patch and holds nothing. The sink cuts the stream
 into parts; a part is uploaded as soon as it is full, unless it holds a header still to be
 patched (`hold`). Full parts behind a held one stay in memory up to `max_held_bytes`; past that
 they are uploaded out of order (S3 allows it), and the archive's SHA-256, which needs the final
@@ -132,11 +133,11 @@ class MultipartSink:
         self._pending: list[Future[None]] = []
         self._closed = False
 
-    # -- the file interface zipfile uses --------------------------------------------------
+    # -- the file interface the writer uses ------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
         if self._closed:
-            return len(data)  # zipfile's finaliser may write after an abort: discard
+            return len(data)  # after an abort: discard
         view = memoryview(data).cast("B")
         while view:
             index = self._part_at(self._position)

@@ -1,0 +1,119 @@
+"""An archive's bytes, written into a sink in one pass with the domain's ZIP format.
+
+An entry whose bytes are all in hand (most small files: one probe or one range) is checksummed
+and compressed first, so its header goes out complete and nothing is held. A larger entry is
+streamed: its header goes out with placeholders, the sink holds the part(s) it is in, and once
+the data is written the header is patched in place (same length) and released.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from archiver.app.sink import ArchiveSink
+from archiver.domain.ports import Buffer
+from archiver.domain.zipformat import (
+    DEFLATED,
+    STORED,
+    Entry,
+    central_directory,
+    dos_stamp,
+    local_header,
+    needs_zip64,
+)
+
+DEFLATE_LEVEL = 6
+
+
+def _compressor() -> zlib._Compress:
+    return zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)  # raw deflate, as ZIP wants
+
+
+@dataclass
+class _Streaming:
+    header: Entry  # as written, with placeholders
+    compressor: zlib._Compress | None
+    crc: int = 0
+    read: int = 0
+    written: int = 0
+
+
+class ZipStream:
+    """Writes entries in the order given; `close` writes the central directory."""
+
+    def __init__(self, sink: ArchiveSink, modified: datetime) -> None:
+        self._sink = sink
+        self._stamp = dos_stamp(modified)
+        self._entries: list[Entry] = []
+        self._streaming: _Streaming | None = None
+
+    def add(self, name: str, data: Buffer, deflate: bool) -> None:
+        """An entry whose bytes are all here: its header is complete before it is written."""
+        self._check_idle()
+        payload: Buffer = data
+        if deflate:
+            compressor = _compressor()
+            payload = compressor.compress(data) + compressor.flush()
+        method = DEFLATED if deflate else STORED
+        entry = Entry(
+            name, method, self._stamp, zlib.crc32(data), len(payload), len(data),
+            self._sink.tell(), needs_zip64(len(data), method),
+        )  # fmt: skip
+        self._sink.write(local_header(entry))
+        self._sink.write(payload)
+        self._entries.append(entry)
+
+    def begin(self, name: str, size: int, deflate: bool) -> None:
+        """An entry of `size` bytes that will arrive in pieces (`write`, then `end`)."""
+        self._check_idle()
+        method = DEFLATED if deflate else STORED
+        offset = self._sink.tell()
+        header = Entry(name, method, self._stamp, 0, 0, size, offset, needs_zip64(size, method))
+        self._sink.hold(offset)  # patched once the CRC and sizes are known
+        self._sink.write(local_header(header))
+        self._streaming = _Streaming(header, _compressor() if deflate else None)
+
+    def write(self, data: Buffer) -> None:
+        streaming = self._streaming
+        if streaming is None:
+            raise RuntimeError("write outside an entry")
+        streaming.crc = zlib.crc32(data, streaming.crc)
+        streaming.read += len(data)
+        out = data if streaming.compressor is None else streaming.compressor.compress(data)
+        streaming.written += len(out)
+        self._sink.write(out)
+
+    def end(self) -> None:
+        streaming = self._streaming
+        if streaming is None:
+            raise RuntimeError("end outside an entry")
+        if streaming.compressor is not None:
+            tail = streaming.compressor.flush()
+            streaming.written += len(tail)
+            self._sink.write(tail)
+        if streaming.read != streaming.header.size:
+            raise RuntimeError(
+                f"{streaming.header.name}: {streaming.read} bytes written, "
+                f"{streaming.header.size} announced"
+            )
+        entry = replace(streaming.header, crc=streaming.crc, compressed=streaming.written)
+        end = self._sink.tell()
+        self._sink.seek(entry.offset)
+        self._sink.write(local_header(entry))
+        self._sink.seek(end)
+        self._sink.release()
+        self._entries.append(entry)
+        self._streaming = None
+
+    def close(self) -> None:
+        """Write the central directory and the end records after the last entry."""
+        self._check_idle()
+        start = self._sink.tell()
+        for piece in central_directory(self._entries, start):
+            self._sink.write(piece)
+
+    def _check_idle(self) -> None:
+        if self._streaming is not None:
+            raise RuntimeError(f"{self._streaming.header.name} is still being written")

@@ -1,0 +1,138 @@
+"""The ZIP format as archiver writes it: pure bytes, no I/O (PKWARE APPNOTE 6.3.10).
+
+Every entry's CRC-32 and sizes are in its local header (no data descriptors, which Safari,
+macOS Archive Utility and Java's ZipInputStream mishandle). ZIP64 is used exactly where a value
+does not fit: the local header's extra field when the entry's sizes may reach 4 GiB, the
+central directory's for each value that does not fit, and the ZIP64 end records when the entry
+count, the directory's size or its offset does not. Names are UTF-8, flagged when not ASCII.
+"""
+
+from __future__ import annotations
+
+import stat
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+STORED: Final = 0
+DEFLATED: Final = 8
+
+_LOCAL = struct.Struct("<4s5H3I2H")
+_CENTRAL = struct.Struct("<4s6H3I5H2I")
+_ZIP64_END = struct.Struct("<4sQ2H2I4Q")
+_ZIP64_LOCATOR = struct.Struct("<4sIQI")
+_END = struct.Struct("<4s4H2IH")
+_EXTRA = struct.Struct("<2H")
+
+MAX_32: Final = 0xFFFFFFFF
+MAX_16: Final = 0xFFFF
+_UTF8_FLAG = 0x0800
+_VERSION = 20  # deflate, folders
+_VERSION_ZIP64 = 45
+_MADE_BY_UNIX = 3 << 8
+_FILE_ATTRIBUTES = (stat.S_IFREG | 0o644) << 16
+
+
+def dos_stamp(moment: datetime) -> tuple[int, int]:
+    """(time, date) in MS-DOS form: two-second resolution, 1980 to 2107."""
+    year = min(max(moment.year, 1980), 2107)
+    time = moment.hour << 11 | moment.minute << 5 | moment.second // 2
+    date = (year - 1980) << 9 | moment.month << 5 | moment.day
+    return time, date
+
+
+def deflate_bound(size: int) -> int:
+    """The most raw deflate can emit for `size` bytes (stored blocks: 5 bytes per 16 KiB)."""
+    return size + 5 * (size // 16_383 + 1) + 8
+
+
+def needs_zip64(size: int, method: int) -> bool:
+    """Whether the entry's local header must carry ZIP64 sizes (decided before writing it)."""
+    largest = deflate_bound(size) if method == DEFLATED else size
+    return largest >= MAX_32
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry as the central directory records it."""
+
+    name: str
+    method: int
+    stamp: tuple[int, int]  # dos_stamp
+    crc: int
+    compressed: int
+    size: int
+    offset: int  # of its local header
+    zip64: bool  # its local header carries ZIP64 sizes
+
+    @property
+    def flags(self) -> int:
+        return 0 if self.name.isascii() else _UTF8_FLAG
+
+
+def local_header(entry: Entry) -> bytes:
+    """The local header; its length depends only on the name and `zip64`, so it can be
+    written first with placeholder values and patched in place once they are known."""
+    name = entry.name.encode("utf-8")
+    extra = b""
+    compressed, size = entry.compressed, entry.size
+    if entry.zip64:
+        extra = _EXTRA.pack(1, 16) + struct.pack("<2Q", size, compressed)
+        compressed = size = MAX_32
+    version = _VERSION_ZIP64 if entry.zip64 else _VERSION
+    time, date = entry.stamp
+    fixed = _LOCAL.pack(
+        b"PK\x03\x04", version, entry.flags, entry.method, time, date,
+        entry.crc, compressed, size, len(name), len(extra),
+    )  # fmt: skip
+    return fixed + name + extra
+
+
+def local_header_size(name: str, zip64: bool) -> int:
+    return _LOCAL.size + len(name.encode("utf-8")) + (20 if zip64 else 0)
+
+
+def _central_header(entry: Entry) -> bytes:
+    name = entry.name.encode("utf-8")
+    wide = []  # APPNOTE 4.5.3: only the values that overflow, in this order
+    size, compressed, offset = entry.size, entry.compressed, entry.offset
+    if size >= MAX_32:
+        wide.append(size)
+        size = MAX_32
+    if compressed >= MAX_32:
+        wide.append(compressed)
+        compressed = MAX_32
+    if offset >= MAX_32:
+        wide.append(offset)
+        offset = MAX_32
+    extra = _EXTRA.pack(1, 8 * len(wide)) + struct.pack(f"<{len(wide)}Q", *wide) if wide else b""
+    version = _VERSION_ZIP64 if wide or entry.zip64 else _VERSION
+    time, date = entry.stamp
+    fixed = _CENTRAL.pack(
+        b"PK\x01\x02", _MADE_BY_UNIX | version, version, entry.flags, entry.method, time, date,
+        entry.crc, compressed, size, len(name), len(extra), 0, 0, 0, _FILE_ATTRIBUTES, offset,
+    )  # fmt: skip
+    return fixed + name + extra
+
+
+def central_directory(entries: Sequence[Entry], start: int) -> Iterator[bytes]:
+    """The central directory, written at `start`, then the end records, in pieces."""
+    size = 0
+    for entry in entries:
+        header = _central_header(entry)
+        size += len(header)
+        yield header
+    count = len(entries)
+    if count >= MAX_16 or size >= MAX_32 or start >= MAX_32:
+        zip64_end = start + size
+        yield _ZIP64_END.pack(
+            b"PK\x06\x06", _ZIP64_END.size - 12, _MADE_BY_UNIX | _VERSION_ZIP64,
+            _VERSION_ZIP64, 0, 0, count, count, size, start,
+        )  # fmt: skip
+        yield _ZIP64_LOCATOR.pack(b"PK\x06\x07", 0, zip64_end, 1)
+    yield _END.pack(
+        b"PK\x05\x06", 0, 0, min(count, MAX_16), min(count, MAX_16),
+        min(size, MAX_32), min(start, MAX_32), 0,
+    )  # fmt: skip
