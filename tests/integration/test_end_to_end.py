@@ -6,6 +6,7 @@ import json
 import random
 import time
 import urllib.request
+import zlib
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from archiver.app.container import Container
 from archiver.app.dev import DevResources
 from archiver.app.worker import Outcome
+from archiver.domain.checksum import crc32_text
 from tests.integration.conftest import Drain
 from tests.zipcheck import check_layout, contents
 
@@ -79,7 +81,10 @@ def test_full_job_produces_the_archive_and_notification(
     check_layout(data)
     assert notification["archive"]["size_bytes"] == len(data)
     assert notification["archive"]["file_count"] == 4
-    head = s3.head_object(Bucket=resources.destination_bucket, Key=key)
+    head = s3.head_object(Bucket=resources.destination_bucket, Key=key, ChecksumMode="ENABLED")
+    assert notification["archive"]["crc32"] == head["ChecksumCRC32"]  # the store's own figure
+    assert head.get("ChecksumType") == "FULL_OBJECT"
+    assert notification["archive"]["crc32"] == crc32_text(zlib.crc32(data))
     assert head["ContentType"] == "application/zip"
     assert head["ContentDisposition"].startswith('attachment; filename="download-')
     assert head["Metadata"]["archiver-job-id"] == job_id

@@ -1,14 +1,15 @@
-import hashlib
 import io
 import random
 import threading
 import zipfile
+import zlib
 
 import pytest
 
 from archiver.adapters.memory import MemoryObjectStore, SyntheticBody
 from archiver.app.archive import Progress
 from archiver.app.service import BuildOptions
+from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import ErrorCode, PermanentError, TransientError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.plan import ArchivePolicy, CompressionMode
@@ -65,7 +66,8 @@ def test_archive_holds_every_source_under_its_name(
     ]
     assert {info.date_time for info in infos} == {(2026, 11, 27, 8, 30, 14)}  # 2 s resolution
     assert archive.size_bytes == len(data)
-    assert archive.sha256 == hashlib.sha256(data).hexdigest()
+    assert archive.crc32 == crc32_text(zlib.crc32(data))
+    assert archive.sha256 is None  # deprecated
     assert archive.file_count == 4
     headers = store.headers[plan.archive]
     assert headers.content_type == "application/zip"
@@ -103,7 +105,7 @@ def test_same_job_builds_identical_bytes(
     plan = service.plan("job", request({"source": "a.txt"}, {"source": "a.txt"}), SENT)
     first = service.build(plan)
     second = service.build(plan)
-    assert first.sha256 == second.sha256
+    assert first.crc32 == second.crc32
 
 
 def test_multi_part_archive_reads_back(
@@ -126,7 +128,7 @@ def test_multi_part_archive_reads_back(
     expected = {f"big/{n}.bin": bodies[f"big/{n}.bin"] for n in range(3)}
     assert contents(data) == expected | {"small.txt": b"tiny"}
     check_layout(data)
-    assert archive.sha256 == hashlib.sha256(data).hexdigest()
+    assert archive.crc32 == crc32_text(zlib.crc32(data))  # the parts' CRCs, combined
 
 
 def test_entry_larger_than_the_memory_budget_streams_out_of_order(
@@ -143,7 +145,7 @@ def test_entry_larger_than_the_memory_budget_streams_out_of_order(
     assert isinstance(data, bytes)
     assert contents(data) == {"huge.bin": body}
     check_layout(data)
-    assert archive.sha256 is None  # documented: too large to hash in one pass
+    assert archive.crc32 == crc32_text(zlib.crc32(data))  # parts out of order: still exact
 
 
 def test_zip64_only_beyond_65535_entries(
@@ -259,7 +261,7 @@ def test_build_to_a_local_file(
         result = service.build_to_file(plan, file)
     data = target.read_bytes()
     assert contents(data) == {"a.txt": b"local"}
-    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.crc32 == zlib.crc32(data)
     check_layout(data)
 
 

@@ -17,7 +17,7 @@ SCHEMA_DIR = Path(__file__).parents[2] / "schemas"
 
 
 def test_success_keeps_the_fields_current_consumers_read() -> None:
-    archive = ArchiveInfo(bucket="b", key="k.zip", size_bytes=10, file_count=2, sha256="ab")
+    archive = ArchiveInfo(bucket="b", key="k.zip", size_bytes=10, file_count=2, crc32="EjRWeA==")
     notification = succeeded("job-1", "https://cdn/k.zip", archive, {"u": 1})
     message = json.loads(notification.model_dump_json())
     assert message == {
@@ -47,7 +47,7 @@ def test_failure_names_code_reason_and_sources() -> None:
 
 
 def test_notifications_round_trip_through_the_published_union() -> None:
-    archive = ArchiveInfo(bucket="b", key="k", size_bytes=1, file_count=1, sha256=None)
+    archive = ArchiveInfo(bucket="b", key="k", size_bytes=1, file_count=1, crc32="AAAAAA==")
     for message in (
         succeeded("j", "u", archive, {}),
         failed("j", PermanentError(ErrorCode.TOO_MANY_FILES, "x"), {"a": "b"}),
@@ -75,7 +75,7 @@ def test_long_source_lists_are_cut_to_fit_one_sqs_message_and_counted() -> None:
 def test_missing_sources_of_a_success_are_cut_the_same_way() -> None:
     missing = [f"s3://bucket/{'k' * 1000}-{number}" for number in range(1_000)]
     archive = ArchiveInfo(
-        bucket="b", key="k", size_bytes=1, file_count=1, sha256=None, missing=missing
+        bucket="b", key="k", size_bytes=1, file_count=1, crc32="AAAAAA==", missing=missing
     )
     notification = succeeded("job", "https://cdn/k", archive, {})
     assert len(notification_body(notification).encode()) <= MAX_NOTIFICATION_BYTES
@@ -92,7 +92,7 @@ def test_messages_are_bounded_and_always_have_a_utf8_form() -> None:
 
 def test_the_body_escapes_what_sqs_refuses_and_reads_back_the_same() -> None:
     metadata = {"odd": "\ufffe\uffff", "nul": "\x00", "astral": "\U0001f600"}
-    archive = ArchiveInfo(bucket="b", key="k", size_bytes=1, file_count=1, sha256=None)
+    archive = ArchiveInfo(bucket="b", key="k", size_bytes=1, file_count=1, crc32="AAAAAA==")
     body = notification_body(succeeded("job", "u", archive, metadata))
     assert "\ufffe" not in body
     assert "\uffff" not in body

@@ -1,6 +1,6 @@
-import hashlib
 import random
 import threading
+import zlib
 
 import pytest
 
@@ -15,9 +15,9 @@ MIB = 1024 * 1024
 TARGET = ObjectRef("zip-storage", "job/archive.zip")
 
 
-def make_sink(store: MemoryObjectStore, part: int = 5 * MIB, held: int = 64 * MIB) -> MultipartSink:
+def make_sink(store: MemoryObjectStore, part: int = 5 * MIB) -> MultipartSink:
     store.create_bucket(TARGET.bucket)
-    return MultipartSink(store, TARGET, ObjectHeaders(), part, held, upload_concurrency=2)
+    return MultipartSink(store, TARGET, ObjectHeaders(), part, upload_concurrency=2)
 
 
 def test_small_archive_is_one_put_with_its_hash() -> None:
@@ -27,7 +27,7 @@ def test_small_archive_is_one_put_with_its_hash() -> None:
     sink.write(b"world")
     result = sink.close()
     assert store.objects[TARGET] == b"hello world"
-    assert result.sha256 == hashlib.sha256(b"hello world").hexdigest()
+    assert result.crc32 == zlib.crc32(b"hello world")
     assert result.size_bytes == 11
     assert not store.uploads
 
@@ -46,23 +46,25 @@ def test_patching_a_held_region_across_parts() -> None:
     sink.release()
     result = sink.close()
     assert store.objects[TARGET] == bytes(data)
-    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.crc32 == zlib.crc32(data)
 
 
-def test_over_budget_parts_go_out_early_and_the_hash_is_given_up() -> None:
+def test_parts_past_a_held_header_go_out_at_once_and_the_crc_still_holds() -> None:
     store = MemoryObjectStore()
-    sink = make_sink(store, held=20 * MIB)
+    sink = make_sink(store)
     data = bytearray(random.Random(2).randbytes(40 * MIB))
     sink.write(b"H" * 100)
     sink.hold(0)
-    sink.write(data[100:])
+    sink.write(data[100 : 30 * MIB])
+    assert sink.held_parts() == [0]  # the header's part only: the full ones behind it went out
+    sink.write(data[30 * MIB :])
     sink.seek(0)
     sink.write(data[:100])
     sink.seek(0, 2)
     sink.release()
     result = sink.close()
     assert store.objects[TARGET] == bytes(data)
-    assert result.sha256 is None
+    assert result.crc32 == zlib.crc32(data)  # the parts' CRCs, combined in order
     assert result.size_bytes == len(data)
 
 
@@ -169,9 +171,7 @@ def test_parts_grow_once_the_expected_size_is_known(monkeypatch: pytest.MonkeyPa
         return known[0]
 
     store.create_bucket(TARGET.bucket)
-    sink = MultipartSink(
-        store, TARGET, ObjectHeaders(), 5 * MIB, 64 * MIB, 2, expected_size=expected_size
-    )
+    sink = MultipartSink(store, TARGET, ObjectHeaders(), 5 * MIB, 2, expected_size=expected_size)
     data = random.Random(7).randbytes(48 * MIB)
     sink.write(data[: 12 * MIB])  # parts 1-3 begun at 5 MiB, the size still unknown
     known[0] = len(data)
@@ -197,9 +197,7 @@ def test_past_the_early_parts_the_sink_waits_for_the_size(
         return 20 * MIB if wait else None
 
     store.create_bucket(TARGET.bucket)
-    sink = MultipartSink(
-        store, TARGET, ObjectHeaders(), 5 * MIB, 64 * MIB, 2, expected_size=expected_size
-    )
+    sink = MultipartSink(store, TARGET, ObjectHeaders(), 5 * MIB, 2, expected_size=expected_size)
     data = random.Random(8).randbytes(20 * MIB)
     sink.write(data)
     sink.close()

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import threading
 import uuid
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -152,7 +153,7 @@ class MemoryMultipartUpload:
             raise ValueError(f"part number {number} is outside 1..{MAX_PARTS}")
         self.parts[number] = bytes(data)
 
-    def complete(self) -> None:
+    def complete(self, crc32: int) -> None:
         if self.upload_id not in self.store.uploads:
             raise ObjectUnavailable(str(self.ref), Unavailable.NOT_FOUND, "no such upload")
         numbers = sorted(self.parts)
@@ -161,7 +162,10 @@ class MemoryMultipartUpload:
         for number in numbers[:-1]:
             if len(self.parts[number]) < self.store.min_part_size:
                 raise ObjectUnavailable(str(self.ref), Unavailable.UNREADABLE, "EntityTooSmall")
-        self.store._finish(self, b"".join(self.parts[number] for number in numbers))
+        data = b"".join(self.parts[number] for number in numbers)
+        if zlib.crc32(data) != crc32:
+            raise ObjectUnavailable(str(self.ref), Unavailable.UNREADABLE, "BadDigest")
+        self.store._finish(self, data)
 
     def abort(self) -> None:
         self.store._finish(self, None)

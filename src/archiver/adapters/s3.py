@@ -12,6 +12,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from archiver.adapters.errors import error_code, translated
+from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.ports import Buffer, ObjectHeaders, ObjectInfo
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-# Every part carries a CRC-32 that S3 verifies; the completed object gets a composite checksum.
+# Every part carries a CRC-32 that S3 verifies, and so does the completed object (full-object).
 CHECKSUM: Final = "CRC32"
 READ_SLICE = 256 * 1024
 RESUMES = 4
@@ -204,7 +205,9 @@ class S3ObjectStore:
     def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> S3MultipartUpload:
         with translated(str(ref)):
             created = self._client.create_multipart_upload(
-                ChecksumAlgorithm=CHECKSUM, **_put_arguments(ref, headers)
+                ChecksumAlgorithm=CHECKSUM,
+                ChecksumType="FULL_OBJECT",
+                **_put_arguments(ref, headers),
             )
         return S3MultipartUpload(self._client, ref, created["UploadId"])
 
@@ -249,7 +252,7 @@ class S3MultipartUpload:
         with self._lock:
             self._parts[number] = part
 
-    def complete(self) -> None:
+    def complete(self, crc32: int) -> None:
         with self._lock:
             parts = [self._parts[number] for number in sorted(self._parts)]
         with translated(str(self._ref)):
@@ -258,6 +261,8 @@ class S3MultipartUpload:
                 Key=self._ref.key,
                 UploadId=self.upload_id,
                 MultipartUpload={"Parts": parts},
+                ChecksumCRC32=crc32_text(crc32),  # verified by S3 against the assembled object
+                ChecksumType="FULL_OBJECT",
             )
 
     def abort(self) -> None:

@@ -21,6 +21,7 @@ from archiver.app.ops import healthy
 from archiver.app.progress import ProgressLine
 from archiver.app.settings import Settings, load_settings
 from archiver.app.startup import start_worker
+from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import ConfigurationError, PermanentError, TransientError
 from archiver.domain.job import FileSpec, JobRequest, parse_job
 
@@ -89,7 +90,11 @@ def build(job_file: Path, output: Path | None) -> int:
     if output is not None:
         with output.open("w+b") as file:
             result = service.build_to_file(plan, file, progress)
-        summary = {"output": str(output), "size_bytes": result.size_bytes, "sha256": result.sha256}
+        summary = {
+            "output": str(output),
+            "size_bytes": result.size_bytes,
+            "crc32": crc32_text(result.crc32),
+        }
     else:
         archive = service.build(plan, progress)
         summary = {"url": service.url(plan.archive), **archive.model_dump()}

@@ -16,6 +16,7 @@ from archiver.app.file_sink import FileSink
 from archiver.app.prefetch import ByteBudget
 from archiver.app.sink import MultipartSink, SinkResult, destination_errors
 from archiver.app.sizing import Admitted, Sizing, SourceCheck, Transfer
+from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import ErrorCode, ObjectUnavailable, PermanentError, TransientError
 from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
@@ -40,7 +41,7 @@ class BuildOptions:
 
     @property
     def held_bytes(self) -> int:
-        """Parts held behind an unpatched header, so the SHA-256 can follow the final bytes."""
+        """Parts held until a streamed entry's header is patched (it may straddle two)."""
         return 2 * self.min_part_size
 
     @property
@@ -110,7 +111,6 @@ class ArchiveService:
                 plan.archive,
                 self._headers(plan),
                 part_size=self._build.min_part_size,
-                max_held_bytes=self._build.held_bytes,
                 upload_concurrency=self._build.upload_concurrency,
                 expected_size=sizing.expected_size,
             )
@@ -121,7 +121,7 @@ class ArchiveService:
             key=plan.archive.key,
             size_bytes=result.size_bytes,
             file_count=len(admitted.plan.entries),
-            sha256=result.sha256,
+            crc32=crc32_text(result.crc32),
             missing=admitted.missing,
         )
         self._record(plan, archive)

@@ -4,9 +4,11 @@ For an entry streamed in pieces, the writer (`ZipStream`) writes a local header,
 data, then seeks back to patch the header with the CRC-32 and sizes (no data descriptor). An
 entry written whole needs no patch and holds nothing. The sink cuts the stream
 into parts; a part is uploaded as soon as it is full, unless it holds a header still to be
-patched (`hold`). Full parts behind a held one stay in memory up to `max_held_bytes`; past that
-they are uploaded out of order (S3 allows it), and the archive's SHA-256, which needs the final
-bytes in order, is given up for that archive.
+patched (`hold`): later parts go out meanwhile, out of order (S3 allows it).
+
+The archive's CRC-32 is each part's CRC-32 (taken as the part goes out, on the upload thread)
+combined in part order, so no byte is held for it; the upload is completed with it as the
+object's full checksum, which S3 verifies.
 
 Writing may begin before the archive's size is known (the sources are still being sized).
 Each part's size is fixed when the part is begun: the minimum until the expected size is
@@ -16,7 +18,6 @@ known, then what fits the rest in the parts left. Past `EARLY_PARTS` the sink wa
 from __future__ import annotations
 
 import bisect
-import hashlib
 import io
 import threading
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
+from isal import isal_zlib
 
 from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
@@ -49,7 +51,7 @@ ExpectedSize = Callable[[bool], int | None]
 @dataclass(frozen=True)
 class SinkResult:
     size_bytes: int
-    sha256: str | None
+    crc32: int
 
 
 class ArchiveSink(Protocol):
@@ -106,7 +108,6 @@ class MultipartSink:
         ref: ObjectRef,
         headers: ObjectHeaders,
         part_size: int,
-        max_held_bytes: int,
         upload_concurrency: int = 4,
         expected_size: ExpectedSize | None = None,
     ) -> None:
@@ -117,15 +118,11 @@ class MultipartSink:
         self._expected_size = expected_size
         self._starts: list[int] = []  # where each begun part starts in the archive
         self._sizes: list[int] = []
-        self._max_held_bytes = max_held_bytes
-        self._largest_part = part_size
         self._parts: dict[int, bytearray] = {}
+        self._crcs: dict[int, int] = {}  # of the parts sent, by index
         self._position = 0
         self._end = 0
         self._hold_from: int | None = None
-        self._next_in_order = 0  # parts below this index are final and hashed
-        self._sent_early: set[int] = set()
-        self._hash: hashlib._Hash | None = hashlib.sha256()
         self._upload: MultipartUpload | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._slots = threading.BoundedSemaphore(upload_concurrency)
@@ -142,7 +139,7 @@ class MultipartSink:
         while view:
             index = self._part_at(self._position)
             offset = self._position - self._starts[index]
-            if index < self._next_in_order or index in self._sent_early:
+            if index in self._crcs:
                 raise RuntimeError(f"write at {self._position} into part {index + 1}, already sent")
             part = self._parts.setdefault(index, bytearray())
             if offset > len(part):
@@ -165,7 +162,6 @@ class MultipartSink:
             size = self._next_part_size(len(self._sizes), start)
             self._starts.append(start)
             self._sizes.append(size)
-            self._largest_part = max(self._largest_part, size)
         return bisect.bisect_right(self._starts, position) - 1
 
     def _next_part_size(self, index: int, start: int) -> int:
@@ -208,47 +204,21 @@ class MultipartSink:
             start <= self._hold_from + HEADER_REACH and start + self._sizes[index] > self._hold_from
         )
 
-    def _is_past_hold(self, index: int) -> bool:
-        return self._hold_from is not None and self._starts[index] > self._hold_from + HEADER_REACH
+    def held_parts(self) -> list[int]:
+        """Parts kept in memory, the one being filled included."""
+        return sorted(self._parts)
 
     def _is_full(self, index: int) -> bool:
         return self._starts[index] + self._sizes[index] <= self._end
 
     def _send_ready_parts(self) -> None:
-        while True:
-            index = self._next_in_order
-            if index in self._sent_early:
-                self._sent_early.discard(index)
-                self._next_in_order += 1
-            elif index in self._parts and self._is_full(index) and not self._is_held(index):
-                self._send_in_order(index)
-            else:
-                break
-        # At least the held parts (a header may straddle two) and the part being filled; once
-        # the hash is given up, holding parts buys nothing: only the header's stay.
-        limit = max(self._max_held_bytes, 3 * self._largest_part) if self._hash is not None else 0
-        if self._hold_from is not None and self._held_bytes() > limit:
-            self._send_early(limit)
-
-    def _send_in_order(self, index: int) -> None:
-        data = self._parts.pop(index)  # no longer written to: uploaded as it is
-        if self._hash is not None:
-            self._hash.update(data)
-        self._next_in_order = index + 1
-        self._submit(index, data)
-
-    def _held_bytes(self) -> int:
-        return sum(len(part) for part in self._parts.values())
-
-    def _send_early(self, limit: int) -> None:
-        """Upload full parts past the held header out of order, oldest first, to bound memory."""
         for index in sorted(self._parts):
-            if self._held_bytes() <= limit:
-                break
-            if self._is_past_hold(index) and self._is_full(index):
-                self._hash = None  # the final bytes will no longer pass through in order
-                self._sent_early.add(index)
-                self._submit(index, self._parts.pop(index))
+            if self._is_full(index) and not self._is_held(index):
+                self._send(index)
+
+    def _send(self, index: int) -> None:
+        self._crcs[index] = 0  # taken: written to no more; its CRC comes with the upload
+        self._submit(index, self._parts.pop(index))
 
     # -- uploading ------------------------------------------------------------------------
 
@@ -284,6 +254,7 @@ class MultipartSink:
 
     def _upload_part(self, number: int, data: Buffer) -> None:
         assert self._upload is not None
+        self._crcs[number - 1] = isal_zlib.crc32(data)
         with destination_errors(self._ref):
             self._upload.upload_part(number, data)
 
@@ -306,19 +277,22 @@ class MultipartSink:
             with destination_errors(self._ref):
                 self._store.put(self._ref, data, self._headers)
             self._closed = True
-            return SinkResult(len(data), hashlib.sha256(data).hexdigest())
+            return SinkResult(len(data), isal_zlib.crc32(data))
         for index in sorted(self._parts):
-            if index >= self._next_in_order and index not in self._sent_early:
-                self._send_in_order(index)
+            self._send(index)
         for future in self._pending:
             future.result()
         self._pending = []
+        crc = 0
+        for index, size in enumerate(self._sizes):
+            length = min(size, self._end - self._starts[index])
+            crc = isal_zlib.crc32_combine(crc, self._crcs[index], length)
         assert self._upload is not None
         with destination_errors(self._ref):
-            self._upload.complete()
+            self._upload.complete(crc)
         self._shutdown()
         self._closed = True
-        return SinkResult(self._end, self._hash.hexdigest() if self._hash is not None else None)
+        return SinkResult(self._end, crc)
 
     def abort(self) -> None:
         """Stop uploading and abort the multipart upload, so no storage is left behind."""

@@ -11,14 +11,16 @@ as it goes, so a job that must fail stops as soon as that is known.
 from __future__ import annotations
 
 import threading
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from isal import isal_zlib
+
 from archiver.app.pool import JobOrderPool
 from archiver.app.prefetch import ByteBudget, Chunk, FirstChunks, entry_chunks
+from archiver.app.zipstream import DEFLATE_LEVEL
 from archiver.domain.errors import JobCancelled, ObjectUnavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
@@ -67,7 +69,7 @@ def worth_deflating(first_bytes: Buffer) -> bool:
     sample = first_bytes[:SAMPLE_BYTES]
     if not sample:
         return False  # an empty entry stored is 0 bytes; deflated it is 2
-    trial = zlib.compressobj(1, zlib.DEFLATED, -15)
+    trial = isal_zlib.compressobj(DEFLATE_LEVEL, isal_zlib.DEFLATED, -15)  # as the writer will
     compressed = len(trial.compress(sample)) + len(trial.flush())
     return compressed <= len(sample) * (1 - MIN_SAVING)
 

@@ -32,8 +32,12 @@ class ArchiveInfo(_Message):
     key: str
     size_bytes: int = Field(ge=0)
     file_count: int = Field(ge=0)
+    crc32: str = Field(
+        description="The whole archive's CRC-32, base64 of its 4 big-endian bytes: the string S3 "
+        "returns as ChecksumCRC32 (checksum mode enabled), which S3 verified at upload."
+    )
     sha256: str | None = Field(
-        description="SHA-256 of the archive; null when an entry was too large to hash in one pass."
+        default=None, description="Deprecated, always null: see crc32 (kept for old consumers)."
     )
     missing: list[str] = Field(
         default_factory=list,
