@@ -1,6 +1,8 @@
 """`make bench`: archiver against the design it replaces and against the copy limit.
 
-One run on the embedded endpoint (a moto server process on 127.0.0.1): uploads the workloads,
+One run on the embedded endpoint (a moto server process on 127.0.0.1), directly (local) and
+through a proxy that makes it behave like S3 over a network (`bench/network.py`): uploads the
+workloads,
 runs every contender in a process of its own (wall time, CPU time, peak RSS of that process),
 reads every archive back and checks it (CRC-32 and SHA-256 of each entry against its source),
 prints one table and writes it to docs/benchmarks.md.
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
@@ -29,7 +32,7 @@ import boto3
 from botocore.config import Config
 from tests.endpoint import TEST_CREDENTIALS, moto_server
 
-from bench.latency import latency_proxy
+from bench.network import LOCAL, S3_LIKE, Profile, network_proxy
 
 MIB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,21 +44,39 @@ class Workload:
     name: str
     count: int
     size: int
-    latency_ms: int = 0
+    profile: Profile = LOCAL
+    compressible: bool = False  # text-like sources (else random bytes, which `auto` stores)
 
     @property
     def label(self) -> str:
         size = f"{self.size // MIB} MiB" if self.size >= MIB else f"{self.size // 1024} KiB"
-        rtt = f" @ {self.latency_ms} ms RTT" if self.latency_ms else ""
-        return f"{self.name}: {self.count} x {size}{rtt}"
+        text = " text" if self.compressible else ""
+        return f"{self.name}: {self.count} x {size}{text}, {self.profile.name}"
 
 
 WORKLOADS = {
     "W1": Workload("W1", 500, 256 * 1024),
     "W2": Workload("W2", 100, 8 * MIB),
     "W3": Workload("W3", 2, 1024 * MIB),
-    "W1-rtt": Workload("W1", 500, 256 * 1024, latency_ms=20),
+    "W1c": Workload("W1c", 500, 256 * 1024, compressible=True),
+    "W1s": Workload("W1", 500, 256 * 1024, S3_LIKE),
+    "W2s": Workload("W2", 100, 8 * MIB, S3_LIKE),
+    "W3s": Workload("W3", 2, 512 * MIB, S3_LIKE),
 }
+WORDS = [f"{word}".encode() for word in "the of and archive object bucket entry part".split()]
+
+
+def text_like(size: int, seed: int) -> bytes:
+    """Log-like lines (words, counters, hex ids): deflate shrinks them about 4 to 6 times."""
+    rng = random.Random(seed)
+    lines = []
+    total = 0
+    while total < size:
+        words = b" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9)))
+        line = b"%d %08x %s %d\n" % (total, rng.getrandbits(32), words, rng.randint(0, 10**6))
+        lines.append(line)
+        total += len(line)
+    return b"".join(lines)[:size]
 
 
 def s3_client() -> Any:
@@ -63,7 +84,7 @@ def s3_client() -> Any:
 
 
 def upload_sources(s3: Any, bucket: str, workload: Workload) -> dict[str, str]:
-    """Random bytes (so `auto` stores them); returns the SHA-256 of every key."""
+    """Random bytes (so `auto` stores them) or text; returns the SHA-256 of every key."""
     digests = {}
     prefix = f"{workload.name}/{workload.count}x{workload.size}"
     for number in range(workload.count):
@@ -71,7 +92,11 @@ def upload_sources(s3: Any, bucket: str, workload: Workload) -> dict[str, str]:
         if workload.size > 64 * MIB:
             digests[key] = _upload_large(s3, bucket, key, workload.size)
         else:
-            body = os.urandom(workload.size)
+            body = (
+                text_like(workload.size, number)
+                if workload.compressible
+                else os.urandom(workload.size)
+            )
             s3.put_object(Bucket=bucket, Key=key, Body=body)
             digests[key] = hashlib.sha256(body).hexdigest()
     return digests
@@ -94,7 +119,7 @@ def _upload_large(s3: Any, bucket: str, key: str, size: int) -> str:
 
 def run_contender(name: str, spec_path: Path, endpoint: str) -> dict[str, Any]:
     environment = {**os.environ, **TEST_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
-    environment["PYTHONPATH"] = str(ROOT)
+    environment["PYTHONPATH"] = f"{ROOT / 'src'}:{ROOT}"  # this tree, not what is installed
     result = subprocess.run(
         [sys.executable, "-m", "bench.contenders", name, str(spec_path)],
         env=environment,
@@ -132,13 +157,13 @@ def verify(s3: Any, bucket: str, key: str, digests: dict[str, str], zipped: bool
 
 @contextmanager
 def endpoint_for(workload: Workload, direct: str) -> Iterator[str]:
-    if not workload.latency_ms:
+    if not workload.profile.shaped:
         yield direct
         return
     port = urlsplit(direct).port
     assert port is not None
-    with latency_proxy(port, workload.latency_ms / 2000) as delayed:
-        yield delayed
+    with network_proxy(port, workload.profile) as shaped:
+        yield shaped
 
 
 def run_workload(workload: Workload, direct: str, scratch: Path) -> dict[str, dict[str, Any]]:
@@ -155,13 +180,15 @@ def run_workload(workload: Workload, direct: str, scratch: Path) -> dict[str, di
         "destination_bucket": "bench-archives",
         "keys": [[key, workload.size] for key in digests],
     }
-    spec_path = scratch / f"{workload.name}-{workload.latency_ms}.json"
+    spec_path = scratch / f"{workload.name}-{workload.profile.name}.json"
     spec_path.write_text(json.dumps(spec))
     measured_by_contender = {}
     for name in CONTENDERS:
         with endpoint_for(workload, direct) as endpoint:
             measured = run_contender(name, spec_path, endpoint)
         verify(s3, "bench-archives", measured["archive_key"], digests, name != "copy limit")
+        head = s3.head_object(Bucket="bench-archives", Key=measured["archive_key"])
+        measured["archive_mib"] = head["ContentLength"] / MIB
         s3.delete_object(Bucket="bench-archives", Key=measured["archive_key"])
         measured_by_contender[name] = measured
         print(
@@ -189,8 +216,9 @@ def machine() -> str:
 
 def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     lines = [
-        "| workload | contender | seconds | MiB/s | CPU s | peak RSS MiB | × copy limit |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| workload | contender | seconds | MiB/s | CPU s | CPU s / GiB | peak RSS MiB "
+        "| archive MiB | × copy limit |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for workload_id, by_contender in results.items():
         workload = WORKLOADS[workload_id]
@@ -204,7 +232,8 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
             lines.append(
                 f"| {workload.label} | {name} | {row['wall_s']:.2f} | "
                 f"{megabytes / row['wall_s']:.0f} | {row['cpu_s']:.2f} | "
-                f"{row['peak_rss_mib']:.0f} | {ratio} |"
+                f"{row['cpu_s'] / (megabytes / 1024):.1f} | {row['peak_rss_mib']:.0f} | "
+                f"{row['archive_mib']:.0f} | {ratio} |"
             )
     return "\n".join(lines)
 

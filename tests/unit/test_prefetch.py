@@ -1,12 +1,13 @@
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
-from archiver.app.prefetch import ByteBudget, Chunk, Prefetcher, entry_chunks
+from archiver.app.pool import JobOrderPool
+from archiver.app.prefetch import ByteBudget, Chunk, FirstChunks, Prefetcher, entry_chunks
 from archiver.domain.errors import ObjectUnavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.plan import EntryMethod, PlannedEntry
@@ -74,6 +75,25 @@ def setup(sizes: list[int], budget_bytes: int) -> tuple[ObservedStore, list[Plan
     return store, entries, infos
 
 
+def prefetcher(
+    store: ObservedStore,
+    chunks: Iterator[Chunk],
+    budget: ByteBudget,
+    threads: int,
+    pace: Callable[[], None] = lambda: None,
+) -> Prefetcher:
+    """As a job wires it: its own pool, nothing probed, every source sized beforehand."""
+    return Prefetcher(
+        store,
+        chunks,
+        budget,
+        FirstChunks(budget),
+        JobOrderPool(threads, "test"),
+        lambda: True,
+        pace,
+    )
+
+
 def test_chunks_cover_every_byte_once_in_order() -> None:
     _, entries, infos = setup([0, 10, 25, 30], 1000)
     chunks = list(chunks_of(entries, infos, range_size=10))
@@ -95,7 +115,7 @@ def test_bytes_arrive_in_job_order_within_the_budget() -> None:
     store, entries, infos = setup(sizes, budget_bytes=256 * KIB)
     received: dict[int, bytearray] = {n: bytearray() for n in range(len(entries))}
     order = []
-    with Prefetcher(store, chunks_of(entries, infos, 64 * KIB), store.budget, 8) as fetched:
+    with prefetcher(store, chunks_of(entries, infos, 64 * KIB), store.budget, 8) as fetched:
         for chunk, data in fetched:
             order.append((chunk.entry, chunk.start))
             received[chunk.entry] += data
@@ -113,7 +133,7 @@ def test_a_failed_fetch_gives_its_reservations_back() -> None:
     del store.objects[entries[3].source]
     with (
         pytest.raises(ObjectUnavailable),
-        Prefetcher(store, chunks_of(entries, infos, 64 * KIB), store.budget, 4) as fetched,
+        prefetcher(store, chunks_of(entries, infos, 64 * KIB), store.budget, 4) as fetched,
     ):
         for _ in fetched:
             pass
@@ -131,7 +151,7 @@ def test_two_jobs_share_one_budget_without_deadlock() -> None:
         store, entries, infos = setup([40 * KIB] * 20, budget_bytes=1)
         store.budget = budget
         total = 0
-        with Prefetcher(store, chunks_of(entries, infos, 32 * KIB), budget, 4) as fetched:
+        with prefetcher(store, chunks_of(entries, infos, 32 * KIB), budget, 4) as fetched:
             for _, data in fetched:
                 total += len(data)
         results.append(total)
@@ -145,50 +165,21 @@ def test_two_jobs_share_one_budget_without_deadlock() -> None:
     assert budget.available == budget.capacity
 
 
-def fetch_ahead(
-    count: int, fetch_pause: float, write_pause: float, one_at_a_time: bool = False
-) -> tuple[ObservedStore, list[int]]:
-    """32 KiB chunks, a 1 MiB budget, fetching two chunks ahead to begin with; returns the
-    store and how far ahead the prefetcher fetched after each chunk."""
-    store, entries, infos = setup([32 * KIB] * count, budget_bytes=1024 * KIB)
-    store.fetch_pause = fetch_pause
-    store.one_at_a_time = one_at_a_time
-    chunks = chunks_of(entries, infos, 32 * KIB)
-    depths = []
-    with Prefetcher(store, chunks, store.budget, 8, depth=64 * KIB) as fetched:
+def test_a_slow_endpoint_gets_as_many_requests_as_the_threads_and_the_budget_allow() -> None:
+    """On a network each request waits for its first byte: bytes in flight fill the link."""
+    store, entries, infos = setup([32 * KIB] * 64, budget_bytes=512 * KIB)
+    store.fetch_pause = 0.01
+    with prefetcher(store, chunks_of(entries, infos, 32 * KIB), store.budget, 8) as fetched:
         for _, data in fetched:
-            if write_pause:
-                time.sleep(write_pause)
             store.consumed(len(data))
-            depths.append(fetched.depth)
-    return store, depths
+    assert store.most_concurrent == 8  # every thread busy
+    assert store.most_unconsumed <= 512 * KIB  # never past the budget
 
 
-def test_a_slow_writer_keeps_the_fetch_ahead_shallow() -> None:
-    """The budget would allow 1 MiB ahead, but the writer never waits: it stays at `depth`."""
-    store, depths = fetch_ahead(40, fetch_pause=0.0, write_pause=0.01)  # writing is the slow side
-    assert store.most_unconsumed <= 64 * KIB + 32 * KIB  # the window, plus the chunk in hand
-    assert set(depths) == {64 * KIB}
-
-
-def test_a_writer_kept_waiting_fetches_further_ahead() -> None:
-    """Every request in flight adds throughput (as on S3): the deeper window pays and stays."""
-    store, depths = fetch_ahead(200, fetch_pause=0.015, write_pause=0.0)  # room for two probes
-    assert max(depths) >= 128 * KIB  # a probe one chunk deeper paid, so the next one began
-    assert store.most_concurrent > 2  # started at two chunks ahead
-
-
-def test_an_endpoint_serving_one_request_at_a_time_is_not_fetched_further_ahead() -> None:
-    """The writer waits, but a deeper window would only hold bytes: it returns to `depth`."""
-    _, depths = fetch_ahead(120, fetch_pause=0.005, write_pause=0.0, one_at_a_time=True)
-    assert 96 * KIB in depths  # it tried one chunk deeper...
-    assert max(depths) == 96 * KIB  # ...which did not pay, or a second probe would follow
-
-
-def test_the_writer_waits_for_its_own_side_with_nothing_fetched_beyond_the_window() -> None:
+def test_the_writer_waits_for_its_own_side_with_nothing_fetched_beyond_the_budget() -> None:
     """`pace` (an upload slot) is waited for before the next chunk is taken: meanwhile that
-    chunk still counts as fetched ahead, so no further one is fetched."""
-    store, entries, infos = setup([32 * KIB] * 20, budget_bytes=1024 * KIB)
+    chunk still counts against the budget, so what is fetched ahead never passes it."""
+    store, entries, infos = setup([32 * KIB] * 20, budget_bytes=128 * KIB)
     store.fetch_pause = 0.001
     ahead_while_waiting = []
 
@@ -197,8 +188,8 @@ def test_the_writer_waits_for_its_own_side_with_nothing_fetched_beyond_the_windo
         ahead_while_waiting.append(store.unconsumed)
 
     chunks = chunks_of(entries, infos, 32 * KIB)
-    with Prefetcher(store, chunks, store.budget, 8, depth=64 * KIB, pace=pace) as fetched:
+    with prefetcher(store, chunks, store.budget, 8, pace=pace) as fetched:
         for _, data in fetched:
             store.consumed(len(data))
     assert len(ahead_while_waiting) == 19  # before every chunk but the first
-    assert max(ahead_while_waiting) == 64 * KIB  # the window: two chunks, none in hand
+    assert max(ahead_while_waiting) == 128 * KIB  # the budget: four chunks, none in hand

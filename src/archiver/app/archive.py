@@ -18,7 +18,6 @@ from archiver.domain.errors import (
 from archiver.domain.plan import EntryMethod, PlannedEntry
 from archiver.domain.ports import Buffer, ObjectStore
 
-FETCH_AHEAD_RANGES = 2  # to begin with; deeper while that pays (FetchDepth)
 SOURCE_ERROR_CODES = {
     Unavailable.NOT_FOUND: ErrorCode.SOURCE_NOT_FOUND,
     Unavailable.ACCESS_DENIED: ErrorCode.SOURCE_ACCESS_DENIED,
@@ -82,13 +81,9 @@ def write_archive(
             store,
             feed,
             transfer.budget,
-            transfer.concurrency,
             sizing.first_chunks,
-            executor=sizing.executor,
+            sizing.executor,
             ready=feed.ready,
-            depth=FETCH_AHEAD_RANGES * transfer.range_size,
-            min_depth=transfer.range_size,  # when writing is the slower side
-            deepen_when=sink.has_room,
             pace=sink.wait_for_room,
         ) as fetched:
             archive = ZipStream(sink, plan.created_at)

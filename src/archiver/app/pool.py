@@ -4,7 +4,8 @@ Sizing a source and fetching its bytes share one job's `DOWNLOAD_CONCURRENCY` th
 first-in, first-out pool would run every queued size check before the fetch the writer is
 waiting for (a job of thousands of files would stall on its HEADs as behind a barrier); here a
 request is keyed by the entry it serves, so the pool works on what the writer needs soonest
-and sizes the rest of the job with the threads that are left.
+and sizes the rest of the job with the threads that are left. The threads start up front and
+take requests from one priority queue.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ _Queued = tuple[int, int, Future[Any], Callable[..., Any], tuple[Any, ...]]
 
 class JobOrderPool:
     def __init__(self, workers: int, name: str) -> None:
-        self._workers = max(1, workers)
-        self._name = name
         self._queue: list[_Queued] = []  # a heap: (entry, submission number, ...)
         self._numbers = itertools.count()
         self._changed = threading.Condition()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0  # threads waiting for a request that none has claimed yet
         self._shut = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}_{number}", daemon=True)
+            for number in range(max(1, workers))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, entry: int, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         """Run `fn(*args)` for the job's `entry` (its index in the plan): lowest entry first."""
@@ -39,25 +42,13 @@ class JobOrderPool:
             if self._shut:
                 raise RuntimeError("cannot submit to a pool that was shut down")
             heapq.heappush(self._queue, (entry, next(self._numbers), future, fn, args))
-            if self._idle > 0:
-                self._idle -= 1  # claimed now: the next request must not count on it too
-                self._changed.notify()
-            elif len(self._threads) < self._workers:
-                self._start_thread()
+            self._changed.notify()
         return future
-
-    def _start_thread(self) -> None:
-        thread = threading.Thread(
-            target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True
-        )
-        self._threads.append(thread)
-        thread.start()
 
     def _work(self) -> None:
         while True:
             with self._changed:
                 while not self._queue and not self._shut:
-                    self._idle += 1  # until a request claims it (`submit`)
                     self._changed.wait()
                 if not self._queue:
                     return

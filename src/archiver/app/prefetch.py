@@ -9,22 +9,21 @@ submitted beyond what the budget covers, so memory stays flat whatever the job's
 The chunks may come from a feed that is still sizing the sources: while what is in flight can
 keep the writer busy, the prefetcher does not wait for the next entry's size.
 
-How far ahead it fetches adapts (`FetchDepth`): it starts at `depth` bytes and goes deeper only
-while that raises the rate at which the writer gets its bytes. Requests run on a `JobOrderPool`
-keyed by entry, so the writer's next bytes go before the size checks of later sources.
+It fetches as far ahead as the budget allows: on a network each request waits for its first
+byte and each connection is capped, so bytes in flight are what fill it, and the budget is what
+bounds them. Requests run on a `JobOrderPool` keyed by entry, so the writer's next bytes go
+before the size checks of later sources.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass
 from types import TracebackType
 
-from archiver.app.fetch_depth import FetchDepth
 from archiver.app.pool import JobOrderPool
 from archiver.domain.job import ObjectRef
 from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
@@ -95,7 +94,7 @@ class ByteBudget:
 class FirstChunks:
     """Bytes the size check already read, kept for the writer with their share of the budget."""
 
-    def __init__(self, budget: ByteBudget | None) -> None:
+    def __init__(self, budget: ByteBudget) -> None:
         self._budget = budget
         self._data: dict[ObjectRef, Buffer] = {}
         self._held = 0
@@ -104,7 +103,7 @@ class FirstChunks:
 
     def reserve(self, amount: int, cap: int) -> bool:
         with self._lock:
-            if self._budget is None or self._closed or self._held + amount > cap:
+            if self._closed or self._held + amount > cap:
                 return False
             if not self._budget.try_acquire(amount):
                 return False
@@ -114,8 +113,7 @@ class FirstChunks:
     def unreserve(self, amount: int) -> None:
         with self._lock:
             self._held -= amount
-        if self._budget is not None:
-            self._budget.release(amount)
+        self._budget.release(amount)
 
     def keep(self, ref: ObjectRef, data: Buffer, reserved: int) -> None:
         with self._lock:
@@ -144,17 +142,8 @@ class FirstChunks:
             total = sum(len(data) for data in self._data.values())
             self._data.clear()
             self._held -= total
-        if self._budget is not None and total:
+        if total:
             self._budget.release(total)
-
-
-def _wait_for(future: Future[Buffer]) -> float:
-    """Seconds spent waiting for the fetch to end (its outcome is taken later)."""
-    if future.done():
-        return 0.0
-    began = time.monotonic()
-    wait([future])
-    return time.monotonic() - began
 
 
 def _releaser(budget: ByteBudget, amount: int) -> Callable[[Future[Buffer]], None]:
@@ -162,42 +151,33 @@ def _releaser(budget: ByteBudget, amount: int) -> Callable[[Future[Buffer]], Non
 
 
 class Prefetcher:
+    """Fetches ahead of the writer as far as the byte budget allows, in job order."""
+
     def __init__(
         self,
         store: ObjectStore,
         chunks: Iterator[Chunk],
         budget: ByteBudget,
-        concurrency: int,
-        first: FirstChunks | None = None,
+        first: FirstChunks,
+        executor: JobOrderPool,
+        ready: Callable[[], bool],
+        pace: Callable[[], None],
         max_window: int = 1024,
-        *,
-        executor: JobOrderPool | None = None,
-        ready: Callable[[], bool] | None = None,
-        depth: int | None = None,
-        min_depth: int | None = None,
-        deepen_when: Callable[[], bool] | None = None,
-        pace: Callable[[], None] | None = None,
     ) -> None:
-        self._first = first or FirstChunks(None)
         self._store = store
         self._chunks = chunks
-        self._ready = ready or (lambda: True)
         self._budget = budget
+        self._first = first
+        self._executor = executor
+        self._ready = ready  # whether the next entry is sized (else: first write what is here)
+        # The writer's own backpressure, waited for before it takes the next chunk: that chunk
+        # still counts as fetched ahead meanwhile, so nothing further is fetched while it waits.
+        self._pace = pace
         self._max_window = max_window
-        self._own_executor = executor is None
-        self._executor = executor or JobOrderPool(concurrency, "fetch")
-        # chunk, its bytes, its reservation, and whether it was fetched after writing began
-        self._window: deque[tuple[Chunk, Future[Buffer], int, bool | None]] = deque()
+        self._window: deque[tuple[Chunk, Future[Buffer], int]] = deque()  # with its reservation
         self._writing = False
         self._upcoming: Chunk | None = None
         self._exhausted = False
-        start = budget.capacity if depth is None else depth
-        self._depth = FetchDepth(start, budget.capacity, min_depth)
-        self._deepen_when = deepen_when or (lambda: True)
-        # The writer's own backpressure, waited for before it takes the next chunk: that chunk
-        # still counts as fetched ahead meanwhile, so nothing further is fetched while it waits.
-        self._pace = pace or (lambda: None)
-        self._fetching = 0  # bytes of the window still to fetch, or fetched for it
 
     def __enter__(self) -> Prefetcher:
         return self
@@ -210,21 +190,12 @@ class Prefetcher:
     ) -> None:
         self.close()
 
-    @property
-    def depth(self) -> int:
-        """How far ahead it fetches now, in bytes."""
-        return self._depth.value
-
     def __iter__(self) -> Iterator[tuple[Chunk, Buffer]]:
         self._fill()
         while self._window:
             if self._writing:
                 self._pace()
-            chunk, future, reserved, steady = self._window.popleft()
-            if steady is not None:  # fetched, not probed
-                self._fetching -= reserved
-                if steady:  # submitted after writing began: says how far ahead to fetch
-                    self._depth.handed(reserved, _wait_for(future), self._deepen_when)
+            chunk, future, reserved = self._window.popleft()
             self._writing = True
             try:
                 yield chunk, future.result()
@@ -246,15 +217,12 @@ class Prefetcher:
             chunk = self._upcoming
             probed = self._first.take(chunk.ref) if chunk.probed else None
             future: Future[Buffer]
-            steady = None if probed is not None else self._writing
             if probed is not None:
                 future = Future()
                 future.set_result(probed)
                 reserved = len(probed)
             else:
                 reserved = min(chunk.length, self._budget.capacity)
-                if self._window and self._fetching + reserved > self._depth.value:
-                    return  # as far ahead as the writer has needed so far
                 if not self._budget.try_acquire(reserved):
                     if self._window:
                         return  # what is in flight frees room as the writer consumes it
@@ -264,17 +232,14 @@ class Prefetcher:
                 future = self._executor.submit(
                     chunk.entry, self._store.fetch, chunk.ref, chunk.start, chunk.length, chunk.etag
                 )
-                self._fetching += reserved
-            self._window.append((chunk, future, reserved, steady))
+            self._window.append((chunk, future, reserved))
             self._upcoming = None
 
     def close(self) -> None:
         """Cancel what has not started; return every reservation as its fetch ends."""
         while self._window:
-            _, future, reserved, _ = self._window.popleft()
+            _, future, reserved = self._window.popleft()
             if future.cancel():
                 self._budget.release(reserved)
             else:
                 future.add_done_callback(_releaser(self._budget, reserved))
-        if self._own_executor:
-            self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,122 @@
+"""A TCP proxy on 127.0.0.1 that makes the local endpoint behave like a network.
+
+A `Profile` adds, per connection: a set-up cost before the upstream connection is made; a delay
+on the first bytes of each request and each response (each turn of the conversation, as the
+time to first byte S3 shows); and a bandwidth cap in each direction (S3 gives one connection
+roughly 80-90 MB/s). A local emulator has none of these, so tuning on it alone favours shallow
+fetching over the depth and parallel connections a real network pays for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+BUFFER = 256 * 1024
+AHEAD = 0.05  # seconds of paced data a direction may queue before it stops reading
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    connect_s: float = 0.0
+    first_byte_s: float = 0.0
+    bytes_per_s: float | None = None
+
+    @property
+    def shaped(self) -> bool:
+        return bool(self.connect_s or self.first_byte_s or self.bytes_per_s)
+
+
+LOCAL = Profile("local")
+S3_LIKE = Profile("S3-like", connect_s=0.040, first_byte_s=0.020, bytes_per_s=80e6)
+
+
+class _Turns:
+    """Which direction spoke last on a connection: a change of turn is a new request/response."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+
+async def _pipe(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    profile: Profile,
+    turns: _Turns,
+    direction: str,
+) -> None:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+    free_at = 0.0  # when the capped link can take the next byte
+
+    async def pump() -> None:
+        nonlocal free_at
+        while True:
+            data = await reader.read(BUFFER)
+            now = loop.time()
+            due = now
+            if data and turns.last != direction:
+                turns.last = direction
+                due += profile.first_byte_s
+            due = max(due, free_at)
+            if profile.bytes_per_s:
+                free_at = due + len(data) / profile.bytes_per_s
+            await queue.put((due, data))
+            if not data:
+                return
+            if (backlog := free_at - loop.time()) > AHEAD:
+                await asyncio.sleep(backlog - AHEAD)  # backpressure: stop reading meanwhile
+
+    async def deliver() -> None:
+        while True:
+            due, data = await queue.get()
+            if (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            if not data:
+                writer.close()
+                return
+            writer.write(data)
+            await writer.drain()
+
+    try:
+        await asyncio.gather(pump(), deliver())
+    except (ConnectionError, asyncio.IncompleteReadError):
+        writer.close()
+
+
+@contextmanager
+def network_proxy(upstream_port: int, profile: Profile) -> Iterator[str]:
+    loop = asyncio.new_event_loop()
+
+    async def handle(
+        client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
+        await asyncio.sleep(profile.connect_s)  # TCP and TLS set-up to a distant endpoint
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+        except OSError:
+            client_writer.close()
+            return
+        turns = _Turns()
+        await asyncio.gather(
+            _pipe(client_reader, up_writer, profile, turns, "request"),
+            _pipe(up_reader, client_writer, profile, turns, "response"),
+            return_exceptions=True,
+        )
+
+    async def start() -> asyncio.Server:
+        return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
