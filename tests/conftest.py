@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from archiver.app.dev import DevResources, create_resources
+from archiver.app.cli.dev import DevResources, create_resources
 from tests.endpoint import TEST_CREDENTIALS, Endpoint, endpoint
 
 if TYPE_CHECKING:

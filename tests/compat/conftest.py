@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,14 +58,19 @@ class DiskMultipartUpload(MemoryMultipartUpload):
     def upload_part(self, number: int, data: Buffer) -> None:
         (self.spool / f"{number:05d}").write_bytes(data)
 
-    def complete(self) -> None:
+    def complete(self, crc32: int) -> None:
+        """Assemble the parts and check the archive's CRC-32 on the way, as S3 does."""
+        crc = 0
         with self.target.open("wb") as output:
             for part in sorted(self.spool.iterdir()):
                 with part.open("rb") as piece:
-                    shutil.copyfileobj(piece, output, 16 * MIB)
+                    while block := piece.read(16 * MIB):
+                        crc = zlib.crc32(block, crc)
+                        output.write(block)
                 part.unlink()
         self.spool.rmdir()
         self.store.uploads.pop(self.upload_id, None)
+        assert crc == crc32, f"the archive's CRC-32 is {crc:08x}, {crc32:08x} was announced"
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from archiver.app.cli.dev import DevResources
 from archiver.app.container import Container, build_container
-from archiver.app.dev import DevResources
 from archiver.app.settings import Settings
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from archiver.app.dev import DevResources
+from archiver.app.cli.dev import DevResources
 from tests.conftest import worker_environment
 from tests.integration.conftest import Drain
 from tests.zipcheck import check_layout, contents

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from archiver.app.cli.dev import DevResources
 from archiver.app.container import Container
-from archiver.app.dev import DevResources
 from archiver.app.worker import Outcome
 from archiver.domain.checksum import crc32_text
 from tests.integration.conftest import Drain

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from archiver.app.cli.dev import DevResources
 from archiver.app.container import Container, build_container
-from archiver.app.dev import DevResources
 from archiver.app.settings import Settings
 from archiver.app.worker import Outcome
 from tests.endpoint import Endpoint

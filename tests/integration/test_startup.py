@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from archiver.app.dev import DevResources
+from archiver.app.cli.dev import DevResources
 from tests.conftest import worker_environment
 from tests.endpoint import Endpoint
 from tests.faults import Fault, FaultProxy, fault_proxy

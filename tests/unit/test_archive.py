@@ -7,7 +7,7 @@ import zlib
 import pytest
 
 from archiver.adapters.memory import MemoryObjectStore, SyntheticBody
-from archiver.app.archive import Progress
+from archiver.app.engine.archive import Progress
 from archiver.app.service import BuildOptions
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import ErrorCode, PermanentError, TransientError

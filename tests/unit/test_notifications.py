@@ -1,7 +1,7 @@
 import json
 from pathlib import Path
 
-from archiver.app.schemas import render, schemas
+from archiver.app.cli.schemas import render, schemas
 from archiver.domain.errors import ErrorCode, PermanentError
 from archiver.domain.notifications import (
     MAX_MESSAGE_CHARS,

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from archiver.app.pool import JobOrderPool
+from archiver.app.engine.pool import JobOrderPool
 
 
 def test_the_request_earliest_in_the_job_runs_first() -> None:

@@ -6,8 +6,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
-from archiver.app.pool import JobOrderPool
-from archiver.app.prefetch import ByteBudget, Chunk, FirstChunks, Prefetcher, entry_chunks
+from archiver.app.engine.budget import ByteBudget, FirstChunks
+from archiver.app.engine.chunks import Chunk, entry_chunks
+from archiver.app.engine.fetching import Prefetcher
+from archiver.app.engine.pool import JobOrderPool
 from archiver.domain.errors import ObjectUnavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.plan import EntryMethod, PlannedEntry

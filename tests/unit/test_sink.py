@@ -5,8 +5,8 @@ import zlib
 import pytest
 
 from archiver.adapters.memory import MemoryMultipartUpload, MemoryObjectStore
-from archiver.app import sink as sink_module
-from archiver.app.sink import MultipartSink, part_size_for
+from archiver.app.engine import sink as sink_module
+from archiver.app.engine.sink import MultipartSink, part_size_for
 from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.ports import ObjectHeaders

@@ -4,11 +4,13 @@ import time
 import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
-from archiver.app.prefetch import ByteBudget
-from archiver.app.sizing import Admitted, Sizing, SourceCheck, Transfer
+from archiver.app.engine.budget import ByteBudget
+from archiver.app.engine.fetching import Transfer
+from archiver.app.engine.sizing import Sizing
 from archiver.domain.errors import JobCancelled
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.plan import ArchivePolicy, plan_archive
+from archiver.domain.policy import Admitted, SourceCheck
 from tests.unit.conftest import DESTINATION, SENT, SOURCE
 
 KIB = 1024

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import threading
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
 import structlog
 from pydantic import ValidationError
 
-from archiver.app.archive import ProgressCallback, source_failure, write_archive
-from archiver.app.file_sink import FileSink
-from archiver.app.prefetch import ByteBudget
-from archiver.app.sink import MultipartSink, SinkResult, destination_errors
-from archiver.app.sizing import Admitted, Sizing, SourceCheck, Transfer
+from archiver.app.engine.archive import ProgressCallback, write_archive
+from archiver.app.engine.budget import ByteBudget
+from archiver.app.engine.fetching import Transfer
+from archiver.app.engine.file_sink import FileSink
+from archiver.app.engine.sink import MultipartSink, SinkResult, destination_errors
+from archiver.app.engine.sizing import Sizing
 from archiver.domain.checksum import crc32_text
-from archiver.domain.errors import ErrorCode, ObjectUnavailable, PermanentError, TransientError
+from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
-from archiver.domain.plan import ArchivePlan, ArchivePolicy, MissingFiles, plan_archive
+from archiver.domain.plan import ArchivePlan, ArchivePolicy, plan_archive
+from archiver.domain.policy import Admitted, SourceCheck, admit
 from archiver.domain.ports import ObjectHeaders, ObjectStore
 from archiver.domain.urls import content_disposition, public_url
 
@@ -145,30 +147,7 @@ class ArchiveService:
         )
 
     def _admit(self, plan: ArchivePlan, checked: SourceCheck) -> Admitted:
-        admitted = self._apply_missing_policy(plan, checked)
-        self._check_size(admitted.plan, checked)
-        return admitted
-
-    def _apply_missing_policy(self, plan: ArchivePlan, checked: SourceCheck) -> Admitted:
-        if not checked.unavailable:
-            return Admitted(plan, [])
-        if self._policy.missing_files is MissingFiles.FAIL:
-            raise source_failure(checked.unavailable)
-        gone = {unavailable.location for unavailable in checked.unavailable}
-        kept = tuple(entry for entry in plan.entries if str(entry.source) not in gone)
-        if not kept:
-            raise source_failure(checked.unavailable)
-        missing = list(dict.fromkeys(str(e.source) for e in plan.entries if str(e.source) in gone))
-        return Admitted(replace(plan, entries=kept), missing)
-
-    def _check_size(self, plan: ArchivePlan, checked: SourceCheck) -> None:
-        total = sum(checked.infos[entry.source].size for entry in plan.entries)
-        if total > self._policy.max_archive_bytes:
-            raise PermanentError(
-                ErrorCode.ARCHIVE_TOO_LARGE,
-                f"the sources add up to {total:,} bytes; "
-                f"the limit is {self._policy.max_archive_bytes:,} (MAX_ARCHIVE_BYTES)",
-            )
+        return admit(plan, checked, self._policy)
 
     def _record(self, plan: ArchivePlan, archive: ArchiveInfo) -> None:
         manifest = ArchiveManifest(

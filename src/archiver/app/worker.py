@@ -13,6 +13,7 @@ import structlog
 
 from archiver.app.heartbeat import VisibilityHeartbeat
 from archiver.app.ops import Liveness, Metrics, ScaleInProtection
+from archiver.app.polling import STOP_CHECK_INTERVAL, LongPoll
 from archiver.app.service import ArchiveService
 from archiver.domain.errors import InternalError, JobCancelled, PermanentError, TransientError
 from archiver.domain.job import parse_job, salvage_metadata
@@ -24,9 +25,6 @@ log = structlog.get_logger(__name__)
 MAX_POLL_BACKOFF = 30.0
 MAX_RETRY_DELAY = 900  # SQS caps a single visibility change at 12 h; 15 min is plenty
 GRACE_CHECK_INTERVAL = 0.2
-STOP_CHECK_INTERVAL = 0.1
-ABANDON_POLL_SECONDS = 1.0
-"""On stop, how long an idle worker still waits for its long poll before leaving it behind."""
 
 
 def _took(started: float) -> dict[str, float]:
@@ -93,6 +91,7 @@ class Worker:
         polls, backoff = 0, self._poll_retry
         running: set[Future[Outcome]] = set()
         poll: Future[list[ReceivedMessage]] | None = None
+        polling = LongPoll(self._receive, lambda message: self._set_visibility(message, 0))
         pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="job")
         try:
             while not stop.is_set() and (max_polls is None or polls < max_polls):
@@ -103,8 +102,8 @@ class Worker:
                     continue
                 if poll is None:
                     polls += 1
-                    poll = self._poll_in_background(self._concurrency - len(running))
-                if not self._settled(poll, stop):
+                    poll = polling.start(self._concurrency - len(running))
+                if not polling.settled(poll, stop):
                     break
                 try:
                     messages = poll.result()
@@ -123,46 +122,13 @@ class Worker:
                     else:
                         running.add(pool.submit(self.handle, message, cancel))
             if poll is not None:
-                self._abandon(poll)
+                polling.abandon(poll)
             wait(running)
         finally:
             pool.shutdown(wait=True)
             finished.set()
             watchdog.join()
         log.info("worker_stopped", polls=polls)
-
-    def _poll_in_background(self, count: int) -> Future[list[ReceivedMessage]]:
-        """A long poll on a daemon thread: the loop need not wait it out to stop."""
-        poll: Future[list[ReceivedMessage]] = Future()
-
-        def receive() -> None:
-            try:
-                poll.set_result(self._receive(count))
-            except BaseException as error:  # handed to the loop, which decides
-                poll.set_exception(error)
-
-        threading.Thread(target=receive, name="poll", daemon=True).start()
-        return poll
-
-    @staticmethod
-    def _settled(poll: Future[list[ReceivedMessage]], stop: threading.Event) -> bool:
-        """Wait for the poll; False if asked to stop first."""
-        while not poll.done():
-            if stop.wait(STOP_CHECK_INTERVAL):
-                return poll.done()
-        return True
-
-    def _abandon(self, poll: Future[list[ReceivedMessage]]) -> None:
-        """Stopping while a long poll is out: what it still brings is handed straight back."""
-
-        def release(done: Future[list[ReceivedMessage]]) -> None:
-            if done.exception() is None:
-                for message in done.result():
-                    self._set_visibility(message, 0)
-
-        poll.add_done_callback(release)
-        wait([poll], timeout=ABANDON_POLL_SECONDS)
-        log.info("poll_abandoned", finished=poll.done())
 
     def _receive(self, count: int) -> list[ReceivedMessage]:
         return self._queue.receive(

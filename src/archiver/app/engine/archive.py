@@ -5,24 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from archiver.app.prefetch import Chunk, Prefetcher
-from archiver.app.sink import ArchiveSink, SinkResult
-from archiver.app.sizing import ChunkFeed, Sizing, Transfer, worth_deflating
-from archiver.app.zipstream import ZipStream
-from archiver.domain.errors import (
-    ErrorCode,
-    ObjectUnavailable,
-    PermanentError,
-    Unavailable,
-)
+from archiver.app.engine.chunks import Chunk, ChunkFeed
+from archiver.app.engine.deflate import worth_deflating
+from archiver.app.engine.fetching import Prefetcher, Transfer
+from archiver.app.engine.sink import ArchiveSink, SinkResult
+from archiver.app.engine.sizing import Sizing
+from archiver.app.engine.zipstream import ZipStream
+from archiver.domain.errors import ObjectUnavailable
 from archiver.domain.plan import EntryMethod, PlannedEntry
+from archiver.domain.policy import source_failure
 from archiver.domain.ports import Buffer, ObjectStore
-
-SOURCE_ERROR_CODES = {
-    Unavailable.NOT_FOUND: ErrorCode.SOURCE_NOT_FOUND,
-    Unavailable.ACCESS_DENIED: ErrorCode.SOURCE_ACCESS_DENIED,
-    Unavailable.UNREADABLE: ErrorCode.SOURCE_UNREADABLE,
-}
 
 
 @dataclass(frozen=True)
@@ -34,21 +26,6 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
-
-
-def source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
-    code = SOURCE_ERROR_CODES[failures[0].reason]
-    counts: dict[Unavailable, int] = {}
-    for failure in failures:
-        counts[failure.reason] = counts.get(failure.reason, 0) + 1
-    summary = ", ".join(
-        f"{count} {reason.value.replace('_', ' ')}" for reason, count in counts.items()
-    )
-    return PermanentError(
-        code,
-        f"{len(failures)} source(s) cannot be read ({summary})",
-        sorted({failure.location for failure in failures}),
-    )
 
 
 def _deflate(entry: PlannedEntry, first_chunk: Buffer, sampled_already: bool | None) -> bool:

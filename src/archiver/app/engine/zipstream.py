@@ -13,7 +13,8 @@ from datetime import datetime
 
 from isal import isal_zlib
 
-from archiver.app.sink import ArchiveSink
+from archiver.app.engine.deflate import compressor
+from archiver.app.engine.sink import ArchiveSink
 from archiver.domain.ports import Buffer
 from archiver.domain.zipformat import (
     DEFLATED,
@@ -24,14 +25,6 @@ from archiver.domain.zipformat import (
     local_header,
     needs_zip64,
 )
-
-DEFLATE_LEVEL = 1
-"""ISA-L's level 1: about zlib level 6's ratio on text at over five times its speed (measured:
-~590 MB/s against ~110 MB/s on one core); any inflater reads it."""
-
-
-def _compressor() -> isal_zlib.Compress:
-    return isal_zlib.compressobj(DEFLATE_LEVEL, isal_zlib.DEFLATED, -15)  # raw, as ZIP wants
 
 
 @dataclass
@@ -57,8 +50,8 @@ class ZipStream:
         self._check_idle()
         payload: Buffer = data
         if deflate:
-            compressor = _compressor()
-            payload = compressor.compress(data) + compressor.flush()
+            stream = compressor()
+            payload = stream.compress(data) + stream.flush()
         method = DEFLATED if deflate else STORED
         entry = Entry(
             name, method, self._stamp, isal_zlib.crc32(data), len(payload), len(data),
@@ -76,7 +69,7 @@ class ZipStream:
         header = Entry(name, method, self._stamp, 0, 0, size, offset, needs_zip64(size, method))
         self._sink.hold(offset)  # patched once the CRC and sizes are known
         self._sink.write(local_header(header))
-        self._streaming = _Streaming(header, _compressor() if deflate else None)
+        self._streaming = _Streaming(header, compressor() if deflate else None)
 
     def write(self, data: Buffer) -> None:
         streaming = self._streaming

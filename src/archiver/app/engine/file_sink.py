@@ -7,7 +7,7 @@ from typing import BinaryIO
 
 from isal import isal_zlib
 
-from archiver.app.sink import SinkResult
+from archiver.app.engine.sink import SinkResult
 
 READ_BLOCK = 8 * 1024 * 1024
 

@@ -15,10 +15,10 @@ from types import FrameType
 
 import structlog
 
+from archiver.app.cli.progress import ProgressLine
 from archiver.app.container import Container, build_container
 from archiver.app.logs import configure_logging
 from archiver.app.ops import healthy
-from archiver.app.progress import ProgressLine
 from archiver.app.settings import Settings, load_settings
 from archiver.app.startup import start_worker
 from archiver.domain.checksum import crc32_text
@@ -106,7 +106,7 @@ def build(job_file: Path, output: Path | None) -> int:
 def dev(port: int) -> int:
     import boto3
 
-    from archiver.app.dev import create_resources, embedded_endpoint
+    from archiver.app.cli.dev import create_resources, embedded_endpoint
 
     with embedded_endpoint(port=port) as endpoint:
         resources = create_resources(boto3.client("s3"), boto3.client("sqs"))
@@ -126,7 +126,7 @@ def healthcheck() -> int:
 
 
 def write_schemas(directory: Path) -> int:
-    from archiver.app.schemas import write_schemas as write
+    from archiver.app.cli.schemas import write_schemas as write
 
     for path in write(directory):
         print(path)
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "healthcheck":
                 return healthcheck()
             case "demo":
-                from archiver.app.demo import run_demo
+                from archiver.app.cli.demo import run_demo
 
                 return run_demo(arguments.port)
             case _:

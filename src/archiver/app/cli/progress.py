@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from archiver.app.archive import Progress
+from archiver.app.engine.archive import Progress
 
 MIB = 1024 * 1024
 

@@ -1,7 +1,6 @@
 """Fetch upcoming sources concurrently within a byte budget; hand them over strictly in order.
 
-Every entry is cut into chunks: a small object is one GET, a large one ranged GETs of
-`range_size`, all pinned to the version (ETag) that was sized. Chunks are submitted in job
+Chunks (`chunks.py`) are submitted in job
 order while the shared budget allows and a bounded window is not full; the writer takes them in
 the same order and gives each chunk's bytes back to the budget once written. Nothing is
 submitted beyond what the budget covers, so memory stays flat whatever the job's size.
@@ -17,133 +16,25 @@ before the size checks of later sources.
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from types import TracebackType
 
-from archiver.app.pool import JobOrderPool
-from archiver.domain.job import ObjectRef
-from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
+from archiver.app.engine.budget import ByteBudget, FirstChunks
+from archiver.app.engine.chunks import Chunk
+from archiver.app.engine.pool import JobOrderPool
+from archiver.domain.ports import Buffer, ObjectStore
 
 
 @dataclass(frozen=True)
-class Chunk:
-    entry: int  # index in the plan's entries
-    ref: ObjectRef
-    start: int
-    length: int
-    etag: str | None
-    last: bool  # the entry's final chunk
-    probed: bool = False  # already read by the size check (FirstChunks)
-    size: int = 0  # the whole entry's
+class Transfer:
+    """How sources are fetched: the shared budget, threads, and the size of ranged GETs."""
 
-
-def entry_chunks(
-    index: int, info: ObjectInfo, range_size: int, probed: int | None = None
-) -> Iterator[Chunk]:
-    """Every byte of one entry once, in order: a probed first chunk, then ranges."""
-    start = 0
-    if probed is not None:
-        last = probed >= info.size
-        yield Chunk(index, info.ref, 0, probed, info.etag, last, probed=True, size=info.size)
-        if last:
-            return
-        start = probed
-    while True:
-        length = min(range_size, info.size - start)
-        last = start + length >= info.size
-        yield Chunk(index, info.ref, start, length, info.etag, last, size=info.size)
-        if last:
-            return
-        start += length
-
-
-class ByteBudget:
-    """Bytes that may sit fetched but unwritten, shared by every job of the process."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._available = capacity
-        self._changed = threading.Condition()
-
-    @property
-    def available(self) -> int:
-        return self._available
-
-    def try_acquire(self, amount: int) -> bool:
-        with self._changed:
-            if amount > self._available:
-                return False
-            self._available -= amount
-            return True
-
-    def force_acquire(self, amount: int) -> None:
-        """Take `amount` even past the capacity (for a job that has nothing else in flight)."""
-        with self._changed:
-            self._available -= min(amount, self.capacity)
-
-    def release(self, amount: int) -> None:
-        with self._changed:
-            self._available = min(self.capacity, self._available + min(amount, self.capacity))
-            self._changed.notify_all()
-
-
-class FirstChunks:
-    """Bytes the size check already read, kept for the writer with their share of the budget."""
-
-    def __init__(self, budget: ByteBudget) -> None:
-        self._budget = budget
-        self._data: dict[ObjectRef, Buffer] = {}
-        self._held = 0
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def reserve(self, amount: int, cap: int) -> bool:
-        with self._lock:
-            if self._closed or self._held + amount > cap:
-                return False
-            if not self._budget.try_acquire(amount):
-                return False
-            self._held += amount
-            return True
-
-    def unreserve(self, amount: int) -> None:
-        with self._lock:
-            self._held -= amount
-        self._budget.release(amount)
-
-    def keep(self, ref: ObjectRef, data: Buffer, reserved: int) -> None:
-        with self._lock:
-            closed = self._closed
-            if not closed:
-                self._data[ref] = data
-        self.unreserve(reserved if closed else reserved - len(data))
-
-    def size_of(self, ref: ObjectRef) -> int | None:
-        with self._lock:
-            data = self._data.get(ref)
-            return None if data is None else len(data)
-
-    def take(self, ref: ObjectRef) -> Buffer | None:
-        """Hand the bytes, and their reservation, to the caller."""
-        with self._lock:
-            data = self._data.pop(ref, None)
-            if data is not None:
-                self._held -= len(data)
-            return data
-
-    def release_all(self) -> None:
-        """Give every kept byte back; what a size check still running keeps is given back too."""
-        with self._lock:
-            self._closed = True
-            total = sum(len(data) for data in self._data.values())
-            self._data.clear()
-            self._held -= total
-        if total:
-            self._budget.release(total)
+    budget: ByteBudget
+    concurrency: int = 16
+    range_size: int = 8 * 1024 * 1024
 
 
 def _releaser(budget: ByteBudget, amount: int) -> Callable[[Future[Buffer]], None]:

@@ -12,66 +12,28 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 
-from isal import isal_zlib
-
-from archiver.app.pool import JobOrderPool
-from archiver.app.prefetch import ByteBudget, Chunk, FirstChunks, entry_chunks
-from archiver.app.zipstream import DEFLATE_LEVEL
+from archiver.app.engine.budget import FirstChunks
+from archiver.app.engine.deflate import worth_deflating
+from archiver.app.engine.fetching import Transfer
+from archiver.app.engine.pool import JobOrderPool
 from archiver.domain.errors import JobCancelled, ObjectUnavailable
 from archiver.domain.job import ObjectRef
-from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
-from archiver.domain.ports import Buffer, ObjectInfo, ObjectStore
+from archiver.domain.plan import ArchivePlan, EntryMethod
+from archiver.domain.policy import Admitted, SourceCheck
+from archiver.domain.ports import ObjectInfo, ObjectStore
 
 PROBE_BYTES = 1024 * 1024
-SAMPLE_BYTES = 16 * 1024  # enough to tell random or compressed data from text
-MIN_SAVING = 0.03  # deflate must save at least 3 % of a sample to be worth its CPU
 CANCEL_POLL_SECONDS = 0.2  # how soon a wait for the last sizes notices a shutdown
 # Local header + central directory record + ZIP64 extras, beyond the name (twice).
 ENTRY_OVERHEAD = 30 + 46 + 2 * 32
 END_RECORDS = 22 + 56 + 20
 
 
-@dataclass(frozen=True)
-class Transfer:
-    """How sources are fetched: the shared budget, threads, and the size of ranged GETs."""
-
-    budget: ByteBudget
-    concurrency: int = 16
-    range_size: int = 8 * 1024 * 1024
-
-
-@dataclass
-class SourceCheck:
-    """Every source sized: what can be read, and what cannot."""
-
-    infos: dict[ObjectRef, ObjectInfo]
-    unavailable: list[ObjectUnavailable]
-
-
-@dataclass(frozen=True)
-class Admitted:
-    """What the job's policy made of the sized sources: the entries to write."""
-
-    plan: ArchivePlan
-    missing: list[str]
-
-
 Admit = Callable[[SourceCheck], Admitted]
 """The job's policy: raises PermanentError when the job cannot be done."""
-
-
-def worth_deflating(first_bytes: Buffer) -> bool:
-    """A quick level-1 trial on the first bytes: random or already-compressed data is stored."""
-    sample = first_bytes[:SAMPLE_BYTES]
-    if not sample:
-        return False  # an empty entry stored is 0 bytes; deflated it is 2
-    trial = isal_zlib.compressobj(DEFLATE_LEVEL, isal_zlib.DEFLATED, -15)  # as the writer will
-    compressed = len(trial.compress(sample)) + len(trial.flush())
-    return compressed <= len(sample) * (1 - MIN_SAVING)
 
 
 def expected_archive_size(plan: ArchivePlan, infos: dict[ObjectRef, ObjectInfo]) -> int:
@@ -218,52 +180,3 @@ class Sizing:
         """Stop sizing; every byte kept for the writer goes back to the budget."""
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.first_chunks.release_all()
-
-
-class ChunkFeed:
-    """The chunks of the entries to write, in job order, each entry's once it is sized.
-
-    An unreadable source stops the job unless the policy skips it, which is only known once
-    every source is sized.
-    """
-
-    def __init__(self, entries: Sequence[PlannedEntry], sizing: Sizing, range_size: int) -> None:
-        self._entries = entries
-        self._sizing = sizing
-        self._range_size = range_size
-        self._next_entry = 0
-        self._current: Iterator[Chunk] = iter(())
-        self._peeked: Chunk | None = None
-        self._probes_used: set[ObjectRef] = set()
-
-    def __iter__(self) -> ChunkFeed:
-        return self
-
-    def ready(self) -> bool:
-        """Whether the next chunk is known without waiting for a source to be sized."""
-        if self._peeked is None:
-            self._peeked = next(self._current, None)
-        if self._peeked is not None or self._next_entry >= len(self._entries):
-            return True
-        return self._sizing.is_sized(self._entries[self._next_entry].source)
-
-    def __next__(self) -> Chunk:
-        chunk, self._peeked = self._peeked or next(self._current, None), None
-        if chunk is not None:
-            return chunk
-        while self._next_entry < len(self._entries):
-            index = self._next_entry
-            self._next_entry += 1
-            source = self._entries[index].source
-            outcome = self._sizing.outcome(source)
-            if isinstance(outcome, ObjectUnavailable):
-                self._sizing.settle()  # raises unless the policy skips missing files
-                continue
-            # A repeated source is fetched again: its probed bytes went to its first entry.
-            probed = (
-                None if source in self._probes_used else self._sizing.first_chunks.size_of(source)
-            )
-            self._probes_used.add(source)
-            self._current = entry_chunks(index, outcome, self._range_size, probed)
-            return next(self._current)
-        raise StopIteration

@@ -14,7 +14,7 @@ import zipfile
 import boto3
 
 from archiver.app.cli import WORKER_VARIABLES, _start
-from archiver.app.dev import create_resources, embedded_endpoint, free_port
+from archiver.app.cli.dev import create_resources, embedded_endpoint, free_port
 
 NOTIFICATION_TIMEOUT = 60.0
 

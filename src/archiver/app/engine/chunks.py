@@ -1,0 +1,100 @@
+"""Chunks: every byte of every entry once, in job order, as the sources get sized.
+
+A small source is one chunk (often the bytes its size check already read); a large one is
+ranged GETs of `range_size`, all pinned to the version (ETag) that was sized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from archiver.domain.errors import ObjectUnavailable
+from archiver.domain.job import ObjectRef
+from archiver.domain.plan import PlannedEntry
+from archiver.domain.ports import ObjectInfo
+
+if TYPE_CHECKING:
+    from archiver.app.engine.sizing import Sizing
+
+
+@dataclass(frozen=True)
+class Chunk:
+    entry: int  # index in the plan's entries
+    ref: ObjectRef
+    start: int
+    length: int
+    etag: str | None
+    last: bool  # the entry's final chunk
+    probed: bool = False  # already read by the size check (FirstChunks)
+    size: int = 0  # the whole entry's
+
+
+def entry_chunks(
+    index: int, info: ObjectInfo, range_size: int, probed: int | None = None
+) -> Iterator[Chunk]:
+    """Every byte of one entry once, in order: a probed first chunk, then ranges."""
+    start = 0
+    if probed is not None:
+        last = probed >= info.size
+        yield Chunk(index, info.ref, 0, probed, info.etag, last, probed=True, size=info.size)
+        if last:
+            return
+        start = probed
+    while True:
+        length = min(range_size, info.size - start)
+        last = start + length >= info.size
+        yield Chunk(index, info.ref, start, length, info.etag, last, size=info.size)
+        if last:
+            return
+        start += length
+
+
+class ChunkFeed:
+    """The chunks of the entries to write, in job order, each entry's once it is sized.
+
+    An unreadable source stops the job unless the policy skips it, which is only known once
+    every source is sized.
+    """
+
+    def __init__(self, entries: Sequence[PlannedEntry], sizing: Sizing, range_size: int) -> None:
+        self._entries = entries
+        self._sizing = sizing
+        self._range_size = range_size
+        self._next_entry = 0
+        self._current: Iterator[Chunk] = iter(())
+        self._peeked: Chunk | None = None
+        self._probes_used: set[ObjectRef] = set()
+
+    def __iter__(self) -> ChunkFeed:
+        return self
+
+    def ready(self) -> bool:
+        """Whether the next chunk is known without waiting for a source to be sized."""
+        if self._peeked is None:
+            self._peeked = next(self._current, None)
+        if self._peeked is not None or self._next_entry >= len(self._entries):
+            return True
+        return self._sizing.is_sized(self._entries[self._next_entry].source)
+
+    def __next__(self) -> Chunk:
+        chunk, self._peeked = self._peeked or next(self._current, None), None
+        if chunk is not None:
+            return chunk
+        while self._next_entry < len(self._entries):
+            index = self._next_entry
+            self._next_entry += 1
+            source = self._entries[index].source
+            outcome = self._sizing.outcome(source)
+            if isinstance(outcome, ObjectUnavailable):
+                self._sizing.settle()  # raises unless the policy skips missing files
+                continue
+            # A repeated source is fetched again: its probed bytes went to its first entry.
+            probed = (
+                None if source in self._probes_used else self._sizing.first_chunks.size_of(source)
+            )
+            self._probes_used.add(source)
+            self._current = entry_chunks(index, outcome, self._range_size, probed)
+            return next(self._current)
+        raise StopIteration

@@ -1,0 +1,62 @@
+"""A long poll the worker can walk away from: stopping never waits out SQS's 20 s wait.
+
+The receive runs on a daemon thread. The loop waits for it, watching its stop event; when it
+stops first, the poll is abandoned, and whatever that poll still brings while the process
+lives is handed straight back to the queue (visibility 0).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+
+import structlog
+
+from archiver.domain.ports import ReceivedMessage
+
+log = structlog.get_logger(__name__)
+
+STOP_CHECK_INTERVAL = 0.1
+ABANDON_POLL_SECONDS = 1.0
+"""On stop, how long an idle worker still waits for its long poll before leaving it behind."""
+
+Receive = Callable[[int], list[ReceivedMessage]]
+
+
+class LongPoll:
+    def __init__(self, receive: Receive, release: Callable[[ReceivedMessage], None]) -> None:
+        self._receive = receive
+        self._release = release
+
+    def start(self, count: int) -> Future[list[ReceivedMessage]]:
+        poll: Future[list[ReceivedMessage]] = Future()
+
+        def receive() -> None:
+            try:
+                poll.set_result(self._receive(count))
+            except BaseException as error:  # handed to the loop, which decides
+                poll.set_exception(error)
+
+        threading.Thread(target=receive, name="poll", daemon=True).start()
+        return poll
+
+    @staticmethod
+    def settled(poll: Future[list[ReceivedMessage]], stop: threading.Event) -> bool:
+        """Wait for the poll; False if asked to stop first."""
+        while not poll.done():
+            if stop.wait(STOP_CHECK_INTERVAL):
+                return poll.done()
+        return True
+
+    def abandon(self, poll: Future[list[ReceivedMessage]]) -> None:
+        """Stopping while the poll is out: what it still brings is handed straight back."""
+
+        def release(done: Future[list[ReceivedMessage]]) -> None:
+            if done.exception() is None:
+                for message in done.result():
+                    self._release(message)
+
+        poll.add_done_callback(release)
+        wait([poll], timeout=ABANDON_POLL_SECONDS)
+        log.info("poll_abandoned", finished=poll.done())

@@ -1,0 +1,80 @@
+"""The job's policy once its sources are sized: which entries are written, or why none can be.
+
+`MISSING_FILES` decides what an unreadable source does to the job, `MAX_ARCHIVE_BYTES` how
+much it may archive. Pure: the engine sizes the sources and hands over what it found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from archiver.domain.errors import ErrorCode, ObjectUnavailable, PermanentError, Unavailable
+from archiver.domain.job import ObjectRef
+from archiver.domain.plan import ArchivePlan, ArchivePolicy, MissingFiles
+from archiver.domain.ports import ObjectInfo
+
+SOURCE_ERROR_CODES = {
+    Unavailable.NOT_FOUND: ErrorCode.SOURCE_NOT_FOUND,
+    Unavailable.ACCESS_DENIED: ErrorCode.SOURCE_ACCESS_DENIED,
+    Unavailable.UNREADABLE: ErrorCode.SOURCE_UNREADABLE,
+}
+
+
+@dataclass
+class SourceCheck:
+    """Every source sized: what can be read, and what cannot."""
+
+    infos: dict[ObjectRef, ObjectInfo]
+    unavailable: list[ObjectUnavailable]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What the job's policy made of the sized sources: the entries to write."""
+
+    plan: ArchivePlan
+    missing: list[str]
+
+
+def source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
+    """Unreadable sources as the job's failure: named all together, counted by reason."""
+    code = SOURCE_ERROR_CODES[failures[0].reason]
+    counts: dict[Unavailable, int] = {}
+    for failure in failures:
+        counts[failure.reason] = counts.get(failure.reason, 0) + 1
+    summary = ", ".join(
+        f"{count} {reason.value.replace('_', ' ')}" for reason, count in counts.items()
+    )
+    return PermanentError(
+        code,
+        f"{len(failures)} source(s) cannot be read ({summary})",
+        sorted({failure.location for failure in failures}),
+    )
+
+
+def admit(plan: ArchivePlan, checked: SourceCheck, policy: ArchivePolicy) -> Admitted:
+    """The entries to write. Raises PermanentError when the job cannot be done."""
+    admitted = _apply_missing_files(plan, checked, policy.missing_files)
+    total = sum(checked.infos[entry.source].size for entry in admitted.plan.entries)
+    if total > policy.max_archive_bytes:
+        raise PermanentError(
+            ErrorCode.ARCHIVE_TOO_LARGE,
+            f"the sources add up to {total:,} bytes; "
+            f"the limit is {policy.max_archive_bytes:,} (MAX_ARCHIVE_BYTES)",
+        )
+    return admitted
+
+
+def _apply_missing_files(
+    plan: ArchivePlan, checked: SourceCheck, missing_files: MissingFiles
+) -> Admitted:
+    if not checked.unavailable:
+        return Admitted(plan, [])
+    if missing_files is MissingFiles.FAIL:
+        raise source_failure(checked.unavailable)
+    gone = {unavailable.location for unavailable in checked.unavailable}
+    kept = tuple(entry for entry in plan.entries if str(entry.source) not in gone)
+    if not kept:
+        raise source_failure(checked.unavailable)
+    missing = list(dict.fromkeys(str(e.source) for e in plan.entries if str(e.source) in gone))
+    return Admitted(replace(plan, entries=kept), missing)
