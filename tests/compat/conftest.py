@@ -17,10 +17,10 @@ from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.plan import ArchivePolicy, CompressionMode
 from archiver.domain.ports import Buffer, ObjectHeaders
+from tests.support import MIB
 
 SOURCE, DESTINATION = "sources", "archives"
 SENT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-MIB = 1024 * 1024
 
 
 class DiskObjectStore(MemoryObjectStore):

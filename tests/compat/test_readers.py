@@ -11,12 +11,12 @@ import pytest
 
 from archiver.adapters.memory import SyntheticBody
 from archiver.domain.plan import CompressionMode
-from tests.compat.conftest import MIB, Built, Case, build
+from tests.compat.conftest import Built, Case, build
 from tests.compat.readers import READERS, missing_tools
+from tests.support import GIB, MIB
 from tests.zipcheck import check_layout
 
 pytestmark = pytest.mark.compat
-GIB = 1024 * MIB
 ZIPDETAILS_MAX_ENTRIES = 10_000
 
 NAMES = [

@@ -7,8 +7,8 @@ from archiver.adapters.s3 import S3ObjectStore
 from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.ports import ObjectHeaders, ObjectStore
+from tests.support import MIB
 
-MIB = 1024 * 1024
 HEADERS = ObjectHeaders(content_disposition='attachment; filename="a.zip"', metadata={"k": "v"})
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -10,6 +10,8 @@ import pytest
 from archiver.app.cli.dev import DevResources
 from archiver.app.container import Container, build_container
 from archiver.app.settings import Settings
+from tests.endpoint import Endpoint
+from tests.faults import FaultProxy, fault_proxy
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -29,6 +31,13 @@ def container(resources: DevResources) -> Container:
         retry_delay_seconds=1,
     )
     return build_container(settings)
+
+
+@pytest.fixture
+def proxy(aws_endpoint: Endpoint) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the endpoint, for the clients a test points at it."""
+    with fault_proxy(aws_endpoint.url) as running:
+        yield running
 
 
 Drain = Callable[..., list[dict[str, Any]]]

@@ -16,6 +16,7 @@ from archiver.app.container import Container
 from archiver.app.worker import Outcome
 from archiver.domain.checksum import crc32_text
 from tests.integration.conftest import Drain
+from tests.support import MIB
 from tests.zipcheck import check_layout, contents
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 pytestmark = pytest.mark.integration
-MIB = 1024 * 1024
 
 
 def queue_is_empty(sqs: SQSClient, url: str) -> bool:

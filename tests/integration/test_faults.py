@@ -6,7 +6,6 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,9 +14,9 @@ from archiver.app.cli.dev import DevResources
 from archiver.app.container import Container, build_container
 from archiver.app.settings import Settings
 from archiver.app.worker import Outcome
-from tests.endpoint import Endpoint
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy
 from tests.integration.conftest import Drain
+from tests.support import MIB
 from tests.zipcheck import contents
 
 if TYPE_CHECKING:
@@ -25,15 +24,14 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 pytestmark = pytest.mark.integration
-MIB = 1024 * 1024
 UPLOAD_PART = r"uploadId=.*partNumber=|partNumber=.*uploadId="
 
 
 @pytest.fixture
-def proxy(aws_endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
-    with fault_proxy(aws_endpoint.url) as running:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", running.url)  # for the worker's clients only
-        yield running
+def proxy(proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> FaultProxy:
+    """The shared proxy, and the clients of the containers built here go through it."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    return proxy
 
 
 def proxied_container(resources: DevResources, proxy: FaultProxy, **overrides: object) -> Container:

@@ -15,8 +15,7 @@ import pytest
 
 from archiver.app.cli.dev import DevResources
 from tests.conftest import worker_environment
-from tests.endpoint import Endpoint
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -95,12 +94,6 @@ def test_sigterm_during_a_hung_start_up_stops_the_worker_at_once(
         _, logs = worker.communicate(timeout=30)
     assert worker.returncode == 0, logs
     assert time.monotonic() - began < 2
-
-
-@pytest.fixture
-def proxy(aws_endpoint: Endpoint) -> Iterator[FaultProxy]:
-    with fault_proxy(aws_endpoint.url) as running:
-        yield running
 
 
 def test_a_reply_cut_before_its_document_is_retried_then_reported_in_one_line(

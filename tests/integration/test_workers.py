@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
@@ -18,9 +17,9 @@ import pytest
 
 from archiver.app.cli.dev import DevResources
 from tests.conftest import worker_environment
-from tests.endpoint import Endpoint
-from tests.faults import Fault, FaultProxy, fault_proxy
+from tests.faults import Fault, FaultProxy
 from tests.integration.conftest import Drain
+from tests.support import MIB, wait_until
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 JOBS = 30
-MIB = 1024 * 1024
 
 
 @dataclass
@@ -43,12 +41,6 @@ class WorkerProcess:
 
     def started_jobs(self) -> list[str]:
         return [str(e["job_id"]) for e in list(self.events) if e.get("event") == "job_started"]
-
-
-@pytest.fixture
-def proxy(aws_endpoint: Endpoint) -> Iterator[FaultProxy]:
-    with fault_proxy(aws_endpoint.url) as running:
-        yield running
 
 
 def spawn(environment: dict[str, str]) -> WorkerProcess:
@@ -67,13 +59,6 @@ def spawn(environment: dict[str, str]) -> WorkerProcess:
 def upload_started(proxy: FaultProxy, job_id: str) -> bool:
     with proxy.lock:
         return any(m == "POST" and job_id in p and "uploads" in q for m, p, q, _ in proxy.log)
-
-
-def wait_for(condition: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.05)
-    assert condition(), "timed out"  # type: ignore[operator]
 
 
 def test_three_workers_one_killed_one_stopped_lose_nothing(
@@ -100,11 +85,11 @@ def test_three_workers_one_killed_one_stopped_lose_nothing(
     )
     killed, stopped, survivor = (spawn(environment) for _ in range(3))
 
-    wait_for(killed.started_jobs, timeout=30)
+    wait_until(killed.started_jobs, timeout=30)
     interrupted = killed.started_jobs()[0]
-    wait_for(lambda: upload_started(proxy, interrupted), timeout=30)
+    wait_until(lambda: upload_started(proxy, interrupted), timeout=30)
     killed.process.send_signal(signal.SIGKILL)  # mid-job: its upload stays open, its job returns
-    wait_for(lambda: len(stopped.started_jobs()) >= 2, timeout=30)
+    wait_until(lambda: len(stopped.started_jobs()) >= 2, timeout=30)
     stopped.process.send_signal(signal.SIGTERM)  # finishes its job, then exits 0
     assert stopped.process.wait(timeout=30) == 0
 

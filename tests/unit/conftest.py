@@ -10,7 +10,6 @@ from archiver.domain.plan import ArchivePolicy
 SOURCE = "source-images"
 DESTINATION = "zip-storage"
 SENT = datetime(2026, 11, 27, 8, 30, 15, tzinfo=UTC)
-MIB = 1024 * 1024
 
 
 @pytest.fixture

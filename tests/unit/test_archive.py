@@ -13,7 +13,8 @@ from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import ErrorCode, PermanentError, TransientError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.plan import ArchivePolicy, CompressionMode
-from tests.unit.conftest import DESTINATION, MIB, SENT, SOURCE, ServiceFactory
+from tests.support import MIB
+from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
 from tests.zipcheck import check_layout, contents
 
 

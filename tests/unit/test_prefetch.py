@@ -14,8 +14,7 @@ from archiver.domain.errors import ObjectUnavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.plan import EntryMethod, PlannedEntry
 from archiver.domain.ports import ObjectInfo
-
-KIB = 1024
+from tests.support import KIB, wait_until
 
 
 class ObservedStore(MemoryObjectStore):
@@ -139,10 +138,8 @@ def test_a_failed_fetch_gives_its_reservations_back() -> None:
     ):
         for _ in fetched:
             pass
-    deadline = time.monotonic() + 5
-    while store.budget.available != store.budget.capacity and time.monotonic() < deadline:
-        time.sleep(0.01)  # fetches already running return their share when they end
-    assert store.budget.available == store.budget.capacity
+    # fetches already running return their share when they end
+    wait_until(lambda: store.budget.available == store.budget.capacity, timeout=5)
 
 
 def test_two_jobs_share_one_budget_without_deadlock() -> None:

@@ -15,18 +15,25 @@ from archiver.domain.job import ObjectRef, parse_job
 from archiver.domain.notifications import JobFailed, JobSucceeded
 from archiver.domain.plan import ArchivePolicy, MissingFiles
 from archiver.domain.ports import ObjectHeaders
+from tests.support import MIB
 from tests.unit.conftest import DESTINATION, SOURCE, ServiceFactory
 from tests.zipcheck import contents
 
-MIB = 1024 * 1024
-
 
 class SlowStore(MemoryObjectStore):
-    """Every fetch takes `seconds`."""
+    """Every fetch takes `seconds`, or, with a `gate`, waits until the test opens it."""
 
     seconds = 0.0
+    gate: threading.Event | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fetching = threading.Event()
 
     def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> bytes:
+        self.fetching.set()
+        if self.gate is not None:
+            assert self.gate.wait(timeout=10)
         time.sleep(self.seconds)
         return super().fetch(ref, start, length, etag)
 
@@ -64,14 +71,15 @@ def test_heartbeat_keeps_a_long_job_hidden_and_stops_with_it(
 def test_sigterm_lets_a_short_job_finish(
     store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
-    store.seconds = 0.6
+    store.gate = threading.Event()
     worker = Worker(queue, notifier, make_service(), wait_seconds=0, shutdown_grace=10)
     queue.send(JOB)
     stop = threading.Event()
     runner = threading.Thread(target=worker.run, args=(stop,))
     runner.start()
-    time.sleep(0.3)
-    stop.set()  # mid-job
+    assert store.fetching.wait(timeout=10)
+    stop.set()  # mid-job: a fetch is under way
+    store.gate.set()
     runner.join(timeout=10)
     assert not runner.is_alive()
     assert [n.status for n in notifier.published] == ["succeeded"]

@@ -15,8 +15,7 @@ from urllib3.exceptions import ProtocolError as URLLib3ProtocolError
 from archiver.adapters.s3 import PartBody, S3MultipartUpload, S3ObjectStore
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
-
-MIB = 1024 * 1024
+from tests.support import MIB
 
 
 class CannedResponse:

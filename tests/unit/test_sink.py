@@ -10,8 +10,8 @@ from archiver.app.engine.sink import MultipartSink, part_size_for
 from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.ports import ObjectHeaders
+from tests.support import MIB
 
-MIB = 1024 * 1024
 TARGET = ObjectRef("zip-storage", "job/archive.zip")
 
 

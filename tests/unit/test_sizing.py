@@ -11,9 +11,8 @@ from archiver.domain.errors import JobCancelled
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.plan import ArchivePolicy, plan_archive
 from archiver.domain.policy import Admitted, SourceCheck
+from tests.support import KIB
 from tests.unit.conftest import DESTINATION, SENT, SOURCE
-
-KIB = 1024
 
 
 def test_closing_mid_sizing_gives_every_kept_byte_back() -> None:
