@@ -16,7 +16,7 @@ from archiver.app.container import Container
 from archiver.app.worker import Outcome
 from archiver.domain.checksum import crc32_text
 from tests.integration.conftest import Drain
-from tests.support import MIB
+from tests.support import MIB, drive
 from tests.zipcheck import check_layout, contents
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def test_full_job_produces_the_archive_and_notification(
     }
     job_id = container.source_queue().send(json.dumps(job))
 
-    assert container.worker().poll_once() == [Outcome.SUCCEEDED]
+    assert drive(container.worker()) == [Outcome.SUCCEEDED]
 
     [notification] = drain(resources.destination_queue_url)
     key = notification["archive"]["key"]
@@ -113,7 +113,7 @@ def test_permanent_failures_are_notified_and_acknowledged(
     code: str,
 ) -> None:
     job_id = container.source_queue().send(body)
-    assert container.worker().poll_once() == [Outcome.FAILED]
+    assert drive(container.worker()) == [Outcome.FAILED]
     [notification] = drain(resources.destination_queue_url)
     assert notification["status"] == "failed"
     assert notification["job_id"] == job_id
@@ -137,7 +137,7 @@ def test_job_is_redelivered_after_a_transient_error(
     job_id = container.source_queue().send('{"files": [{"source": "a.txt"}]}')
     worker = container.worker()
 
-    assert worker.poll_once() == [Outcome.DEFERRED]
+    assert drive(worker) == [Outcome.DEFERRED]
     assert drain(resources.destination_queue_url, timeout=1) == []
     assert not queue_is_empty(sqs, resources.source_queue_url)
 
@@ -145,7 +145,7 @@ def test_job_is_redelivered_after_a_transient_error(
     deadline = time.monotonic() + 15  # the queue's visibility timeout is 2 s
     outcomes: list[Outcome] = []
     while not outcomes and time.monotonic() < deadline:
-        outcomes = worker.poll_once()
+        outcomes = drive(worker)
     assert outcomes == [Outcome.SUCCEEDED]
     [notification] = drain(resources.destination_queue_url)
     assert notification["job_id"] == job_id

@@ -16,7 +16,7 @@ from archiver.app.settings import Settings
 from archiver.app.worker import Outcome
 from tests.faults import Fault, FaultProxy
 from tests.integration.conftest import Drain
-from tests.support import MIB
+from tests.support import MIB, drive
 from tests.zipcheck import contents
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def poll_until_done(container: Container, limit: int = 8) -> list[Outcome]:
     outcomes: list[Outcome] = []
     deadline = time.monotonic() + 60
     while len(outcomes) < limit and time.monotonic() < deadline:
-        outcomes += worker.poll_once()
+        outcomes += drive(worker)
         if outcomes and outcomes[-1] in (Outcome.SUCCEEDED, Outcome.FAILED):
             break
     return outcomes
@@ -148,7 +148,7 @@ def test_persistent_faults_end_in_the_dead_letter_queue_and_leave_nothing(
     outcomes: list[Outcome] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(outcomes) < 6:
-        polled = worker.poll_once()
+        polled = drive(worker)
         if not polled and len(outcomes) >= 3:
             break  # after maxReceiveCount (3) deliveries SQS moves it to the DLQ
         outcomes += polled
@@ -173,7 +173,7 @@ def test_heartbeat_keeps_a_job_longer_than_its_visibility_from_a_second_worker(
     proxy.add(Fault("stall", method="GET", path="/f/", delay=4.0, times=2))  # job: over 8 s
     job_id = container.source_queue().send(JOB)
     outcomes: list[Outcome] = []
-    worker = threading.Thread(target=lambda: outcomes.extend(container.worker().poll_once()))
+    worker = threading.Thread(target=lambda: outcomes.extend(drive(container.worker())))
     worker.start()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not proxy_saw_get(proxy):

@@ -10,6 +10,7 @@ from archiver.app.settings import Settings
 from archiver.app.worker import Outcome
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobSucceeded
+from tests.support import drive
 
 SETTINGS = Settings(
     sqs_source_queue="https://sqs.eu-west-3.amazonaws.com/1/input-queue",
@@ -41,7 +42,7 @@ def test_ports_can_be_overridden_with_fakes() -> None:
     ):
         worker = container.worker()
         queue.send(json.dumps({"files": [{"source": "a.txt"}]}))
-        assert worker.poll_once() == [Outcome.SUCCEEDED]
+        assert drive(worker) == [Outcome.SUCCEEDED]
     [notification] = notifier.published
     assert isinstance(notification, JobSucceeded)
     assert notification.url.startswith("https://cdn.example.com/")

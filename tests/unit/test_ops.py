@@ -18,6 +18,7 @@ from archiver.app.cli import main
 from archiver.app.ops import Liveness, Metrics, ScaleInProtection, healthy
 from archiver.app.worker import Outcome, Worker
 from archiver.domain.job import ObjectRef
+from tests.support import drive
 from tests.unit.conftest import SOURCE, ServiceFactory
 
 EMF_UNITS = {"Seconds", "Bytes", "Count", "Bytes/Second"}
@@ -86,7 +87,7 @@ def test_one_emf_line_per_job_outcome(
     worker = Worker(queue, notifier, make_service(), wait_seconds=0, metrics=Metrics(True, stream))
     queue.send('{"files": [{"source": "a.txt"}]}')
     queue.send('{"files": [{"source": "missing.txt"}]}')
-    assert worker.poll_once() + worker.poll_once() == [Outcome.SUCCEEDED, Outcome.FAILED]
+    assert drive(worker) + drive(worker) == [Outcome.SUCCEEDED, Outcome.FAILED]
     success, failure = emf_lines(stream)
     for document in (success, failure):
         check_emf(document)
@@ -146,7 +147,7 @@ def test_busy_task_is_protected_from_scale_in(
     protection = ScaleInProtection(agent.uri, expires_minutes=30)
     worker = Worker(queue, notifier, make_service(), wait_seconds=0, protection=protection)
     queue.send('{"files": [{"source": "a.txt"}]}')
-    assert worker.poll_once() == [Outcome.SUCCEEDED]
+    assert drive(worker) == [Outcome.SUCCEEDED]
     assert agent.requests == [
         {"ProtectionEnabled": True, "ExpiresInMinutes": 30},
         {"ProtectionEnabled": False},

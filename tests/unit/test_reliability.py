@@ -15,7 +15,7 @@ from archiver.domain.job import ObjectRef, parse_job
 from archiver.domain.notifications import JobFailed, JobSucceeded
 from archiver.domain.plan import ArchivePolicy, MissingFiles
 from archiver.domain.ports import ObjectHeaders
-from tests.support import MIB
+from tests.support import MIB, drive
 from tests.unit.conftest import DESTINATION, SOURCE, ServiceFactory
 from tests.zipcheck import contents
 
@@ -61,7 +61,7 @@ def test_heartbeat_keeps_a_long_job_hidden_and_stops_with_it(
     store.seconds = 1.6  # per fetch, and both sources are fetched at once: a 1.6 s job
     worker = Worker(queue, notifier, make_service(), wait_seconds=0, visibility_seconds=1)
     job_id = queue.send(JOB)
-    assert worker.poll_once() == [Outcome.SUCCEEDED]
+    assert drive(worker) == [Outcome.SUCCEEDED]
     during = beats(queue, job_id, 1)
     assert during >= 3  # the receive itself, then a beat every 0.5 s
     time.sleep(0.7)
@@ -110,18 +110,6 @@ def test_job_past_the_grace_period_is_aborted_and_handed_back(
     assert "job_released" in [entry["event"] for entry in logs]
 
 
-def test_message_received_during_shutdown_is_handed_back(
-    queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
-) -> None:
-    worker = Worker(queue, notifier, make_service(), wait_seconds=0)
-    job_id = queue.send(JOB)
-    stop = threading.Event()
-    stop.set()
-    assert worker.poll_once(stop) == [Outcome.RELEASED]
-    assert [message.message_id for message in queue.visible] == [job_id]
-    assert not notifier.published
-
-
 def test_transient_errors_back_off_by_delivery_count(
     store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
@@ -130,7 +118,7 @@ def test_transient_errors_back_off_by_delivery_count(
     delays = []
     for _ in range(3):
         store.faults[ObjectRef(SOURCE, "a.txt")] = TransientError("503 SlowDown")
-        assert worker.poll_once() == [Outcome.DEFERRED]
+        assert drive(worker) == [Outcome.DEFERRED]
         delays.append(queue.visibility_changes[-1])
         queue.expire_visibility()
     assert delays == [(job_id, 30), (job_id, 60), (job_id, 120)]
@@ -154,7 +142,7 @@ def test_redelivered_job_reuses_the_completed_archive(
     notifier = FailOnce()
     worker = Worker(queue, notifier, make_service(), wait_seconds=0, job_retry_seconds=0)
     job_id = queue.send(JOB)
-    assert worker.poll_once() == [Outcome.DEFERRED]
+    assert drive(worker) == [Outcome.DEFERRED]
     [archive_ref] = [ref for ref in store.objects if ref.key.endswith(".zip")]
     first_bytes = store.objects[archive_ref]
 
@@ -162,7 +150,7 @@ def test_redelivered_job_reuses_the_completed_archive(
         del store.objects[ObjectRef(SOURCE, key)]
     queue.expire_visibility()
     with capture_logs() as logs:
-        assert worker.poll_once() == [Outcome.SUCCEEDED]
+        assert drive(worker) == [Outcome.SUCCEEDED]
     assert "archive_reused" in [entry["event"] for entry in logs]
     [notification] = notifier.published
     assert isinstance(notification, JobSucceeded)
@@ -183,7 +171,7 @@ def test_redelivery_aborts_uploads_a_killed_worker_left_behind(
     plan = service.plan(job_id, parse_job(JOB), first.sent_at)
     store.start_upload(plan.archive, ObjectHeaders())
     queue.expire_visibility()
-    assert worker.poll_once() == [Outcome.SUCCEEDED]
+    assert drive(worker) == [Outcome.SUCCEEDED]
     assert not store.uploads
 
 
@@ -223,7 +211,7 @@ def test_missing_files_skip_archives_the_rest_and_lists_them(
             }
         )
     )
-    assert worker.poll_once() == [Outcome.SUCCEEDED]
+    assert drive(worker) == [Outcome.SUCCEEDED]
     [notification] = notifier.published
     assert isinstance(notification, JobSucceeded)
     assert notification.archive.missing == ["s3://source-images/gone.txt"]
@@ -239,7 +227,7 @@ def test_missing_files_skip_still_fails_when_nothing_is_left(
     policy = ArchivePolicy(SOURCE, DESTINATION, missing_files=MissingFiles.SKIP)
     worker = Worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
     queue.send('{"files": [{"source": "gone-1"}, {"source": "gone-2"}]}')
-    assert worker.poll_once() == [Outcome.FAILED]
+    assert drive(worker) == [Outcome.FAILED]
     [notification] = notifier.published
     assert isinstance(notification, JobFailed)
     assert notification.error.code == "source_not_found"
@@ -252,7 +240,7 @@ def test_archive_size_limit_is_checked_before_writing(
     policy = ArchivePolicy(SOURCE, DESTINATION, max_archive_bytes=1500)
     worker = Worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
     queue.send(JOB)
-    assert worker.poll_once() == [Outcome.FAILED]
+    assert drive(worker) == [Outcome.FAILED]
     [notification] = notifier.published
     assert isinstance(notification, JobFailed)
     assert notification.error.code == "archive_too_large"

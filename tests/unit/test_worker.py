@@ -12,6 +12,7 @@ from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded
 from archiver.domain.plan import ArchivePolicy
 from archiver.domain.ports import Buffer, ObjectInfo, ReceivedMessage
+from tests.support import drive
 from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
 from tests.zipcheck import contents
 
@@ -40,7 +41,7 @@ def test_success_archives_notifies_then_deletes(
     worker: Worker, queue: MemoryQueue, notifier: MemoryNotifier, sources: MemoryObjectStore
 ) -> None:
     job_id = queue.send(json.dumps(JOB), sent_at=SENT)
-    assert worker.poll_once() == [Outcome.SUCCEEDED]
+    assert drive(worker) == [Outcome.SUCCEEDED]
 
     key = f"{job_id}/download-2026-11-27.zip"
     data = sources.objects[ObjectRef(DESTINATION, key)]
@@ -65,7 +66,7 @@ def test_missing_source_is_a_failure_notification_and_the_job_is_deleted(
 ) -> None:
     store.add(ObjectRef(SOURCE, "dir/uuid1.png"), b"one")
     job_id = queue.send(json.dumps(JOB))
-    assert worker.poll_once() == [Outcome.FAILED]
+    assert drive(worker) == [Outcome.FAILED]
     [notification] = notifier.published
     assert isinstance(notification, JobFailed)
     assert notification.job_id == job_id
@@ -92,7 +93,7 @@ def test_bad_payloads_are_answered_and_never_block_the_queue(
     metadata: dict[str, str] | None,
 ) -> None:
     queue.send(body)
-    assert worker.poll_once()[0] is Outcome.FAILED
+    assert drive(worker)[0] is Outcome.FAILED
     [notification] = notifier.published
     assert isinstance(notification, JobFailed)
     assert notification.metadata == metadata
@@ -108,14 +109,14 @@ def test_transient_error_leaves_the_job_for_redelivery_which_succeeds(
     sources.faults[ref] = TransientError("503 SlowDown")
     job_id = queue.send(json.dumps(JOB))
 
-    assert worker.poll_once() == [Outcome.DEFERRED]
+    assert drive(worker) == [Outcome.DEFERRED]
     assert not notifier.published
     assert not queue.deleted
     assert not sources.uploads
     assert job_id in {message.message_id for message in queue.in_flight.values()}
 
     queue.expire_visibility()  # SQS hands the message out again
-    assert worker.poll_once() == [Outcome.SUCCEEDED]
+    assert drive(worker) == [Outcome.SUCCEEDED]
     assert [n.status for n in notifier.published] == ["succeeded"]
     assert queue.deleted[0].receive_count == 2
 
@@ -129,7 +130,7 @@ def test_notification_failure_keeps_the_job(
 
     worker = Worker(queue, DownNotifier(), make_service(), wait_seconds=0)
     queue.send(json.dumps(JOB))
-    assert worker.poll_once() == [Outcome.DEFERRED]
+    assert drive(worker) == [Outcome.DEFERRED]
     assert not queue.deleted
     assert queue.in_flight
 
@@ -146,7 +147,7 @@ def test_unexpected_errors_defer_instead_of_crashing(
     worker = Worker(queue, notifier, service, wait_seconds=0)
     queue.send(json.dumps(JOB))
     with capture_logs() as logs:
-        assert worker.poll_once() == [Outcome.DEFERRED]
+        assert drive(worker) == [Outcome.DEFERRED]
     assert not notifier.published
     assert queue.in_flight  # will be redelivered, then dead-lettered by the redrive policy
     crash = next(entry for entry in logs if entry["event"] == "job_crashed")
@@ -159,7 +160,7 @@ def test_logs_carry_job_context_but_never_metadata_values(
 ) -> None:
     job_id = queue.send(json.dumps(JOB))
     with capture_logs() as logs:
-        worker.poll_once()
+        drive(worker)
     done = next(entry for entry in logs if entry["event"] == "job_succeeded")
     assert done["file_count"] == 2
     assert done["bytes"] > 0
@@ -230,7 +231,7 @@ def test_a_job_that_keeps_crashing_is_answered_once_on_its_last_delivery(
 
     outcomes = []
     for _ in range(3):
-        outcomes += worker.poll_once()
+        outcomes += drive(worker)
         assert not queue.visible
         queue.expire_visibility()
 
@@ -258,7 +259,7 @@ def test_a_transient_failure_on_the_last_delivery_still_goes_to_the_dead_letter_
     sources.faults[ObjectRef(SOURCE, "dir/uuid2.png")] = TransientError("503 SlowDown")
     worker = Worker(queue, notifier, make_service(), wait_seconds=0, max_receives=1)
     queue.send(json.dumps(JOB))
-    assert worker.poll_once() == [Outcome.DEFERRED]
+    assert drive(worker) == [Outcome.DEFERRED]
     assert not notifier.published
     assert queue.in_flight
 

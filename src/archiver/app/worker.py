@@ -147,19 +147,6 @@ class Worker:
             log.warning("grace_period_over", grace_seconds=self._grace)
             cancel.set()
 
-    def poll_once(
-        self, stop: threading.Event | None = None, cancel: threading.Event | None = None
-    ) -> list[Outcome]:
-        messages = self._receive(1)
-        outcomes = []
-        for message in messages:
-            if stop is not None and stop.is_set():
-                self._set_visibility(message, 0)  # received during shutdown: hand it back
-                outcomes.append(Outcome.RELEASED)
-            else:
-                outcomes.append(self.handle(message, cancel))
-        return outcomes
-
     def handle(self, message: ReceivedMessage, cancel: threading.Event | None = None) -> Outcome:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
