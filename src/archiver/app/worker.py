@@ -90,7 +90,6 @@ class Worker:
         self._liveness.beat()  # healthy from the start, before the first long poll returns
         polls, backoff = 0, self._poll_retry
         running: set[Future[Outcome]] = set()
-        poll: Future[list[ReceivedMessage]] | None = None
         polling = LongPoll(self._receive, lambda message: self._set_visibility(message, 0))
         pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="job")
         try:
@@ -100,10 +99,10 @@ class Worker:
                 if len(running) >= self._concurrency:
                     wait(running, timeout=STOP_CHECK_INTERVAL, return_when=FIRST_COMPLETED)
                     continue
-                if poll is None:
-                    polls += 1
-                    poll = polling.start(self._concurrency - len(running))
+                polls += 1
+                poll = polling.start(self._concurrency - len(running))
                 if not polling.settled(poll, stop):
+                    polling.abandon(poll)  # what it still brings is handed back
                     break
                 try:
                     messages = poll.result()
@@ -114,15 +113,11 @@ class Worker:
                     stop.wait(backoff)
                     backoff = min(backoff * 2, MAX_POLL_BACKOFF)
                     continue
-                finally:
-                    poll = None
                 for message in messages:
                     if stop.is_set():
                         self._set_visibility(message, 0)  # arrived during shutdown: hand back
                     else:
                         running.add(pool.submit(self.handle, message, cancel))
-            if poll is not None:
-                polling.abandon(poll)
             wait(running)
         finally:
             pool.shutdown(wait=True)
