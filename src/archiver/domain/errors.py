@@ -49,8 +49,8 @@ class InternalError(PermanentError):
     def __init__(self, error: BaseException, deliveries: int) -> None:
         super().__init__(
             ErrorCode.INTERNAL_ERROR,
-            f"{type(error).__name__}: the worker failed unexpectedly on each of {deliveries} "
-            "deliveries; the job was given up",
+            f"{type(error).__name__}: the worker failed unexpectedly on delivery {deliveries}, "
+            "the last before the dead-letter queue; the job was given up",
         )
 
 
