@@ -22,7 +22,7 @@ from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, plan_archive
-from archiver.domain.policy import Admitted, SourceCheck, admit
+from archiver.domain.policy import admit
 from archiver.domain.ports import ObjectHeaders, ObjectStore
 from archiver.domain.urls import content_disposition, public_url
 
@@ -143,11 +143,12 @@ class ArchiveService:
     def _sizing(self, plan: ArchivePlan, cancel: threading.Event | None = None) -> Sizing:
         """Start sizing every source; MISSING_FILES and MAX_ARCHIVE_BYTES apply once it ends."""
         return Sizing(
-            self._store, plan, self._transfer, lambda check: self._admit(plan, check), cancel
+            self._store,
+            plan,
+            self._transfer,
+            lambda check: admit(plan, check, self._policy),
+            cancel,
         )
-
-    def _admit(self, plan: ArchivePlan, checked: SourceCheck) -> Admitted:
-        return admit(plan, checked, self._policy)
 
     def _record(self, plan: ArchivePlan, archive: ArchiveInfo) -> None:
         manifest = ArchiveManifest(

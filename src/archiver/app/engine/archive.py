@@ -68,19 +68,19 @@ def write_archive(
                 sizing.check_cancel()
                 sizing.check_policy()
                 entry = plan.entries[chunk.entry]
-                whole = chunk.start == 0 and chunk.last
-                if whole:  # all here: written complete, nothing held
+                if chunk.start == 0:
                     deflate = _deflate(entry, data, sizing.compressible(entry.source))
-                    archive.add(entry.name, data, deflate)
-                elif chunk.start == 0:
-                    deflate = _deflate(entry, data, sizing.compressible(entry.source))
-                    archive.begin(entry.name, chunk.size, deflate)
-                if not whole:
+                    if chunk.last:  # all here: written complete, nothing held
+                        archive.add(entry.name, data, deflate)
+                    else:
+                        archive.begin(entry.name, chunk.size, deflate)
+                        archive.write(data)
+                else:
                     archive.write(data)
+                    if chunk.last:
+                        archive.end()
                 bytes_done += len(data)
                 del data  # written: not kept while the next chunk is fetched
-                if chunk.last and not whole:
-                    archive.end()
                 files_done += chunk.last
                 if progress is not None:
                     files_total, bytes_total = sizing.totals()

@@ -204,10 +204,6 @@ class MultipartSink:
             start <= self._hold_from + HEADER_REACH and start + self._sizes[index] > self._hold_from
         )
 
-    def held_parts(self) -> list[int]:
-        """Parts kept in memory, the one being filled included."""
-        return sorted(self._parts)
-
     def _is_full(self, index: int) -> bool:
         return self._starts[index] + self._sizes[index] <= self._end
 
