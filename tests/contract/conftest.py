@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from archiver.adapters.memory import MemoryNotifier, MemoryObjectStore, MemoryQueue
+from archiver.adapters.memory import MemoryObjectStore
+from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.adapters.s3 import S3ObjectStore
 from archiver.adapters.sqs import SqsNotifier, SqsQueue
 from archiver.domain.notifications import NOTIFICATION_ADAPTER, JobFailed, JobSucceeded

@@ -3,7 +3,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archiver.adapters.memory import MemoryNotifier, MemoryObjectStore, MemoryQueue
+from archiver.adapters.memory import MemoryObjectStore
+from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.domain.plan import ArchivePolicy
 

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from archiver.adapters.memory import MemoryNotifier, MemoryObjectStore, MemoryQueue
+from archiver.adapters.memory import MemoryObjectStore
+from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.adapters.s3 import S3ObjectStore
 from archiver.adapters.sqs import SqsNotifier, SqsQueue
 from archiver.app.container import build_container

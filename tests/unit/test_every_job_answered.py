@@ -16,7 +16,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archiver.adapters.memory import MemoryNotifier, MemoryObjectStore, MemoryQueue
+from archiver.adapters.memory import MemoryObjectStore
+from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.app.worker import Outcome, Worker
 from archiver.domain.document import MAX_METADATA_BYTES

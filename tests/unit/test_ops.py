@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.adapters.memory import MemoryNotifier, MemoryQueue
+from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app.cli import main
 from archiver.app.ops import Liveness, Metrics, ScaleInProtection, healthy
 from archiver.app.worker import Outcome, Worker

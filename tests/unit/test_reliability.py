@@ -7,7 +7,8 @@ import time
 import pytest
 from structlog.testing import capture_logs
 
-from archiver.adapters.memory import MemoryNotifier, MemoryObjectStore, MemoryQueue
+from archiver.adapters.memory import MemoryObjectStore
+from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app.service import BuildOptions
 from archiver.app.worker import Outcome, Worker
 from archiver.domain.errors import TransientError

@@ -12,7 +12,8 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from urllib3.exceptions import ProtocolError as URLLib3ProtocolError
 
-from archiver.adapters.s3 import PartBody, S3MultipartUpload, S3ObjectStore
+from archiver.adapters.s3 import S3ObjectStore
+from archiver.adapters.s3_multipart import PartBody, S3MultipartUpload
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
 from tests.support import MIB

@@ -5,10 +5,11 @@ import zlib
 import pytest
 
 from archiver.adapters.memory import MemoryMultipartUpload, MemoryObjectStore
-from archiver.app.engine import sink as sink_module
-from archiver.app.engine.sink import MultipartSink, part_size_for
+from archiver.app.engine import multipart_sink as sink_module
+from archiver.app.engine.multipart_sink import MultipartSink
 from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailable
 from archiver.domain.job import ObjectRef
+from archiver.domain.multipart import part_size_for
 from archiver.domain.ports import ObjectHeaders
 from tests.support import MIB, wait_until
 

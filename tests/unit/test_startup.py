@@ -9,7 +9,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from archiver.adapters.memory import MemoryNotifier, MemoryObjectStore, MemoryQueue
+from archiver.adapters.memory import MemoryObjectStore
+from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app import startup
 from archiver.app.container import Container, build_container
 from archiver.app.settings import Settings

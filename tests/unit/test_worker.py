@@ -4,7 +4,8 @@ import threading
 import pytest
 from structlog.testing import capture_logs
 
-from archiver.adapters.memory import MemoryNotifier, MemoryObjectStore, MemoryQueue
+from archiver.adapters.memory import MemoryObjectStore
+from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.app.worker import Outcome, Worker
 from archiver.domain.errors import TransientError

@@ -1,34 +1,24 @@
-"""Working in-memory adapters: the unit tests' S3 and SQS, held to the same contract suite."""
+"""Working in-memory S3: the unit tests' object store, held to the same contract suite."""
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import threading
 import uuid
 import zlib
-from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from enum import StrEnum
 
+from archiver.domain.checksum import combine
 from archiver.domain.errors import (
-    ConfigurationError,
+    CopyRefused,
     ObjectUnavailable,
     TransientError,
     Unavailable,
 )
 from archiver.domain.job import ObjectRef
-from archiver.domain.notifications import (
-    MAX_NOTIFICATION_BYTES,
-    NOTIFICATION_ADAPTER,
-    JobFailed,
-    JobSucceeded,
-    notification_body,
-)
-from archiver.domain.ports import Buffer, ObjectHeaders, ObjectInfo, ReceivedMessage
-
-MIN_PART_SIZE = 5 * 1024 * 1024
-MAX_PARTS = 10_000
+from archiver.domain.multipart import MAX_PARTS, MIN_PART_BYTES
+from archiver.domain.ports import Buffer, ObjectHeaders, ObjectInfo
 
 
 @dataclass(frozen=True)
@@ -45,6 +35,14 @@ class SyntheticBody:
         return (self.block * repeats)[offset : offset + length]
 
 
+class Checksum(StrEnum):
+    """What an object was stored with, as S3 keeps it."""
+
+    NONE = "none"
+    FULL_OBJECT = "full_object"  # PutObject, or a multipart upload of type FULL_OBJECT
+    COMPOSITE = "composite"  # a multipart upload's checksum of its parts' checksums
+
+
 def _size(body: bytes | SyntheticBody) -> int:
     return body.size if isinstance(body, SyntheticBody) else len(body)
 
@@ -58,7 +56,7 @@ def _etag(body: bytes | SyntheticBody) -> str:
 class MemoryObjectStore:
     """Objects in a dict; multipart uploads that enforce S3's part rules."""
 
-    def __init__(self, min_part_size: int = MIN_PART_SIZE) -> None:
+    def __init__(self, min_part_size: int = MIN_PART_BYTES) -> None:
         self.min_part_size = min_part_size
         self.buckets: set[str] = set()
         self.objects: dict[ObjectRef, bytes | SyntheticBody] = {}
@@ -66,14 +64,42 @@ class MemoryObjectStore:
         self.uploads: dict[str, MemoryMultipartUpload] = {}
         self.faults: dict[ObjectRef, Exception] = {}
         """Errors to raise on the next access to an object (consumed once): fault injection."""
+        self.checksums: dict[ObjectRef, tuple[Checksum, int]] = {}  # with the part size
+        self.refuse_copies: str | None = None
+        """Set to an error code: every part copy is refused with it (CopyRefused)."""
+        self.uploaded_bytes = 0  # part and object bodies sent to the store
+        self.copied_bytes = 0  # bytes the store copied itself
         self._lock = threading.Lock()
 
     def create_bucket(self, bucket: str) -> None:
         self.buckets.add(bucket)
 
-    def add(self, ref: ObjectRef, body: bytes | SyntheticBody) -> None:
+    def add(
+        self,
+        ref: ObjectRef,
+        body: bytes | SyntheticBody,
+        checksum: Checksum = Checksum.NONE,
+        part_size: int = MIN_PART_BYTES,
+    ) -> None:
         self.buckets.add(ref.bucket)
         self.objects[ref] = body
+        self.checksums[ref] = (checksum, part_size)
+
+    def checksum(self, ref: ObjectRef, etag: str | None) -> int | None:
+        """As S3 with GetObjectAttributes: a composite checksum comes back as its parts'."""
+        self._check(ref, must_exist=True)
+        body = self.objects[ref]
+        if etag is not None and etag != _etag(body):
+            raise TransientError(f"{ref}: changed while read (PreconditionFailed)")
+        kind, part_size = self.checksums.get(ref, (Checksum.NONE, 0))
+        if kind is Checksum.NONE or isinstance(body, SyntheticBody):
+            return None
+        if kind is Checksum.FULL_OBJECT:
+            return zlib.crc32(body)
+        cuts = range(0, len(body), part_size)
+        return combine(
+            (zlib.crc32(body[at : at + part_size]), len(body[at : at + part_size])) for at in cuts
+        )
 
     def _check(self, ref: ObjectRef, *, must_exist: bool) -> None:
         with self._lock:
@@ -109,7 +135,9 @@ class MemoryObjectStore:
 
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
         self._check(ref, must_exist=False)
+        self.uploaded_bytes += len(data)
         self.objects[ref] = bytes(data)
+        self.checksums[ref] = (Checksum.FULL_OBJECT, 0)
         self.headers[ref] = headers
 
     def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> MemoryMultipartUpload:
@@ -135,6 +163,7 @@ class MemoryObjectStore:
             self.uploads.pop(upload.upload_id, None)
             if data is not None:
                 self.objects[upload.ref] = data
+                self.checksums[upload.ref] = (Checksum.FULL_OBJECT, 0)
                 self.headers[upload.ref] = upload.headers
 
 
@@ -147,11 +176,27 @@ class MemoryMultipartUpload:
     parts: dict[int, bytes] = field(default_factory=dict)
 
     def upload_part(self, number: int, data: Buffer) -> None:
+        self._check_part(number)
+        with self.store._lock:
+            self.store.uploaded_bytes += len(data)
+        self.parts[number] = bytes(data)
+
+    def copy_part(
+        self, number: int, source: ObjectRef, start: int, length: int, etag: str | None
+    ) -> None:
+        self._check_part(number)
+        if self.store.refuse_copies is not None:
+            raise CopyRefused(f"{source} into {self.ref}: {self.store.refuse_copies}")
+        data = self.store.fetch(source, start, length, etag)
+        with self.store._lock:
+            self.store.copied_bytes += length
+        self.parts[number] = bytes(data)
+
+    def _check_part(self, number: int) -> None:
         if self.upload_id not in self.store.uploads:
             raise ObjectUnavailable(str(self.ref), Unavailable.NOT_FOUND, "no such upload")
         if not 1 <= number <= MAX_PARTS:
             raise ValueError(f"part number {number} is outside 1..{MAX_PARTS}")
-        self.parts[number] = bytes(data)
 
     def complete(self, crc32: int) -> None:
         if self.upload_id not in self.store.uploads:
@@ -169,109 +214,3 @@ class MemoryMultipartUpload:
 
     def abort(self) -> None:
         self.store._finish(self, None)
-
-
-class MemoryQueue:
-    """FIFO-ish queue with visibility: received messages return unless deleted."""
-
-    def __init__(self, name: str = "memory-queue", redrive_limit: int | None = None) -> None:
-        self.name = name
-        self.max_receives = redrive_limit
-        self.exists = True
-        self.visible: deque[ReceivedMessage] = deque()
-        self.in_flight: dict[str, ReceivedMessage] = {}
-        self.deleted: list[ReceivedMessage] = []
-        self.visibility_changes: list[tuple[str, int]] = []
-        """(message id, seconds) of every visibility change, receives included."""
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
-        self.polling = 0
-        """Receives waiting for a message now (long polls)."""
-
-    def send(self, body: str, sent_at: datetime | None = None) -> str:
-        message_id = f"{self.name}-{next(self._ids):06d}-{uuid.uuid4().hex[:8]}"
-        sent = sent_at or datetime.now(UTC)
-        with self._arrived:
-            self.visible.append(ReceivedMessage(message_id, body, "", sent, 0))
-            self._arrived.notify_all()
-        return message_id
-
-    def receive(
-        self, max_messages: int, wait_seconds: int, visibility_seconds: int = 30
-    ) -> list[ReceivedMessage]:
-        """Waits up to `wait_seconds` for a message, as an SQS long poll does."""
-        with self._arrived:
-            self.polling += 1
-            self._arrived.notify_all()
-            self._arrived.wait_for(lambda: bool(self.visible), timeout=wait_seconds)
-            self.polling -= 1
-            return self._take(max_messages, visibility_seconds)
-
-    def _take(self, max_messages: int, visibility_seconds: int) -> list[ReceivedMessage]:
-        received: list[ReceivedMessage] = []
-        while self.visible and len(received) < max_messages:
-            message = self.visible.popleft()
-            delivery = ReceivedMessage(
-                message.message_id,
-                message.body,
-                uuid.uuid4().hex,
-                message.sent_at,
-                message.receive_count + 1,
-            )
-            self.in_flight[delivery.receipt] = delivery
-            self.visibility_changes.append((delivery.message_id, visibility_seconds))
-            received.append(delivery)
-        return received
-
-    def delete(self, message: ReceivedMessage) -> None:
-        with self._lock:
-            delivered = self.in_flight.pop(message.receipt, None)
-            if delivered is not None:
-                self.deleted.append(delivered)
-
-    def set_visibility(self, message: ReceivedMessage, seconds: int) -> None:
-        with self._arrived:
-            if message.receipt not in self.in_flight:
-                return
-            self.visibility_changes.append((message.message_id, seconds))
-            if seconds == 0:
-                self.visible.append(self.in_flight.pop(message.receipt))
-                self._arrived.notify_all()
-
-    def wait_for_poll(self, timeout: float = 5.0) -> bool:
-        """Block until a receive is waiting (for tests of what happens during a long poll)."""
-        with self._arrived:
-            return self._arrived.wait_for(lambda: self.polling > 0, timeout=timeout)
-
-    def redrive_limit(self) -> int | None:
-        if not self.exists:
-            raise ConfigurationError(f"queue {self.name}: does not exist")
-        return self.max_receives
-
-    def expire_visibility(self) -> None:
-        """Simulate every in-flight message's visibility timeout running out."""
-        with self._arrived:
-            for receipt in list(self.in_flight):
-                self.visible.append(self.in_flight.pop(receipt))
-            self._arrived.notify_all()
-
-
-class MemoryNotifier:
-    """Keeps what an SQS consumer would read: the body as sent, refused as SQS refuses it."""
-
-    def __init__(self) -> None:
-        self.published: list[JobSucceeded | JobFailed] = []
-        self.bodies: list[str] = []
-        self.exists = True
-
-    def publish(self, notification: JobSucceeded | JobFailed) -> None:
-        body = notification_body(notification)  # raises where the real notifier would
-        if len(body.encode("utf-8")) > MAX_NOTIFICATION_BYTES:
-            raise TransientError(f"the notification is {len(body.encode()):,} bytes, over SQS's")
-        self.bodies.append(body)
-        self.published.append(NOTIFICATION_ADAPTER.validate_json(body))
-
-    def check(self) -> None:
-        if not self.exists:
-            raise ConfigurationError("the destination queue does not exist")

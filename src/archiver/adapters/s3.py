@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-import io
-import threading
 import time
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from botocore.exceptions import ClientError
 
 from archiver.adapters.errors import error_code, translated
-from archiver.domain.checksum import crc32_text
-from archiver.domain.errors import TransientError
+from archiver.adapters.s3_multipart import CHECKSUM, S3MultipartUpload
+from archiver.domain.checksum import combine, crc32_value
+from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.ports import Buffer, ObjectHeaders, ObjectInfo
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 log = structlog.get_logger(__name__)
 
-# Every part carries a CRC-32 that S3 verifies, and so does the completed object (full-object).
-CHECKSUM: Final = "CRC32"
 READ_SLICE = 256 * 1024
 RESUMES = 4
 """Times a body cut mid-transfer is asked again for the rest, before the job is given back."""
 RESUME_DELAY = 0.25  # seconds, doubled at each resume
 NO_SUCH_KEY = "archiver-start-up-check"  # a key read to learn whether its bucket exists
+ATTRIBUTE_PAGES = 10  # 1,000 parts a page: every part of the largest multipart object
 
 
 def _put_arguments(ref: ObjectRef, headers: ObjectHeaders) -> dict[str, Any]:
@@ -66,45 +63,6 @@ class _Filling:
                 self.filled += count
         finally:
             body.close()
-
-
-class PartBody(io.RawIOBase):
-    """A part's bytes as the seekable file botocore reads, without copying them.
-
-    Over HTTPS botocore sends the checksum in a trailer and streams the body for it, wrapping
-    bytes in `io.BytesIO`, which copies a bytearray: every part in flight would be held twice.
-    Over HTTP (a local endpoint) it signs and checksums the bytes in place, and sends them in
-    one call, so there they go as they are.
-    """
-
-    def __init__(self, data: Buffer) -> None:
-        super().__init__()
-        self._view = memoryview(data).cast("B")
-        self._position = 0
-
-    def __len__(self) -> int:
-        return len(self._view)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        target = memoryview(buffer).cast("B")
-        count = min(len(target), len(self._view) - self._position)
-        target[:count] = self._view[self._position : self._position + count]
-        self._position += count
-        return count
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}
-        self._position = max(0, base[whence] + offset)
-        return self._position
-
-    def tell(self) -> int:
-        return self._position
 
 
 class S3ObjectStore:
@@ -198,6 +156,62 @@ class S3ObjectStore:
                 raise
             response["Body"].close()
 
+    def checksum(self, ref: ObjectRef, etag: str | None) -> int | None:
+        """A full-object CRC-32 is the HEAD's (checksum mode on). A composite one (a multipart
+        upload's, "checksum of checksums") is rebuilt from its parts' CRC-32s and sizes.
+
+        A value without a type is trusted only for a single-part object (its ETag has no
+        "-N"): some S3-compatible stores return a composite value without saying so.
+        """
+        arguments: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+        if etag:
+            arguments["IfMatch"] = etag
+        with translated(str(ref)):
+            head = self._client.head_object(ChecksumMode="ENABLED", **arguments)
+        text = head.get("ChecksumCRC32")
+        if text is None:
+            return None
+        kind = head.get("ChecksumType")
+        single_part = "-" not in str(head.get("ETag", "-"))
+        if kind == "FULL_OBJECT" or (kind is None and single_part):
+            return crc32_value(text)
+        return self._composite_checksum(ref, head["ContentLength"], etag)
+
+    def _composite_checksum(self, ref: ObjectRef, size: int, etag: str | None) -> int | None:
+        """The parts' CRC-32s combined, if every part has one and their sizes add up."""
+        pieces: list[tuple[int, int]] = []
+        marker = 0
+        for _ in range(ATTRIBUTE_PAGES):
+            try:
+                with translated(str(ref)):
+                    answer = self._client.get_object_attributes(
+                        Bucket=ref.bucket,
+                        Key=ref.key,
+                        ObjectAttributes=["ObjectParts", "ETag"],
+                        MaxParts=1000,
+                        PartNumberMarker=marker,
+                    )
+            except ObjectUnavailable as unavailable:  # no s3:GetObjectAttributes: read it
+                log.info("part_checksums_unavailable", source=str(ref), error=str(unavailable))
+                return None
+            if etag and answer.get("ETag", "").strip('"') != etag.strip('"'):
+                raise TransientError(f"{ref}: changed while read (ETag), will retry")
+            listing = answer.get("ObjectParts", {})
+            for part in listing.get("Parts", []):
+                crc = crc32_value(part.get("ChecksumCRC32", ""))
+                if crc is None or "Size" not in part:
+                    return None
+                pieces.append((crc, part["Size"]))
+            if not listing.get("IsTruncated"):
+                break
+            marker = listing.get("NextPartNumberMarker", 0)
+        else:
+            return None
+        counted = listing.get("TotalPartsCount", len(pieces))
+        if not pieces or counted != len(pieces) or sum(n for _, n in pieces) != size:
+            return None
+        return combine(pieces)
+
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
         with translated(str(ref)):
             self._client.put_object(Body=data, **_put_arguments(ref, headers))
@@ -223,50 +237,3 @@ class S3ObjectStore:
             for upload in stale:
                 S3MultipartUpload(self._client, ref, upload["UploadId"]).abort()
         return len(stale)
-
-
-class S3MultipartUpload:
-    """Parts may be uploaded from several threads and in any order."""
-
-    def __init__(self, client: S3Client, ref: ObjectRef, upload_id: str) -> None:
-        self._client = client
-        self._ref = ref
-        self.upload_id = upload_id
-        self._parts: dict[int, CompletedPartTypeDef] = {}
-        self._lock = threading.Lock()
-        self._as_file = client.meta.endpoint_url.startswith("https:")  # see PartBody
-
-    def upload_part(self, number: int, data: Buffer) -> None:
-        with translated(f"{self._ref} part {number}"):
-            response = self._client.upload_part(
-                Bucket=self._ref.bucket,
-                Key=self._ref.key,
-                UploadId=self.upload_id,
-                PartNumber=number,
-                Body=cast(IO[bytes], PartBody(data) if self._as_file else data),
-                ChecksumAlgorithm=CHECKSUM,
-            )
-        part: CompletedPartTypeDef = {"PartNumber": number, "ETag": response["ETag"]}
-        if "ChecksumCRC32" in response:
-            part["ChecksumCRC32"] = response["ChecksumCRC32"]
-        with self._lock:
-            self._parts[number] = part
-
-    def complete(self, crc32: int) -> None:
-        with self._lock:
-            parts = [self._parts[number] for number in sorted(self._parts)]
-        with translated(str(self._ref)):
-            self._client.complete_multipart_upload(
-                Bucket=self._ref.bucket,
-                Key=self._ref.key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": parts},
-                ChecksumCRC32=crc32_text(crc32),  # verified by S3 against the assembled object
-                ChecksumType="FULL_OBJECT",
-            )
-
-    def abort(self) -> None:
-        with translated(str(self._ref)):
-            self._client.abort_multipart_upload(
-                Bucket=self._ref.bucket, Key=self._ref.key, UploadId=self.upload_id
-            )

@@ -35,7 +35,7 @@ def _s3_client(session: boto3.session.Session, settings: Settings) -> S3Client:
     config = Config(
         retries={"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts},
         max_pool_connections=settings.worker_concurrency
-        * (settings.download_concurrency + settings.upload_concurrency + 2),
+        * (settings.download_concurrency + 2 * settings.upload_concurrency + 2),
         signature_version="s3v4",
         s3={"addressing_style": "path" if settings.aws_endpoint_url else "auto"},
         connect_timeout=10,
@@ -79,6 +79,7 @@ def _service(store: ObjectStore, settings: Settings) -> ArchiveService:
         upload_concurrency=settings.upload_concurrency,
         download_concurrency=settings.download_concurrency,
         worker_concurrency=settings.worker_concurrency,
+        server_side_copy=settings.server_side_copy == "auto",
     )
     links = LinkOptions(base_url=settings.archive_base_url, presign_ttl=settings.archive_url_ttl)
     return ArchiveService(store, settings.policy(), build, links)

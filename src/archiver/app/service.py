@@ -15,14 +15,15 @@ from archiver.app.engine.archive import ProgressCallback, write_archive
 from archiver.app.engine.budget import ByteBudget
 from archiver.app.engine.fetching import Transfer
 from archiver.app.engine.file_sink import FileSink
-from archiver.app.engine.sink import MultipartSink, SinkResult, destination_errors
+from archiver.app.engine.multipart_sink import MultipartSink
+from archiver.app.engine.sink import SinkResult, destination_errors
 from archiver.app.engine.sizing import Sizing
 from archiver.domain.checksum import crc32_text
-from archiver.domain.errors import ObjectUnavailable, TransientError
+from archiver.domain.errors import CopyRefused, ObjectUnavailable, TransientError
 from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, plan_archive
-from archiver.domain.policy import admit
+from archiver.domain.policy import Admitted, admit
 from archiver.domain.ports import ObjectHeaders, ObjectStore
 from archiver.domain.urls import content_disposition, public_url
 
@@ -40,6 +41,7 @@ class BuildOptions:
     download_concurrency: int = 16
     range_size: int = 8 * MIB
     worker_concurrency: int = 1
+    server_side_copy: bool = True
 
     @property
     def held_bytes(self) -> int:
@@ -107,17 +109,12 @@ class ArchiveService:
                 aborted = self._store.abort_uploads(plan.archive)
             if aborted:
                 log.warning("stale_uploads_aborted", count=aborted)
-        with closing(self._sizing(plan, cancel)) as sizing:
-            sink = MultipartSink(
-                self._store,
-                plan.archive,
-                self._headers(plan),
-                part_size=self._build.min_part_size,
-                upload_concurrency=self._build.upload_concurrency,
-                expected_size=sizing.expected_size,
-            )
-            result = write_archive(sizing, self._store, sink, self._transfer, progress)
-            admitted = sizing.settle()
+        try:
+            result, admitted = self._upload(plan, progress, cancel, self._build.server_side_copy)
+        except CopyRefused as refused:
+            log.warning("server_side_copy_refused", reason=str(refused), then="streaming")
+            result, admitted = self._upload(plan, progress, cancel, copy=False)
+        log.info("archive_uploaded", size_bytes=result.size_bytes, copied_bytes=result.copied_bytes)
         archive = ArchiveInfo(
             bucket=plan.archive.bucket,
             key=plan.archive.key,
@@ -128,6 +125,25 @@ class ArchiveService:
         )
         self._record(plan, archive)
         return archive
+
+    def _upload(
+        self,
+        plan: ArchivePlan,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+        copy: bool,
+    ) -> tuple[SinkResult, Admitted]:
+        with closing(self._sizing(plan, cancel, copy)) as sizing:
+            sink = MultipartSink(
+                self._store,
+                plan.archive,
+                self._headers(plan),
+                part_size=self._build.min_part_size,
+                upload_concurrency=self._build.upload_concurrency,
+                expected_size=sizing.expected_size,
+            )
+            result = write_archive(sizing, self._store, sink, self._transfer, progress)
+            return result, sizing.settle()
 
     def build_to_file(
         self, plan: ArchivePlan, file: BinaryIO, progress: ProgressCallback | None = None
@@ -140,7 +156,9 @@ class ArchiveService:
             return public_url(self._links.base_url, archive.key)
         return self._store.presigned_url(archive, self._links.presign_ttl)
 
-    def _sizing(self, plan: ArchivePlan, cancel: threading.Event | None = None) -> Sizing:
+    def _sizing(
+        self, plan: ArchivePlan, cancel: threading.Event | None = None, copy: bool = False
+    ) -> Sizing:
         """Start sizing every source; MISSING_FILES and MAX_ARCHIVE_BYTES apply once it ends."""
         return Sizing(
             self._store,
@@ -148,6 +166,7 @@ class ArchiveService:
             self._transfer,
             lambda check: admit(plan, check, self._policy),
             cancel,
+            copy,
         )
 
     def _record(self, plan: ArchivePlan, archive: ArchiveInfo) -> None:

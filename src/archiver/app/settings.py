@@ -67,7 +67,14 @@ class Settings(BaseSettings):
     upload_part_size_mb: int = Field(
         default=8, ge=5, le=5 * 1024, description="Smallest multipart part size (grows as needed)."
     )
-    upload_concurrency: int = Field(default=4, ge=1, le=64, description="Parts uploaded at once.")
+    upload_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Parts uploaded at once (and as many copied)."
+    )
+    server_side_copy: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: S3 copies large stored entries from their sources (UploadPartCopy),"
+        " falling back to streaming for a job the store refuses; off: stream every byte.",
+    )
     download_concurrency: int = Field(
         default=16, ge=1, le=256, description="Source requests in flight at once."
     )

@@ -62,6 +62,11 @@ class JobCancelled(ArchiverError):
     """The worker is shutting down and the job could not finish in time: release it."""
 
 
+class CopyRefused(ArchiverError):
+    """The store will not copy parts (a permission, or an S3-compatible store without
+    `UploadPartCopy`): the job is built again by streaming its bytes."""
+
+
 class Unavailable(StrEnum):
     NOT_FOUND = "not_found"
     ACCESS_DENIED = "access_denied"

@@ -36,6 +36,16 @@ class MultipartUpload(Protocol):
 
     def upload_part(self, number: int, data: Buffer) -> None: ...
 
+    def copy_part(
+        self, number: int, source: ObjectRef, start: int, length: int, etag: str | None
+    ) -> None:
+        """Part `number` is `length` bytes of `source` from `start`, copied by the store itself.
+
+        Pinned to `etag` (TransientError if the source changed); ObjectUnavailable names the
+        source; CopyRefused when the store will not copy parts (permission, support).
+        """
+        ...
+
     def complete(self, crc32: int) -> None:
         """Assemble the parts; `crc32` is the whole object's, which the store verifies."""
         ...
@@ -54,6 +64,11 @@ class ObjectStore(Protocol):
 
     def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
         """`length` bytes from `start`; TransientError if the object changed (etag, size)."""
+        ...
+
+    def checksum(self, ref: ObjectRef, etag: str | None) -> int | None:
+        """The object's CRC-32 from the checksum stored with it, without reading it: None
+        when it has none (or only one that cannot give the whole object's)."""
         ...
 
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None: ...

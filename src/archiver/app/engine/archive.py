@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from archiver.app.engine.chunks import Chunk, ChunkFeed
+from archiver.app.engine.copying import CopiedEntry, Copies
 from archiver.app.engine.deflate import worth_deflating
 from archiver.app.engine.fetching import Prefetcher, Transfer
 from archiver.app.engine.sink import ArchiveSink, SinkResult
@@ -51,7 +52,7 @@ def write_archive(
     (the sizing's `cancel`) is seen between two chunks.
     """
     plan = sizing.plan
-    feed = ChunkFeed(plan.entries, sizing, transfer.range_size)
+    feed = ChunkFeed(plan.entries, sizing, transfer.range_size, Copies() if sizing.copy else None)
     files_done = bytes_done = 0
     try:
         with Prefetcher(
@@ -63,38 +64,70 @@ def write_archive(
             ready=feed.ready,
             pace=sink.wait_for_room,
         ) as fetched:
-            archive = ZipStream(sink, plan.created_at)
+            archive = _Writer(sizing, ZipStream(sink, plan.created_at))
             for chunk, data in _translated(fetched):
                 sizing.check_cancel()
                 sizing.check_policy()
-                entry = plan.entries[chunk.entry]
-                if chunk.start == 0:
-                    deflate = _deflate(entry, data, sizing.compressible(entry.source))
-                    if chunk.last:  # all here: written complete, nothing held
-                        archive.add(entry.name, data, deflate)
-                    else:
-                        archive.begin(entry.name, chunk.size, deflate)
-                        archive.write(data)
-                else:
-                    archive.write(data)
-                    if chunk.last:
-                        archive.end()
-                bytes_done += len(data)
+                bytes_done += archive.take(chunk, data)
                 del data  # written: not kept while the next chunk is fetched
                 files_done += chunk.last
                 if progress is not None:
                     files_total, bytes_total = sizing.totals()
                     progress(Progress(files_done, files_total, bytes_done, bytes_total))
             sizing.settle()
-            archive.close()
+            archive.stream.close()
             return sink.close()
+    except ObjectUnavailable as unavailable:  # a copied source, gone since it was sized
+        sink.abort()
+        raise source_failure([unavailable]) from unavailable
     except BaseException:
         sink.abort()
         raise
 
 
+class _Writer:
+    """Chunks, in job order, into the ZIP stream: each entry written whole, streamed, or
+    copied by the store after its first bytes."""
+
+    def __init__(self, sizing: Sizing, stream: ZipStream) -> None:
+        self.stream = stream
+        self._sizing = sizing
+        self._copied: CopiedEntry | None = None
+
+    def take(self, chunk: Chunk, data: Buffer) -> int:
+        """Write (or, for a copied entry, read) a chunk; the entry's bytes now done."""
+        entry = self._sizing.plan.entries[chunk.entry]
+        if chunk.copied:
+            return self._copy(entry, chunk, data)
+        if chunk.start == 0:
+            deflate = _deflate(entry, data, self._sizing.compressible(entry.source))
+            if chunk.last:  # all here: written complete, nothing held
+                self.stream.add(entry.name, data, deflate)
+            else:
+                self.stream.begin(entry.name, chunk.size, deflate)
+                self.stream.write(data)
+        else:
+            self.stream.write(data)
+            if chunk.last:
+                self.stream.end()
+        return len(data)
+
+    def _copy(self, entry: PlannedEntry, chunk: Chunk, data: Buffer) -> int:
+        if chunk.start == 0:
+            self._copied = CopiedEntry(self._sizing.checksum(entry.source))
+        copied = self._copied
+        assert copied is not None
+        copied.take(data)
+        if not chunk.last:
+            return 0
+        self.stream.copy(entry.name, chunk.ref, chunk.etag, copied.crc, chunk.size, copied.head)
+        self._copied = None
+        return chunk.size
+
+
 def _translated(fetched: Iterable[tuple[Chunk, Buffer]]) -> Iterator[tuple[Chunk, Buffer]]:
-    """A source that became unreadable after it was sized is the job's problem, as before."""
+    """A source that became unreadable after it was sized is the job's problem, as before
+    (a copy's failures come from the sink: see `write_archive`)."""
     try:
         yield from fetched
     except ObjectUnavailable as unavailable:

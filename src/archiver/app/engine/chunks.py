@@ -1,7 +1,8 @@
 """Chunks: every byte of every entry once, in job order, as the sources get sized.
 
 A small source is one chunk (often the bytes its size check already read); a large one is
-ranged GETs of `range_size`, all pinned to the version (ETag) that was sized.
+ranged GETs of `range_size`, all pinned to the version (ETag) that was sized. Of an entry the
+store copies (`copying.py`) only the first bytes are fetched, unless its CRC-32 must be read.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from archiver.app.engine.copying import Copies
 from archiver.domain.errors import ObjectUnavailable
 from archiver.domain.job import ObjectRef
+from archiver.domain.multipart import COPY_HEAD_BYTES
 from archiver.domain.plan import PlannedEntry
 from archiver.domain.ports import ObjectInfo
 
@@ -29,23 +32,33 @@ class Chunk:
     last: bool  # the entry's final chunk
     probed: bool = False  # already read by the size check (FirstChunks)
     size: int = 0  # the whole entry's
+    copied: bool = False  # of an entry the store copies: read, not written as it is
 
 
 def entry_chunks(
-    index: int, info: ObjectInfo, range_size: int, probed: int | None = None
+    index: int,
+    info: ObjectInfo,
+    range_size: int,
+    probed: int | None = None,
+    *,
+    copied: bool = False,
+    upto: int | None = None,
 ) -> Iterator[Chunk]:
-    """Every byte of one entry once, in order: a probed first chunk, then ranges."""
+    """Every byte of one entry (up to `upto`) once, in order: a probed first chunk, then
+    ranges."""
+    end = info.size if upto is None else min(upto, info.size)
     start = 0
     if probed is not None:
-        last = probed >= info.size
-        yield Chunk(index, info.ref, 0, probed, info.etag, last, probed=True, size=info.size)
+        length = min(probed, end)
+        last = length >= end
+        yield Chunk(index, info.ref, 0, length, info.etag, last, True, info.size, copied)
         if last:
             return
-        start = probed
+        start = length
     while True:
-        length = min(range_size, info.size - start)
-        last = start + length >= info.size
-        yield Chunk(index, info.ref, start, length, info.etag, last, size=info.size)
+        length = min(range_size, end - start)
+        last = start + length >= end
+        yield Chunk(index, info.ref, start, length, info.etag, last, False, info.size, copied)
         if last:
             return
         start += length
@@ -58,10 +71,17 @@ class ChunkFeed:
     every source is sized.
     """
 
-    def __init__(self, entries: Sequence[PlannedEntry], sizing: Sizing, range_size: int) -> None:
+    def __init__(
+        self,
+        entries: Sequence[PlannedEntry],
+        sizing: Sizing,
+        range_size: int,
+        copies: Copies | None = None,
+    ) -> None:
         self._entries = entries
         self._sizing = sizing
         self._range_size = range_size
+        self._copies = copies
         self._next_entry = 0
         self._current: Iterator[Chunk] = iter(())
         self._peeked: Chunk | None = None
@@ -95,6 +115,16 @@ class ChunkFeed:
                 None if source in self._probes_used else self._sizing.first_chunks.size_of(source)
             )
             self._probes_used.add(source)
-            self._current = entry_chunks(index, outcome, self._range_size, probed)
+            entry = self._entries[index]
+            copied = (
+                self._copies is not None
+                and self._sizing.stored(entry)
+                and self._copies.take(outcome.size)
+            )
+            # Its first bytes only, for the top-up, unless every byte is read for its CRC-32.
+            upto = COPY_HEAD_BYTES if copied and self._sizing.checksum(source) is not None else None
+            self._current = entry_chunks(
+                index, outcome, self._range_size, probed, copied=copied, upto=upto
+            )
             return next(self._current)
         raise StopIteration

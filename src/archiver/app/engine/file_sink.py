@@ -8,6 +8,7 @@ from typing import BinaryIO
 from isal import isal_zlib
 
 from archiver.app.engine.sink import SinkResult
+from archiver.domain.job import ObjectRef
 
 READ_BLOCK = 8 * 1024 * 1024
 
@@ -39,6 +40,12 @@ class FileSink:
 
     def release(self) -> None:
         """Nothing is held."""
+
+    def top_up(self) -> int:
+        return 0
+
+    def copy(self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int) -> None:
+        raise NotImplementedError("a local file is written byte by byte: nothing is copied")
 
     def has_room(self) -> bool:
         return True

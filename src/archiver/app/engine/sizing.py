@@ -5,7 +5,8 @@ prefetcher then shares: sizing and fetching together never have more requests in
 source is sized by a ranged GET of its first bytes, kept for the writer while the budget has
 room (a small file then costs one request), past that by a HEAD. The job's policy (missing
 files, largest archive) is applied once, when the last source is sized; the writer checks it
-as it goes, so a job that must fail stops as soon as that is known.
+as it goes, so a job that must fail stops as soon as that is known. A source the store may
+copy (`copying.py`) has its stored checksum looked up too, still before it counts as sized.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from archiver.app.engine.budget import FirstChunks
+from archiver.app.engine.copying import worth_copying
 from archiver.app.engine.deflate import worth_deflating
 from archiver.app.engine.fetching import Transfer
 from archiver.app.engine.pool import JobOrderPool
 from archiver.domain.errors import JobCancelled, ObjectUnavailable
 from archiver.domain.job import ObjectRef
-from archiver.domain.plan import ArchivePlan, EntryMethod
+from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
 from archiver.domain.policy import Admitted, SourceCheck
 from archiver.domain.ports import ObjectInfo, ObjectStore
 
@@ -52,8 +54,10 @@ class Sizing:
         transfer: Transfer,
         admit: Admit,
         cancel: threading.Event | None = None,
+        copy: bool = False,
     ) -> None:
         self.plan = plan
+        self.copy = copy  # whether the store may copy stored entries (server-side copy)
         self._cancel = cancel
         self.first_chunks = FirstChunks(transfer.budget)
         self.executor = JobOrderPool(transfer.concurrency, "fetch")
@@ -63,6 +67,8 @@ class Sizing:
         self._uses = Counter(entry.source for entry in plan.entries)
         self._to_sample = {e.source for e in plan.entries if e.method is EntryMethod.SAMPLE}
         self._compressible: dict[ObjectRef, bool] = {}
+        self._checksums: dict[ObjectRef, int | None] = {}  # of the sources that may be copied
+        self._to_store = {e.source for e in plan.entries if e.method is EntryMethod.STORED}
         self._lock = threading.Lock()
         self._left = len(self._uses)
         self._all_sized = threading.Event()
@@ -84,6 +90,8 @@ class Sizing:
         outcome: ObjectInfo | ObjectUnavailable | None = None
         try:
             outcome = self._probe_or_stat(ref)
+            if self.copy and worth_copying(outcome.size) and self._stored_somewhere(ref):
+                self._checksums[ref] = self._store.checksum(ref, outcome.etag)
         except ObjectUnavailable as unavailable:
             outcome = unavailable
         finally:
@@ -121,6 +129,20 @@ class Sizing:
     def compressible(self, ref: ObjectRef) -> bool | None:
         """The deflate trial on the source's first bytes, if it was made while sizing."""
         return self._compressible.get(ref)
+
+    def _stored_somewhere(self, ref: ObjectRef) -> bool:
+        return ref in self._to_store or self._compressible.get(ref) is False
+
+    def stored(self, entry: PlannedEntry) -> bool:
+        """Whether the entry is known to be stored before any of it is written: `stored`, or
+        `sample` with the trial made while sizing showing it does not shrink."""
+        return entry.method is EntryMethod.STORED or (
+            entry.method is EntryMethod.SAMPLE and self._compressible.get(entry.source) is False
+        )
+
+    def checksum(self, ref: ObjectRef) -> int | None:
+        """The source's CRC-32 from its stored checksum, if it was looked up and it has one."""
+        return self._checksums.get(ref)
 
     def is_sized(self, ref: ObjectRef) -> bool:
         return self._outcomes[ref].done()

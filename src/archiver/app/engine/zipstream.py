@@ -3,7 +3,9 @@
 An entry whose bytes are all in hand (most small files: one probe or one range) is checksummed
 and compressed first, so its header goes out complete and nothing is held. A larger entry is
 streamed: its header goes out with placeholders, the sink holds the part(s) it is in, and once
-the data is written the header is patched in place (same length) and released.
+the data is written the header is patched in place (same length) and released. A stored entry
+the store copies from its source goes out with its header complete (its CRC-32 is known), then
+as many of its first bytes as the part before the copy needs, then the copy.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from isal import isal_zlib
 
 from archiver.app.engine.deflate import compressor
 from archiver.app.engine.sink import ArchiveSink
+from archiver.domain.checksum import crc32_of_rest
+from archiver.domain.job import ObjectRef
+from archiver.domain.multipart import MIN_PART_BYTES
 from archiver.domain.ports import Buffer
 from archiver.domain.zipformat import (
     DEFLATED,
@@ -59,6 +64,24 @@ class ZipStream:
         )  # fmt: skip
         self._sink.write(local_header(entry))
         self._sink.write(payload)
+        self._entries.append(entry)
+
+    def copy(
+        self, name: str, source: ObjectRef, etag: str | None, crc: int, size: int, head: Buffer
+    ) -> None:
+        """A stored entry of `size` bytes (CRC-32 `crc`) the sink copies from `source`,
+        after the top-up taken from its first bytes (`head`)."""
+        self._check_idle()
+        entry = Entry(
+            name, STORED, self._stamp, crc, size, size, self._sink.tell(), needs_zip64(size, STORED)
+        )
+        self._sink.write(local_header(entry))
+        sent = self._sink.top_up()
+        if sent > len(head) or size - sent < MIN_PART_BYTES:
+            raise RuntimeError(f"{name}: {size} bytes cannot be copied after a {sent}-byte top-up")
+        self._sink.write(memoryview(head)[:sent])
+        rest = crc32_of_rest(crc, isal_zlib.crc32(memoryview(head)[:sent]), size - sent)
+        self._sink.copy(source, sent, size - sent, etag, rest)
         self._entries.append(entry)
 
     def begin(self, name: str, size: int, deflate: bool) -> None:

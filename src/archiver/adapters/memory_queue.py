@@ -1,0 +1,126 @@
+"""Working in-memory SQS: the unit tests' job queue and notification queue, held to the same
+contract suite as the real adapters."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from collections import deque
+from datetime import UTC, datetime
+
+from archiver.domain.errors import ConfigurationError, TransientError
+from archiver.domain.notifications import (
+    MAX_NOTIFICATION_BYTES,
+    NOTIFICATION_ADAPTER,
+    JobFailed,
+    JobSucceeded,
+    notification_body,
+)
+from archiver.domain.ports import ReceivedMessage
+
+
+class MemoryQueue:
+    """FIFO-ish queue with visibility: received messages return unless deleted."""
+
+    def __init__(self, name: str = "memory-queue", redrive_limit: int | None = None) -> None:
+        self.name = name
+        self.max_receives = redrive_limit
+        self.exists = True
+        self.visible: deque[ReceivedMessage] = deque()
+        self.in_flight: dict[str, ReceivedMessage] = {}
+        self.deleted: list[ReceivedMessage] = []
+        self.visibility_changes: list[tuple[str, int]] = []
+        """(message id, seconds) of every visibility change, receives included."""
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self.polling = 0
+        """Receives waiting for a message now (long polls)."""
+
+    def send(self, body: str, sent_at: datetime | None = None) -> str:
+        message_id = f"{self.name}-{next(self._ids):06d}-{uuid.uuid4().hex[:8]}"
+        sent = sent_at or datetime.now(UTC)
+        with self._arrived:
+            self.visible.append(ReceivedMessage(message_id, body, "", sent, 0))
+            self._arrived.notify_all()
+        return message_id
+
+    def receive(
+        self, max_messages: int, wait_seconds: int, visibility_seconds: int = 30
+    ) -> list[ReceivedMessage]:
+        """Waits up to `wait_seconds` for a message, as an SQS long poll does."""
+        with self._arrived:
+            self.polling += 1
+            self._arrived.notify_all()
+            self._arrived.wait_for(lambda: bool(self.visible), timeout=wait_seconds)
+            self.polling -= 1
+            return self._take(max_messages, visibility_seconds)
+
+    def _take(self, max_messages: int, visibility_seconds: int) -> list[ReceivedMessage]:
+        received: list[ReceivedMessage] = []
+        while self.visible and len(received) < max_messages:
+            message = self.visible.popleft()
+            delivery = ReceivedMessage(
+                message.message_id,
+                message.body,
+                uuid.uuid4().hex,
+                message.sent_at,
+                message.receive_count + 1,
+            )
+            self.in_flight[delivery.receipt] = delivery
+            self.visibility_changes.append((delivery.message_id, visibility_seconds))
+            received.append(delivery)
+        return received
+
+    def delete(self, message: ReceivedMessage) -> None:
+        with self._lock:
+            delivered = self.in_flight.pop(message.receipt, None)
+            if delivered is not None:
+                self.deleted.append(delivered)
+
+    def set_visibility(self, message: ReceivedMessage, seconds: int) -> None:
+        with self._arrived:
+            if message.receipt not in self.in_flight:
+                return
+            self.visibility_changes.append((message.message_id, seconds))
+            if seconds == 0:
+                self.visible.append(self.in_flight.pop(message.receipt))
+                self._arrived.notify_all()
+
+    def wait_for_poll(self, timeout: float = 5.0) -> bool:
+        """Block until a receive is waiting (for tests of what happens during a long poll)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self.polling > 0, timeout=timeout)
+
+    def redrive_limit(self) -> int | None:
+        if not self.exists:
+            raise ConfigurationError(f"queue {self.name}: does not exist")
+        return self.max_receives
+
+    def expire_visibility(self) -> None:
+        """Simulate every in-flight message's visibility timeout running out."""
+        with self._arrived:
+            for receipt in list(self.in_flight):
+                self.visible.append(self.in_flight.pop(receipt))
+            self._arrived.notify_all()
+
+
+class MemoryNotifier:
+    """Keeps what an SQS consumer would read: the body as sent, refused as SQS refuses it."""
+
+    def __init__(self) -> None:
+        self.published: list[JobSucceeded | JobFailed] = []
+        self.bodies: list[str] = []
+        self.exists = True
+
+    def publish(self, notification: JobSucceeded | JobFailed) -> None:
+        body = notification_body(notification)  # raises where the real notifier would
+        if len(body.encode("utf-8")) > MAX_NOTIFICATION_BYTES:
+            raise TransientError(f"the notification is {len(body.encode()):,} bytes, over SQS's")
+        self.bodies.append(body)
+        self.published.append(NOTIFICATION_ADAPTER.validate_json(body))
+
+    def check(self) -> None:
+        if not self.exists:
+            raise ConfigurationError("the destination queue does not exist")

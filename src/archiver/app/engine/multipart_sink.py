@@ -1,0 +1,319 @@
+"""The archive as a multipart upload that holds only what may change (an `ArchiveSink`).
+
+For an entry streamed in pieces, the writer (`ZipStream`) writes a local header, the entry's
+data, then seeks back to patch the header with the CRC-32 and sizes (no data descriptor). An
+entry written whole needs no patch and holds nothing. The sink cuts the stream
+into parts; a part is uploaded as soon as it is full, unless it holds a header still to be
+patched (`hold`): later parts go out meanwhile, out of order (S3 allows it).
+
+A stored entry's bytes may instead be copied by S3 from its source (`copy`, see
+`domain/multipart.py`): the part in progress is closed where the copy begins (the writer has
+topped it up to 5 MiB, `top_up`), the copied range becomes copy parts, and the next part begins
+after it. Copy parts hold no memory, so they have their own slots and never hold the writer.
+
+The archive's CRC-32 is each part's CRC-32 (taken as the part goes out, on the upload thread)
+and each copied range's (known from its source) combined in order, so no byte is held for it;
+the upload is completed with it as the object's full checksum, which S3 verifies.
+
+Writing may begin before the archive's size is known (the sources are still being sized).
+Each part's size is fixed when the part is begun: the minimum until the expected size is
+known, then what fits the rest in the parts left. Past `EARLY_PARTS` the sink waits for it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import structlog
+from isal import isal_zlib
+
+from archiver.app.engine.sink import SinkResult, destination_errors
+from archiver.domain.checksum import combine
+from archiver.domain.errors import ObjectUnavailable, TransientError
+from archiver.domain.job import ObjectRef
+from archiver.domain.multipart import MAX_PARTS, copy_parts, part_size_for, top_up
+from archiver.domain.ports import Buffer, MultipartUpload, ObjectHeaders, ObjectStore
+
+log = structlog.get_logger(__name__)
+
+# A local header is 30 bytes plus the name (< 64 KiB) plus the ZIP64 extra field.
+HEADER_REACH = 30 + 65_535 + 32
+# Parts begun at the minimum size before the archive's size is known (8 GiB at 8 MiB): enough
+# for sizing to finish first in practice; past it the sink waits, so 10,000 parts always do.
+EARLY_PARTS = 1_000
+
+ExpectedSize = Callable[[bool], int | None]
+"""The archive's expected size, or None while unknown; True asks to wait for it."""
+
+
+class MultipartSink:
+    def __init__(
+        self,
+        store: ObjectStore,
+        ref: ObjectRef,
+        headers: ObjectHeaders,
+        part_size: int,
+        upload_concurrency: int = 4,
+        expected_size: ExpectedSize | None = None,
+    ) -> None:
+        self._store = store
+        self._ref = ref
+        self._headers = headers
+        self._min_part_size = part_size
+        self._expected_size = expected_size
+        self._starts: list[int] = []  # where each begun part starts in the archive
+        self._sizes: list[int] = []
+        self._parts: dict[int, bytearray] = {}
+        self._crcs: dict[int, int] = {}  # of the parts sent, by index
+        # Copy parts by index: the first of a copied range has its (crc, length), others None.
+        self._copied: dict[int, tuple[int, int] | None] = {}
+        self._copy_slots = threading.BoundedSemaphore(upload_concurrency)
+        self._position = 0
+        self._end = 0
+        self._hold_from: int | None = None
+        self._upload: MultipartUpload | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._slots = threading.BoundedSemaphore(upload_concurrency)
+        self._concurrency = upload_concurrency
+        self._pending: list[Future[None]] = []
+        self._closed = False
+
+    # -- the file interface the writer uses ------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        if self._closed:
+            return len(data)  # after an abort: discard
+        view = memoryview(data).cast("B")
+        while view:
+            index = self._part_at(self._position)
+            offset = self._position - self._starts[index]
+            if index in self._crcs or index in self._copied:
+                raise RuntimeError(f"write at {self._position} into part {index + 1}, already sent")
+            part = self._parts.setdefault(index, bytearray())
+            if offset > len(part):
+                raise RuntimeError(f"write at {self._position} would leave a gap")
+            count = min(len(view), self._sizes[index] - offset)
+            part[offset : offset + count] = view[:count]
+            self._position += count
+            view = view[count:]
+        self._end = max(self._end, self._position)
+        self._send_ready_parts()
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def _part_at(self, position: int) -> int:
+        """The part holding `position`, beginning parts up to it as needed."""
+        while not self._starts or position >= self._starts[-1] + self._sizes[-1]:
+            start = self._starts[-1] + self._sizes[-1] if self._starts else 0
+            size = self._next_part_size(len(self._sizes), start)
+            self._starts.append(start)
+            self._sizes.append(size)
+        return bisect.bisect_right(self._starts, position) - 1
+
+    def _next_part_size(self, index: int, start: int) -> int:
+        if self._expected_size is None:
+            return self._min_part_size
+        expected = self._expected_size(index >= EARLY_PARTS)
+        if expected is None:
+            return self._min_part_size
+        return part_size_for(max(0, expected - start), self._min_part_size, MAX_PARTS - index)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        if self._closed:
+            return self._position
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._end}[whence]
+        target = base + offset
+        if not 0 <= target <= self._end:
+            raise ValueError(f"seek to {target} outside 0..{self._end}")
+        self._position = target
+        return target
+
+    def flush(self) -> None:
+        if not self._closed:
+            self._raise_failed_uploads()
+
+    # -- holding the region a header patch will touch -------------------------------------
+
+    def hold(self, offset: int) -> None:
+        self._hold_from = offset
+
+    def release(self) -> None:
+        self._hold_from = None
+        self._send_ready_parts()
+
+    def _is_held(self, index: int) -> bool:
+        """The part may still be patched: it overlaps the held header's reach."""
+        if self._hold_from is None:
+            return False
+        start = self._starts[index]
+        return (
+            start <= self._hold_from + HEADER_REACH and start + self._sizes[index] > self._hold_from
+        )
+
+    def _is_full(self, index: int) -> bool:
+        return self._starts[index] + self._sizes[index] <= self._end
+
+    def _send_ready_parts(self) -> None:
+        for index in sorted(self._parts):
+            if self._is_full(index) and not self._is_held(index):
+                self._send(index)
+
+    def _send(self, index: int) -> None:
+        self._crcs[index] = 0  # taken: written to no more; its CRC comes with the upload
+        self._submit(index, self._parts.pop(index))
+
+    # -- uploading ------------------------------------------------------------------------
+
+    def has_room(self) -> bool:
+        return sum(1 for future in self._pending if not future.done()) < self._concurrency
+
+    def wait_for_room(self) -> None:
+        """Waiting here, before the writer takes the next chunk, rather than with a full part in
+        hand keeps that part, and the chunk, from sitting in memory beside what is fetched."""
+        if not self._closed:
+            self._slots.acquire()  # only this writer submits: the slot stays free until it does
+            self._slots.release()
+
+    def _submit(self, index: int, data: Buffer) -> None:
+        self._run(self._slots, self._upload_part, index + 1, data)
+
+    def _run(
+        self, slots: threading.BoundedSemaphore, task: Callable[..., None], *args: Any
+    ) -> None:
+        """Run a part's request on an upload thread once `slots` has room (backpressure)."""
+        number = args[0]
+        if number > MAX_PARTS:
+            raise RuntimeError(
+                f"the archive needs more than {MAX_PARTS} parts: raise the part size"
+            )
+        self._raise_failed_uploads()
+        executor = self._started()
+        slots.acquire()
+        try:
+            future = executor.submit(task, *args)
+        except BaseException:
+            slots.release()
+            raise
+        future.add_done_callback(lambda _: slots.release())
+        self._pending.append(future)
+
+    def _started(self) -> ThreadPoolExecutor:
+        if self._upload is None:
+            with destination_errors(self._ref):
+                self._upload = self._store.start_upload(self._ref, self._headers)
+            # Uploads and copies each have `concurrency` slots.
+            self._executor = ThreadPoolExecutor(2 * self._concurrency, thread_name_prefix="part")
+        assert self._executor is not None
+        return self._executor
+
+    # -- copying --------------------------------------------------------------------------
+
+    def top_up(self) -> int:
+        """Bytes to write before a copy may follow: the part in progress must reach 5 MiB."""
+        if self._position == 0:
+            return 0  # nothing before it: the copy begins the archive
+        index = self._part_at(self._position - 1)
+        fill = self._position - self._starts[index]
+        return 0 if fill == self._sizes[index] else top_up(fill)
+
+    def copy(self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int) -> None:
+        """Close the part in progress where the copy begins; the range goes as copy parts."""
+        if self._closed:
+            return
+        if self._position != self._end or self._hold_from is not None:
+            raise RuntimeError("a copy must follow the last byte written, with nothing held")
+        if self.top_up():
+            raise RuntimeError(f"a copy at {self._position} follows a part under 5 MiB")
+        if self._position:
+            index = self._part_at(self._position - 1)
+            self._sizes[index] = self._position - self._starts[index]
+            self._send_ready_parts()
+        self._started()
+        upload = self._upload
+        assert upload is not None
+        first = len(self._starts)
+        for offset, size in copy_parts(start, length):
+            index = len(self._starts)
+            self._starts.append(self._position)
+            self._sizes.append(size)
+            self._copied[index] = (crc, length) if index == first else None
+            self._position += size
+            self._end = self._position
+            self._run(self._copy_slots, upload.copy_part, index + 1, source, offset, size, etag)
+
+    def _upload_part(self, number: int, data: Buffer) -> None:
+        assert self._upload is not None
+        self._crcs[number - 1] = isal_zlib.crc32(data)
+        with destination_errors(self._ref):
+            self._upload.upload_part(number, data)
+
+    def _raise_failed_uploads(self) -> None:
+        still_running = []
+        for future in self._pending:
+            if not future.done():
+                still_running.append(future)
+            elif future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        self._pending = still_running
+
+    def close(self) -> SinkResult:
+        """Send what is left and complete the upload (one PutObject if it fits in one part)."""
+        if self._closed:
+            raise RuntimeError("sink already closed")
+        self._hold_from = None
+        if self._upload is None and len(self._sizes) <= 1:
+            data = bytes(self._parts.pop(0, b""))
+            with destination_errors(self._ref):
+                self._store.put(self._ref, data, self._headers)
+            self._closed = True
+            return SinkResult(len(data), isal_zlib.crc32(data))
+        for index in sorted(self._parts):
+            self._send(index)
+        for future in self._pending:
+            future.result()
+        self._pending = []
+        pieces: list[tuple[int, int]] = []
+        for index, size in enumerate(self._sizes):
+            if index in self._copied:
+                copied = self._copied[index]
+                if copied is not None:  # a range's first part stands for the whole range
+                    pieces.append(copied)
+                continue
+            pieces.append((self._crcs[index], min(size, self._end - self._starts[index])))
+        crc = combine(pieces)
+        assert self._upload is not None
+        with destination_errors(self._ref):
+            self._upload.complete(crc)
+        self._shutdown()
+        self._closed = True
+        copied_bytes = sum(piece[1] for piece in self._copied.values() if piece is not None)
+        return SinkResult(self._end, crc, copied_bytes)
+
+    def abort(self) -> None:
+        """Stop uploading and abort the multipart upload, so no storage is left behind."""
+        if self._closed:
+            return
+        self._closed = True
+        self._parts.clear()
+        for future in self._pending:
+            future.cancel()
+        self._pending = []
+        self._shutdown()
+        if self._upload is not None:
+            try:
+                self._upload.abort()
+            except (ObjectUnavailable, TransientError) as error:
+                # The bucket's lifecycle rule for incomplete uploads is the backstop.
+                log.warning("multipart_abort_failed", archive=str(self._ref), error=str(error))
+
+    def _shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None

@@ -1,0 +1,276 @@
+"""Server-side copy: large stored entries placed by the store (UploadPartCopy), not the worker."""
+
+import io
+import itertools
+import os
+import threading
+import zipfile
+import zlib
+
+import pytest
+from structlog.testing import capture_logs
+
+from archiver.adapters.memory import Checksum, MemoryMultipartUpload, MemoryObjectStore
+from archiver.app.engine import copying
+from archiver.app.engine.archive import Progress
+from archiver.app.engine.copying import CopiedEntry, Copies
+from archiver.app.engine.multipart_sink import MultipartSink
+from archiver.app.service import BuildOptions
+from archiver.domain.checksum import combine, crc32_of_rest, crc32_text, crc32_value
+from archiver.domain.errors import ErrorCode, JobCancelled, PermanentError, TransientError
+from archiver.domain.job import FileSpec, JobRequest, ObjectRef
+from archiver.domain.multipart import (
+    COPY_PART_BYTES,
+    MAX_PART_BYTES,
+    MIN_COPIED_ENTRY_BYTES,
+    MIN_PART_BYTES,
+    copy_parts,
+    parts_for_copy,
+    top_up,
+)
+from archiver.domain.ports import ObjectHeaders
+from tests.support import MIB
+from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
+from tests.zipcheck import check_layout, contents
+
+ARCHIVE = ObjectRef(DESTINATION, "job-1/download-2026-11-27.zip")
+
+
+@pytest.mark.parametrize(
+    "length", [MIN_PART_BYTES, 100 * MIB, COPY_PART_BYTES, COPY_PART_BYTES + 1, 5 * 1024**3 + 7]
+)
+def test_a_copied_range_is_cut_into_even_parts_within_s3_limits(length: int) -> None:
+    parts = copy_parts(1000, length)
+    assert parts[0][0] == 1000
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(parts))
+    assert sum(n for _, n in parts) == length
+    assert all(MIN_PART_BYTES <= n <= min(COPY_PART_BYTES, MAX_PART_BYTES) for _, n in parts)
+    assert max(n for _, n in parts) - min(n for _, n in parts) <= 1
+    assert len(parts) + 1 <= parts_for_copy(length + MIN_PART_BYTES)
+
+
+def test_a_range_under_the_part_minimum_is_never_copied() -> None:
+    with pytest.raises(ValueError, match="5 MiB"):
+        copy_parts(0, MIN_PART_BYTES - 1)
+    assert top_up(0) == MIN_PART_BYTES
+    assert top_up(MIN_PART_BYTES - 10) == 10
+    assert top_up(8 * MIB) == 0
+
+
+def test_crc32_pieces_combine_and_a_head_comes_off_a_whole() -> None:
+    data = os.urandom(300_000)
+    for cut in (0, 1, 65_536, 299_999, 300_000):
+        whole, head, rest = zlib.crc32(data), zlib.crc32(data[:cut]), zlib.crc32(data[cut:])
+        assert crc32_of_rest(whole, head, len(data) - cut) == rest
+        assert combine([(head, cut), (rest, len(data) - cut)]) == whole
+    assert crc32_value(crc32_text(0xDEADBEEF)) == 0xDEADBEEF
+    assert crc32_value("GNhC+Q==-2") is None  # a composite value is not a CRC-32
+
+
+def test_copies_stop_at_their_share_of_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(copying, "COPY_PARTS_SHARE", 2 * parts_for_copy(20 * MIB))
+    copies = Copies()
+    assert not copies.take(MIN_COPIED_ENTRY_BYTES - 1)
+    assert copies.take(20 * MIB)
+    assert copies.take(20 * MIB)
+    assert not copies.take(20 * MIB)  # the rest of the archive keeps its parts
+
+
+def test_a_copied_entry_keeps_its_first_bytes_and_reads_a_crc_only_when_none_is_stored() -> None:
+    data = os.urandom(7 * MIB)
+    read = CopiedEntry(None)
+    known = CopiedEntry(1234)
+    for entry in (read, known):
+        entry.take(data[: 3 * MIB])
+        entry.take(data[3 * MIB :])
+    assert read.head == known.head == data[:MIN_PART_BYTES]
+    assert read.crc == zlib.crc32(data)
+    assert known.crc == 1234
+
+
+def test_the_sink_closes_a_part_at_5_mib_before_a_copy_and_combines_the_crcs(
+    store: MemoryObjectStore,
+) -> None:
+    source = ObjectRef(SOURCE, "big.mp4")
+    body = os.urandom(12 * MIB)
+    store.add(source, body)
+    sink = MultipartSink(store, ARCHIVE, ObjectHeaders(), part_size=8 * MIB)
+    sink.write(b"h" * 100)
+    assert sink.top_up() == MIN_PART_BYTES - 100
+    sink.write(body[: MIN_PART_BYTES - 100])
+    assert sink.top_up() == 0
+    rest = body[MIN_PART_BYTES - 100 :]
+    sink.copy(source, MIN_PART_BYTES - 100, len(rest), store.stat(source).etag, zlib.crc32(rest))
+    sink.write(b"tail")
+    result = sink.close()
+
+    expected = b"h" * 100 + body + b"tail"
+    assert store.objects[ARCHIVE] == expected
+    assert result.crc32 == zlib.crc32(expected)
+    assert result.copied_bytes == len(rest)
+    assert store.copied_bytes == len(rest)
+    assert store.uploaded_bytes == MIN_PART_BYTES + 4
+
+
+def test_a_copy_after_a_short_part_is_a_bug_not_an_archive(store: MemoryObjectStore) -> None:
+    source = ObjectRef(SOURCE, "big.mp4")
+    store.add(source, os.urandom(12 * MIB))
+    sink = MultipartSink(store, ARCHIVE, ObjectHeaders(), part_size=8 * MIB)
+    sink.write(b"h" * 100)
+    with pytest.raises(RuntimeError, match="under 5 MiB"):
+        sink.copy(source, 0, 12 * MIB, None, 0)
+    sink.abort()
+
+
+def _sources(store: MemoryObjectStore) -> dict[str, bytes]:
+    """A mixed job: copied (each kind of checksum), streamed-stored and deflated entries."""
+    text = b"a line of text that deflates well\n" * 400_000  # ~13 MiB
+    bodies = {
+        "full.mp4": (os.urandom(12 * MIB), Checksum.FULL_OBJECT),
+        "composite.mov": (os.urandom(21 * MIB + 5), Checksum.COMPOSITE),
+        "none.mkv": (os.urandom(30 * MIB + 1), Checksum.NONE),
+        "small.jpg": (os.urandom(7 * MIB), Checksum.FULL_OBJECT),  # under 10 MiB: streamed
+        "random.bin": (os.urandom(15 * MIB), Checksum.FULL_OBJECT),  # sampled, does not shrink
+        "notes.txt": (text, Checksum.FULL_OBJECT),  # deflated: never copied
+    }
+    for key, (body, checksum) in bodies.items():
+        store.add(ObjectRef(SOURCE, key), body, checksum)
+    return {key: body for key, (body, _) in bodies.items()}
+
+
+COPIED = ("full.mp4", "composite.mov", "none.mkv", "random.bin")
+
+
+def _request(keys: list[str]) -> JobRequest:
+    return JobRequest(files=[FileSpec(source=key, destination="media") for key in keys])
+
+
+def test_large_stored_entries_are_copied_by_the_store_and_the_archive_is_exact(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    bodies = _sources(store)
+    service = make_service()
+    plan = service.plan("job-1", _request(list(bodies)), SENT)
+    seen: list[Progress] = []
+    with capture_logs() as logs:
+        archive = service.build(plan, seen.append)
+
+    data = store.objects[ARCHIVE]
+    assert isinstance(data, bytes)
+    assert contents(data) == {f"media/{key}": body for key, body in bodies.items()}
+    check_layout(data)
+    methods = {i.filename: i.compress_type for i in zipfile.ZipFile(io.BytesIO(data)).infolist()}
+    assert methods["media/notes.txt"] == zipfile.ZIP_DEFLATED
+    assert archive.crc32 == crc32_text(zlib.crc32(data))
+    copied = sum(len(bodies[key]) for key in COPIED)
+    # Each copied entry gives up at most 5 MiB to the part before it; nothing else is copied.
+    assert copied - len(COPIED) * MIN_PART_BYTES <= store.copied_bytes < copied
+    manifest = len(store.objects[plan.manifest])  # type: ignore[arg-type]
+    assert store.uploaded_bytes - manifest + store.copied_bytes == len(data)
+    uploaded = [e for e in logs if e["event"] == "archive_uploaded"]
+    assert uploaded[0]["copied_bytes"] == store.copied_bytes
+    assert seen[-1].bytes_done == seen[-1].bytes_total == sum(map(len, bodies.values()))
+    assert seen[-1].files_done == len(bodies)
+    assert not store.uploads
+
+
+def test_off_streams_every_byte_into_the_same_archive(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    bodies = _sources(store)
+    service = make_service(build=BuildOptions(server_side_copy=False))
+    plan = service.plan("job-1", _request(list(bodies)), SENT)
+    service.build(plan)
+    data = store.objects[ARCHIVE]
+    assert isinstance(data, bytes)
+    assert contents(data) == {f"media/{key}": body for key, body in bodies.items()}
+    assert store.copied_bytes == 0
+    assert store.uploaded_bytes == len(data) + len(store.objects[plan.manifest])  # type: ignore[arg-type]
+
+
+def test_a_store_that_refuses_copies_gets_the_job_streamed(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    bodies = _sources(store)
+    store.refuse_copies = "NotImplemented"
+    service = make_service()
+    with capture_logs() as logs:
+        archive = service.build(service.plan("job-1", _request(list(bodies)), SENT))
+    data = store.objects[ARCHIVE]
+    assert isinstance(data, bytes)
+    assert contents(data) == {f"media/{key}": body for key, body in bodies.items()}
+    assert archive.crc32 == crc32_text(zlib.crc32(data))
+    refused = [e for e in logs if e["event"] == "server_side_copy_refused"]
+    assert len(refused) == 1
+    assert "NotImplemented" in refused[0]["reason"]
+    assert store.copied_bytes == 0
+    assert not store.uploads  # the refused attempt's upload was aborted
+
+
+def test_a_source_replaced_mid_job_fails_the_attempt_and_leaves_no_upload(
+    store: MemoryObjectStore, make_service: ServiceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies = _sources(store)
+    copy_part = MemoryMultipartUpload.copy_part
+
+    def replaced_first(upload: MemoryMultipartUpload, number: int, source: ObjectRef, *rest):  # type: ignore[no-untyped-def]
+        store.add(source, os.urandom(len(bodies[source.key])), Checksum.FULL_OBJECT)
+        return copy_part(upload, number, source, *rest)
+
+    monkeypatch.setattr(MemoryMultipartUpload, "copy_part", replaced_first)
+    service = make_service()
+    with pytest.raises(TransientError, match="changed"):
+        service.build(service.plan("job-1", _request(list(bodies)), SENT))
+    assert ARCHIVE not in store.objects
+    assert not store.uploads
+
+
+def test_a_source_deleted_before_its_copy_fails_the_job_by_name(
+    store: MemoryObjectStore, make_service: ServiceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies = _sources(store)
+    copy_part = MemoryMultipartUpload.copy_part
+
+    def deleted_first(upload: MemoryMultipartUpload, number: int, source: ObjectRef, *rest):  # type: ignore[no-untyped-def]
+        store.objects.pop(source, None)
+        return copy_part(upload, number, source, *rest)
+
+    monkeypatch.setattr(MemoryMultipartUpload, "copy_part", deleted_first)
+    service = make_service()
+    with pytest.raises(PermanentError) as failure:
+        service.build(service.plan("job-1", _request(list(bodies)), SENT))
+    assert failure.value.code is ErrorCode.SOURCE_NOT_FOUND
+    assert f"s3://{SOURCE}/full.mp4" in failure.value.sources
+    assert not store.uploads
+
+
+def test_a_shutdown_between_copies_aborts_the_upload(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    bodies = _sources(store)
+    cancel = threading.Event()
+
+    def progress(done: Progress) -> None:
+        if done.files_done >= 1:
+            cancel.set()
+
+    service = make_service()
+    plan = service.plan("job-1", _request(list(bodies)), SENT)
+    with pytest.raises(JobCancelled):
+        service.build(plan, progress, cancel=cancel)
+    assert ARCHIVE not in store.objects
+    assert not store.uploads
+    assert store.copied_bytes > 0  # it was stopped between copies, not before them
+
+
+def test_a_redelivered_job_reuses_the_copied_archive(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    bodies = _sources(store)
+    service = make_service()
+    plan = service.plan("job-1", _request(list(bodies)), SENT)
+    first = service.build(plan)
+    copied = store.copied_bytes
+    again = service.build(plan, redelivered=True)
+    assert again == first
+    assert store.copied_bytes == copied  # nothing copied twice
