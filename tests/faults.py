@@ -21,21 +21,29 @@ SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
+NOT_IMPLEMENTED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code>'
+    b"<Message>A header you provided implies functionality that is not implemented.</Message>"
+    b"</Error>"
+)
 INTERNAL = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
     b"<Message>We encountered an internal error. Please try again.</Message></Error>"
 )
+ERRORS = {"503": SLOW_DOWN, "500": INTERNAL, "501": NOT_IMPLEMENTED}
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 
 
 @dataclass
 class Fault:
     action: str  # "503", "500", "stall" (delay, then forward), "cut" (half the body, then close)
-    # or "empty" (200 with no body: a reply cut short before its document)
+    # "empty" (200 with no body: a reply cut short before its document), or "501" (an S3-like
+    # store without the operation: NotImplemented)
     method: str = ".*"
     path: str = ".*"
     query: str = ".*"
-    target: str = ".*"  # X-Amz-Target: the operation of a JSON-protocol request (SQS)
+    target: str = ".*"  # X-Amz-Target: the operation of a JSON-protocol request (SQS);
+    # "UploadPartCopy" for an S3 request with x-amz-copy-source
     times: int = 1  # -1: every time
     delay: float = 0.0
     hits: int = 0
@@ -110,9 +118,12 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def _relay(self) -> None:
             body = self._body()
             path, _, query = self.path.partition("?")
-            fault = proxy.take(self.command, path, query, self.headers.get("X-Amz-Target", ""))
-            if fault is not None and fault.action in ("503", "500"):
-                self._error(int(fault.action), SLOW_DOWN if fault.action == "503" else INTERNAL)
+            target = self.headers.get("X-Amz-Target", "")
+            if "x-amz-copy-source" in self.headers:
+                target = "UploadPartCopy"
+            fault = proxy.take(self.command, path, query, target)
+            if fault is not None and fault.action in ERRORS:
+                self._error(int(fault.action), ERRORS[fault.action])
                 return
             if fault is not None and fault.action == "empty":
                 self.send_response(200)

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from archiver.adapters.memory import MemoryMultipartUpload, MemoryObjectStore, SyntheticBody
+from archiver.adapters.memory import (
+    Checksum,
+    MemoryMultipartUpload,
+    MemoryObjectStore,
+    SyntheticBody,
+)
 from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.plan import ArchivePolicy, CompressionMode
@@ -58,6 +63,14 @@ class DiskMultipartUpload(MemoryMultipartUpload):
     def upload_part(self, number: int, data: Buffer) -> None:
         (self.spool / f"{number:05d}").write_bytes(data)
 
+    def copy_part(
+        self, number: int, source: ObjectRef, start: int, length: int, etag: str | None
+    ) -> None:
+        with (self.spool / f"{number:05d}").open("wb") as output:
+            for at in range(start, start + length, 64 * MIB):
+                output.write(self.store.fetch(source, at, min(64 * MIB, start + length - at), etag))
+        self.store.copied_bytes += length
+
     def complete(self, crc32: int) -> None:
         """Assemble the parts and check the archive's CRC-32 on the way, as S3 does."""
         crc = 0
@@ -80,6 +93,9 @@ class Case:
     compression: CompressionMode = CompressionMode.AUTO
     zip64_end_record: bool = False
     zip64_local: frozenset[int] = frozenset()  # entries whose local header needs ZIP64 sizes
+    checksums: dict[str, Checksum] = field(default_factory=dict)  # by source key (else none)
+    server_side_copy: bool = True
+    copied: bool = False  # the store must have copied some of it
 
 
 @dataclass(frozen=True)
@@ -106,17 +122,17 @@ def build(case: Case, directory: Path) -> Built:
     for key, body, _ in case.files:
         ref = ObjectRef(SOURCE, key)
         if ref not in store.objects:
-            store.add(ref, body)
+            store.add(ref, body, case.checksums.get(key, Checksum.NONE))
             digests[key] = _digest(body)
     policy = ArchivePolicy(SOURCE, DESTINATION, max_files=200_000, compression=case.compression)
-    service = ArchiveService(
-        store, policy, BuildOptions(min_part_size=8 * MIB), LinkOptions(base_url="https://x")
-    )
+    options = BuildOptions(min_part_size=8 * MIB, server_side_copy=case.server_side_copy)
+    service = ArchiveService(store, policy, options, LinkOptions(base_url="https://x"))
     request = JobRequest(
         files=[FileSpec(source=key, destination=folder) for key, _, folder in case.files]
     )
     plan = service.plan(case.name, request, SENT)
     service.build(plan)
+    assert (store.copied_bytes > 0) is case.copied
     expected = {entry.name: digests[entry.source.key] for entry in plan.entries}
     return Built(case, store.files[plan.archive], expected)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.adapters.memory import SyntheticBody
+from archiver.adapters.memory import Checksum, SyntheticBody
 from archiver.domain.plan import CompressionMode
 from tests.compat.conftest import Built, Case, build
 from tests.compat.readers import READERS, missing_tools
@@ -66,6 +66,18 @@ SMALL_CASES = [
             ("notes.txt", TEXT[: 2 * MIB], "album"),
         ],
     ),
+    Case(  # copied by the store (each kind of source checksum), streamed-stored and deflated
+        "copied-streamed-and-deflated",
+        [
+            ("clip.mp4", rng.randbytes(12 * MIB), "video"),
+            ("text.log", TEXT, None),
+            ("raw.cr3", rng.randbytes(11 * MIB + 3), "photos"),
+            ("noise.bin", rng.randbytes(15 * MIB), None),
+            ("small.jpg", rng.randbytes(6 * MIB), "photos"),
+        ],
+        checksums={"clip.mp4": Checksum.FULL_OBJECT, "raw.cr3": Checksum.COMPOSITE},
+        copied=True,
+    ),
 ]
 SLOW_CASES = [
     Case(
@@ -78,6 +90,7 @@ SLOW_CASES = [
         compression=CompressionMode.STORED,
         zip64_end_record=True,
         zip64_local=frozenset({1}),
+        copied=True,  # its CRC-32 read, its bytes copied
     ),
     Case(
         "over-65535-entries",
@@ -89,6 +102,7 @@ SLOW_CASES = [
         [(f"part-{n:03d}.bin", SyntheticBody(32 * MIB + n), None) for n in range(130)],
         compression=CompressionMode.STORED,
         zip64_end_record=True,
+        server_side_copy=False,  # streamed: the writer's own offsets past 4 GiB
     ),
 ]
 BUILT: dict[str, Built] = {}

@@ -2,6 +2,7 @@
 
 import io
 import tracemalloc
+import zlib
 from typing import Any
 
 import boto3
@@ -14,7 +15,8 @@ from urllib3.exceptions import ProtocolError as URLLib3ProtocolError
 
 from archiver.adapters.s3 import S3ObjectStore
 from archiver.adapters.s3_multipart import PartBody, S3MultipartUpload
-from archiver.domain.errors import TransientError
+from archiver.domain.checksum import crc32_text
+from archiver.domain.errors import CopyRefused, ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
 from tests.support import MIB
 
@@ -196,3 +198,152 @@ def test_a_probe_cut_short_resumes_too() -> None:
         info, first = store.probe(ObjectRef("b", "k"), len(data))
     assert info.size == len(data)
     assert bytes(first) == data
+
+
+def stubbed() -> tuple[Any, Stubber]:
+    client = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return client, Stubber(client)
+
+
+REF = ObjectRef("src", "clip.mp4")
+
+
+def test_a_full_object_checksum_is_taken_as_it_is() -> None:
+    client, stub = stubbed()
+    stub.add_response(
+        "head_object",
+        {
+            "ContentLength": 10,
+            "ETag": '"a-2"',
+            "ChecksumCRC32": crc32_text(0xCAFE),
+            "ChecksumType": "FULL_OBJECT",
+        },
+        {"Bucket": "src", "Key": "clip.mp4", "ChecksumMode": "ENABLED", "IfMatch": '"a-2"'},
+    )
+    with stub:
+        assert S3ObjectStore(client).checksum(REF, '"a-2"') == 0xCAFE
+
+
+def test_a_composite_checksum_is_rebuilt_from_every_page_of_parts() -> None:
+    client, stub = stubbed()
+    pieces = [b"a" * 7, b"b" * 5, b"c" * 3]
+    stub.add_response(
+        "head_object",
+        {
+            "ContentLength": 15,
+            "ETag": '"e-3"',
+            "ChecksumCRC32": "AAAAAA==-3",
+            "ChecksumType": "COMPOSITE",
+        },
+    )
+    for marker, chunk, truncated in ((0, pieces[:2], True), (2, pieces[2:], False)):
+        first = 1 + marker
+        parts = [
+            {"PartNumber": first + n, "Size": len(p), "ChecksumCRC32": crc32_text(zlib.crc32(p))}
+            for n, p in enumerate(chunk)
+        ]
+        listing = {"TotalPartsCount": 3, "IsTruncated": truncated, "Parts": parts}
+        if truncated:
+            listing["NextPartNumberMarker"] = 2
+        stub.add_response(
+            "get_object_attributes",
+            {"ETag": "e-3", "ObjectParts": listing},
+            {
+                "Bucket": "src",
+                "Key": "clip.mp4",
+                "ObjectAttributes": ["ObjectParts", "ETag"],
+                "MaxParts": 1000,
+                "PartNumberMarker": marker,
+            },
+        )
+    with stub:
+        assert S3ObjectStore(client).checksum(REF, '"e-3"') == zlib.crc32(b"".join(pieces))
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        {"ContentLength": 15, "ETag": '"e"'},  # no checksum stored
+        {
+            "ContentLength": 15,
+            "ETag": '"e-3"',
+            "ChecksumCRC32": crc32_text(1),
+        },  # untyped, multipart
+    ],
+)
+def test_no_checksum_or_an_unexplained_one_means_reading_the_source(head: dict[str, Any]) -> None:
+    client, stub = stubbed()
+    stub.add_response("head_object", head)
+    if "ChecksumCRC32" in head:  # the parts are asked for, and the store has none to give
+        stub.add_response("get_object_attributes", {"ETag": "e-3", "ObjectParts": {}})
+    with stub:
+        assert S3ObjectStore(client).checksum(REF, None) is None
+
+
+def test_parts_that_do_not_add_up_or_a_forbidden_listing_mean_reading_the_source() -> None:
+    client, stub = stubbed()
+    composite = {
+        "ContentLength": 15,
+        "ETag": '"e-2"',
+        "ChecksumCRC32": "x-2",
+        "ChecksumType": "COMPOSITE",
+    }
+    parts = [{"PartNumber": 1, "Size": 7, "ChecksumCRC32": crc32_text(1)}]
+    stub.add_response("head_object", composite)
+    stub.add_response(
+        "get_object_attributes",
+        {"ETag": "e-2", "ObjectParts": {"TotalPartsCount": 1, "Parts": parts}},
+    )
+    stub.add_response("head_object", composite)
+    stub.add_client_error("get_object_attributes", "AccessDenied", http_status_code=403)
+    with stub:
+        assert S3ObjectStore(client).checksum(REF, None) is None
+        assert S3ObjectStore(client).checksum(REF, None) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "raised"),
+    [
+        ("AccessDenied", 403, CopyRefused),
+        ("NotImplemented", 501, CopyRefused),
+        ("InvalidRequest", 400, CopyRefused),
+        ("PreconditionFailed", 412, TransientError),
+        ("NoSuchUpload", 404, TransientError),
+        ("NoSuchKey", 404, ObjectUnavailable),
+        ("SlowDown", 503, TransientError),
+    ],
+)
+def test_a_copy_failure_says_whose_it_is(code: str, status: int, raised: type[Exception]) -> None:
+    client, stub = stubbed()
+    stub.add_client_error("upload_part_copy", code, http_status_code=status)
+    upload = S3MultipartUpload(client, ObjectRef("dst", "a.zip"), "upload-1")
+    with stub, pytest.raises(raised) as failure:
+        upload.copy_part(2, REF, 100, 6 * MIB, '"e"')
+    if raised is ObjectUnavailable:
+        assert "clip.mp4" in str(failure.value)
+
+
+def test_a_copy_part_is_a_range_pinned_to_the_etag() -> None:
+    client, stub = stubbed()
+    stub.add_response(
+        "upload_part_copy",
+        {"CopyPartResult": {"ETag": '"p"', "ChecksumCRC32": crc32_text(5)}},
+        {
+            "Bucket": "dst",
+            "Key": "a.zip",
+            "UploadId": "upload-1",
+            "PartNumber": 2,
+            "CopySource": {"Bucket": "src", "Key": "clip.mp4"},
+            "CopySourceRange": "bytes=100-199",
+            "CopySourceIfMatch": '"e"',
+        },
+    )
+    with stub:
+        upload = S3MultipartUpload(client, ObjectRef("dst", "a.zip"), "upload-1")
+        upload.copy_part(2, REF, 100, 100, '"e"')

@@ -1,0 +1,156 @@
+"""Server-side copy on a real S3 endpoint: sources with each kind of checksum, and a store that
+refuses part copies."""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from typing import TYPE_CHECKING
+
+import boto3
+import pytest
+from botocore.config import Config
+from structlog.testing import capture_logs
+
+from archiver.adapters.s3 import S3ObjectStore
+from archiver.app.cli.dev import DevResources
+from archiver.app.container import Container
+from archiver.app.worker import Outcome
+from archiver.domain.checksum import crc32_text
+from archiver.domain.job import ObjectRef
+from tests.faults import Fault
+from tests.integration.conftest import Drain
+from tests.integration.test_faults import proxied_container
+from tests.support import MIB, drive
+from tests.zipcheck import check_layout, contents
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from tests.faults import FaultProxy
+
+pytestmark = pytest.mark.integration
+
+rng = random.Random(13)
+SOURCES = {
+    "media/full.mp4": rng.randbytes(12 * MIB),  # PutObject with a CRC-32: full-object
+    "media/composite.mov": rng.randbytes(11 * MIB + 7),  # multipart: a composite checksum
+    "media/plain.mkv": rng.randbytes(10 * MIB + 1),  # no checksum: read for its CRC-32
+    "media/small.jpg": rng.randbytes(6 * MIB),  # too small to copy: streamed
+    "docs/notes.txt": b"deflated, never copied\n" * 100_000,
+}
+COPIED = ("media/full.mp4", "media/composite.mov", "media/plain.mkv")
+
+
+def plain_client(s3: S3Client) -> S3Client:
+    """A client that sends no checksum unless required, as SDKs did before 2025."""
+    return boto3.client(
+        "s3",
+        endpoint_url=s3.meta.endpoint_url,
+        config=Config(
+            s3={"addressing_style": "path"}, request_checksum_calculation="when_required"
+        ),
+    )
+
+
+def upload_sources(s3: S3Client, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="media/full.mp4", Body=SOURCES["media/full.mp4"])
+    body = SOURCES["media/composite.mov"]
+    created = s3.create_multipart_upload(
+        Bucket=bucket, Key="media/composite.mov", ChecksumAlgorithm="CRC32"
+    )
+    parts = []
+    for number, start in enumerate(range(0, len(body), 6 * MIB), start=1):
+        sent = s3.upload_part(
+            Bucket=bucket,
+            Key="media/composite.mov",
+            UploadId=created["UploadId"],
+            PartNumber=number,
+            Body=body[start : start + 6 * MIB],
+            ChecksumAlgorithm="CRC32",
+        )
+        parts.append(
+            {"PartNumber": number, "ETag": sent["ETag"], "ChecksumCRC32": sent["ChecksumCRC32"]}
+        )
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="media/composite.mov",
+        UploadId=created["UploadId"],
+        MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
+    )
+    plain = plain_client(s3)
+    for key in ("media/plain.mkv", "media/small.jpg", "docs/notes.txt"):
+        plain.put_object(Bucket=bucket, Key=key, Body=SOURCES[key])
+
+
+def test_the_adapter_gives_a_stored_crc32_or_none_never_a_wrong_one(
+    resources: DevResources, s3: S3Client
+) -> None:
+    upload_sources(s3, resources.source_bucket)
+    store = S3ObjectStore(s3)
+    for key, body in SOURCES.items():
+        ref = ObjectRef(resources.source_bucket, key)
+        found = store.checksum(ref, store.stat(ref).etag)
+        assert found in (None, zlib.crc32(body)), key
+    full = ObjectRef(resources.source_bucket, "media/full.mp4")
+    assert store.checksum(full, None) == zlib.crc32(SOURCES["media/full.mp4"])
+    plain = ObjectRef(resources.source_bucket, "media/plain.mkv")
+    assert store.checksum(plain, None) is None
+
+
+def job(bucket: str) -> str:
+    return json.dumps({"files": [{"source": key, "destination": "job"} for key in SOURCES]})
+
+
+def check_archive(s3: S3Client, bucket: str, notification: dict[str, object]) -> bytes:
+    assert notification["status"] == "succeeded"
+    archive = notification["archive"]
+    assert isinstance(archive, dict)
+    data = s3.get_object(Bucket=bucket, Key=archive["key"])["Body"].read()
+    assert contents(data) == {f"job/{key.rsplit('/', 1)[1]}": body for key, body in SOURCES.items()}
+    check_layout(data)
+    assert archive["crc32"] == crc32_text(zlib.crc32(data))
+    head = s3.head_object(Bucket=bucket, Key=archive["key"], ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == archive["crc32"]
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    return data
+
+
+def test_large_stored_sources_are_copied_by_the_store(
+    container: Container, resources: DevResources, s3: S3Client, drain: Drain
+) -> None:
+    upload_sources(s3, resources.source_bucket)
+    container.source_queue().send(job(resources.source_bucket))
+    with capture_logs() as logs:
+        assert drive(container.worker()) == [Outcome.SUCCEEDED]
+    [notification] = drain(resources.destination_queue_url)
+    data = check_archive(s3, resources.destination_bucket, notification)
+    [uploaded] = [e for e in logs if e["event"] == "archive_uploaded"]
+    copied = sum(len(SOURCES[key]) for key in COPIED)
+    assert copied - len(COPIED) * 5 * MIB <= uploaded["copied_bytes"] < copied
+    assert uploaded["size_bytes"] == len(data)
+
+
+def test_a_store_that_refuses_part_copies_gets_the_job_streamed(
+    resources: DevResources,
+    s3: S3Client,
+    drain: Drain,
+    proxy: FaultProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    upload_sources(s3, resources.source_bucket)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)  # the worker's clients go through it
+    refusals = proxy.add(Fault("501", method="PUT", target="UploadPartCopy", times=-1))
+    container = proxied_container(resources, proxy)
+    container.source_queue().send(job(resources.source_bucket))
+    with capture_logs() as logs:
+        assert drive(container.worker()) == [Outcome.SUCCEEDED]  # on the first delivery
+    [notification] = drain(resources.destination_queue_url)
+    check_archive(s3, resources.destination_bucket, notification)
+    assert refusals.hits >= 1
+    refused = [e for e in logs if e["event"] == "server_side_copy_refused"]
+    assert len(refused) == 1
+    assert "NotImplemented" in refused[0]["reason"]
+    [uploaded] = [e for e in logs if e["event"] == "archive_uploaded"]
+    assert uploaded["copied_bytes"] == 0
