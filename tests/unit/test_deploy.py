@@ -46,6 +46,9 @@ PARAMETERS = {
     "AWS::StackName": "archiver",
     "SourceBucketName": "photos",
     "OtherSourceBucketNames": ["shared-a", "shared-b"],
+    "SourceKmsKeyArns": [
+        "arn:aws:kms:eu-west-3:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    ],
     "ArchiveBucket.Arn": "arn:aws:s3:::archiver-archivebucket-x",
     "SourceQueue.Arn": "arn:aws:sqs:eu-west-3:111122223333:archiver-jobs",
     "DestinationQueue.Arn": "arn:aws:sqs:eu-west-3:111122223333:archiver-notifications",
@@ -80,9 +83,22 @@ def evaluate(value: Any, conditions: dict[str, bool], names: dict[str, Any] | No
     raise AssertionError(f"unsupported intrinsic {function}")
 
 
-def task_role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+def task_role_statements(
+    template: dict[str, Any], conditions: dict[str, bool] | None = None
+) -> list[dict[str, Any]]:
+    """The statements, a conditional one kept when its condition holds (all hold by default)."""
     role = template["Resources"]["TaskRole"]["Properties"]
-    return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    statements = []
+    for policy in role["Policies"]:
+        for written in policy["PolicyDocument"]["Statement"]:
+            statement = written
+            if "Fn::If" in written:
+                condition, when_true, when_false = written["Fn::If"]
+                holds = (conditions or {}).get(condition, True)
+                statement = when_true if holds else when_false
+            if statement != {"Ref": "AWS::NoValue"}:
+                statements.append(statement)
+    return statements
 
 
 def actions_of(statement: dict[str, Any]) -> list[str]:
@@ -106,7 +122,7 @@ def test_task_role_resources_are_wildcard_free_but_for_keys_and_task_ids(
 ) -> None:
     conditions = {"WithOtherSources": other_sources}
     resources: dict[str, list[str]] = {}
-    for statement in task_role_statements(template):
+    for statement in task_role_statements(template, conditions):
         arns = evaluate(statement["Resource"], conditions)
         resources[statement["Sid"]] = arns if isinstance(arns, list) else [arns]
         for arn in resources[statement["Sid"]]:
@@ -117,14 +133,19 @@ def test_task_role_resources_are_wildcard_free_but_for_keys_and_task_ids(
     if other_sources:
         expected_sources += ["arn:aws:s3:::shared-a/*", "arn:aws:s3:::shared-b/*"]
     assert resources["ReadSources"] == expected_sources
+    assert resources["DecryptSources"] == PARAMETERS["SourceKmsKeyArns"]
 
 
-def test_task_role_grants_exactly_what_the_worker_calls(template: dict[str, Any]) -> None:
-    granted = {
-        action for statement in task_role_statements(template) for action in actions_of(statement)
-    }
-    assert granted == {
+@pytest.mark.parametrize("source_keys", [True, False])
+def test_task_role_grants_exactly_what_the_worker_calls(
+    template: dict[str, Any], source_keys: bool
+) -> None:
+    statements = task_role_statements(template, {"WithSourceKeys": source_keys})
+    granted = {action for statement in statements for action in actions_of(statement)}
+    decrypt = {"kms:Decrypt"} if source_keys else set()
+    assert granted - decrypt == {
         "s3:GetObject",
+        "s3:GetObjectAttributes",
         "s3:PutObject",
         "s3:AbortMultipartUpload",
         "s3:ListBucketMultipartUploads",
@@ -137,6 +158,11 @@ def test_task_role_grants_exactly_what_the_worker_calls(template: dict[str, Any]
         "ecs:UpdateTaskProtection",
         "ecs:GetTaskProtection",
     }
+    assert decrypt <= granted
+    for statement in statements:
+        if statement["Sid"] == "DecryptSources":  # only through S3, only the keys named
+            via = statement["Condition"]["StringEquals"]["kms:ViaService"]
+            assert evaluate(via, {}) == "s3.eu-west-3.amazonaws.com"
 
 
 def test_container_environment_matches_the_settings(template: dict[str, Any]) -> None:
