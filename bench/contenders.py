@@ -1,4 +1,4 @@
-"""The three contenders, each run in a process of its own: `python -m bench.contenders NAME SPEC`.
+"""The contenders, each run in a process of its own: `python -m bench.contenders NAME SPEC`.
 
 SPEC is a JSON file: {"source_bucket", "destination_bucket", "keys": [[key, size], ...]}.
 Prints one JSON line: wall and CPU seconds of the work, and the process's peak RSS.
@@ -21,11 +21,14 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from isal import isal_zlib
 
 # Imported before the clock starts, as a worker does once at start-up (boto3 is, for all three).
 from archiver.app.container import build_container
 from archiver.app.settings import Settings
+from archiver.domain.checksum import combine, crc32_of_rest, crc32_text, crc32_value
 from archiver.domain.job import FileSpec, JobRequest
+from archiver.domain.multipart import MIN_PART_BYTES, copy_parts
 
 MIB = 1024 * 1024
 CONCURRENCY = 16
@@ -141,7 +144,118 @@ def copy_limit(spec: dict[str, Any]) -> None:
     )
 
 
-CONTENDERS = {"archiver": archiver, "naive": naive, "copy limit": copy_limit}
+STAND_IN_HEADER = b"H" * 64  # where a local header would be
+STAND_IN_DIRECTORY = b"D" * 1024  # where the central directory would be
+
+
+def copy_floor(spec: dict[str, Any]) -> None:
+    """Server-side copy with nothing zipped, the least work an archive of copied entries takes:
+    per source a 5 MiB stitching part (a stand-in header and the source's first bytes), the rest
+    placed by UploadPartCopy (parts of up to 256 MiB, as archiver cuts them), uploads and copies
+    `UPLOAD_CONCURRENCY` each at once. Each source's CRC-32 comes from its stored full-object
+    checksum, else from reading it (8 MiB ranged GETs, `CONCURRENCY` at once). Completed with the
+    whole's CRC-32 as a full-object checksum, as archiver completes."""
+    s3 = client()
+    source, destination, key = (
+        spec["source_bucket"],
+        spec["destination_bucket"],
+        spec["archive_key"],
+    )
+    upload_id = s3.create_multipart_upload(
+        Bucket=destination, Key=key, ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT"
+    )["UploadId"]
+    head_size = MIN_PART_BYTES - len(STAND_IN_HEADER)
+
+    def range_crc(name: str, start: int, length: int) -> int:
+        span = f"bytes={start}-{start + length - 1}"
+        return isal_zlib.crc32(s3.get_object(Bucket=source, Key=name, Range=span)["Body"].read())
+
+    def crc_of(name: str, size: int, readers: ThreadPoolExecutor) -> int:
+        head = s3.head_object(Bucket=source, Key=name, ChecksumMode="ENABLED")
+        stored = crc32_value(head.get("ChecksumCRC32", ""))
+        if stored is not None and head.get("ChecksumType") == "FULL_OBJECT":
+            return stored
+        starts = range(0, size, RANGE)
+        crcs = [readers.submit(range_crc, name, at, min(RANGE, size - at)) for at in starts]
+        return combine(
+            (crc.result(), min(RANGE, size - at)) for at, crc in zip(starts, crcs, strict=True)
+        )
+
+    def stitch(number: int, name: str) -> dict[str, Any]:
+        span = f"bytes=0-{head_size - 1}"
+        head = s3.get_object(Bucket=source, Key=name, Range=span)["Body"].read()
+        body = STAND_IN_HEADER + head
+        etag = s3.upload_part(
+            Bucket=destination, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+        )["ETag"]
+        return {
+            "PartNumber": number,
+            "ETag": etag,
+            "crcs": (isal_zlib.crc32(body), isal_zlib.crc32(head)),
+        }
+
+    def copy(number: int, name: str, start: int, length: int) -> dict[str, Any]:
+        etag = s3.upload_part_copy(
+            Bucket=destination,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            CopySource={"Bucket": source, "Key": name},
+            CopySourceRange=f"bytes={start}-{start + length - 1}",
+        )["CopyPartResult"]["ETag"]
+        return {"PartNumber": number, "ETag": etag}
+
+    number = 0
+    parts: list[Future[dict[str, Any]]] = []
+    rests: list[tuple[Future[int], int, int]] = []  # (source CRC, stitch part index, rest)
+    with (
+        ThreadPoolExecutor(CONCURRENCY) as readers,
+        ThreadPoolExecutor(UPLOAD_CONCURRENCY) as uploads,
+        ThreadPoolExecutor(UPLOAD_CONCURRENCY) as copies,
+        ThreadPoolExecutor(len(spec["keys"])) as sources,
+    ):
+        for name, size in spec["keys"]:
+            number += 1
+            rests.append(
+                (sources.submit(crc_of, name, size, readers), len(parts), size - head_size)
+            )
+            parts.append(uploads.submit(stitch, number, name))
+            for start, length in copy_parts(head_size, size - head_size):
+                number += 1
+                parts.append(copies.submit(copy, number, name, start, length))
+        number += 1
+        last = s3.upload_part(
+            Bucket=destination,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=STAND_IN_DIRECTORY,
+        )
+        done = [part.result() for part in parts]
+        pieces = []
+        for crc, stitched, rest in rests:
+            body_crc, head_crc = done[stitched]["crcs"]
+            rest_crc = crc32_of_rest(crc.result(), head_crc, rest)
+            pieces += [(body_crc, MIN_PART_BYTES), (rest_crc, rest)]
+    pieces.append((isal_zlib.crc32(STAND_IN_DIRECTORY), len(STAND_IN_DIRECTORY)))
+    listed = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in done]
+    listed.append({"PartNumber": number, "ETag": last["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket=destination,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": listed},
+        ChecksumCRC32=crc32_text(combine(pieces)),
+        ChecksumType="FULL_OBJECT",
+    )
+
+
+CONTENDERS = {
+    "archiver": archiver,
+    "naive": naive,
+    "copy limit": copy_limit,
+    "copy floor": copy_floor,
+}
 
 
 def peak_rss_kib() -> int:

@@ -5,6 +5,9 @@ on the first bytes of each request and each response (each turn of the conversat
 time to first byte S3 shows); and a bandwidth cap in each direction (S3 gives one connection
 roughly 80-90 MB/s). A local emulator has none of these, so tuning on it alone favours shallow
 fetching over the depth and parallel connections a real network pays for.
+
+It also counts what the client sends (`Link.sent`: requests, headers included), the figure
+server-side copy is judged on.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ LOCAL = Profile("local")
 S3_LIKE = Profile("S3-like", connect_s=0.040, first_byte_s=0.020, bytes_per_s=80e6)
 
 
+@dataclass
+class Link:
+    url: str = ""
+    sent: int = 0  # bytes the client sent through the proxy (requests, headers included)
+
+
 class _Turns:
     """Which direction spoke last on a connection: a change of turn is a new request/response."""
 
@@ -48,6 +57,7 @@ async def _pipe(
     profile: Profile,
     turns: _Turns,
     direction: str,
+    link: Link,
 ) -> None:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
@@ -57,6 +67,8 @@ async def _pipe(
         nonlocal free_at
         while True:
             data = await reader.read(BUFFER)
+            if direction == "request":
+                link.sent += len(data)
             now = loop.time()
             due = now
             if data and turns.last != direction:
@@ -89,8 +101,9 @@ async def _pipe(
 
 
 @contextmanager
-def network_proxy(upstream_port: int, profile: Profile) -> Iterator[str]:
+def network_proxy(upstream_port: int, profile: Profile) -> Iterator[Link]:
     loop = asyncio.new_event_loop()
+    link = Link()
 
     async def handle(
         client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
@@ -103,8 +116,8 @@ def network_proxy(upstream_port: int, profile: Profile) -> Iterator[str]:
             return
         turns = _Turns()
         await asyncio.gather(
-            _pipe(client_reader, up_writer, profile, turns, "request"),
-            _pipe(up_reader, client_writer, profile, turns, "response"),
+            _pipe(client_reader, up_writer, profile, turns, "request", link),
+            _pipe(up_reader, client_writer, profile, turns, "response", link),
             return_exceptions=True,
         )
 
@@ -115,7 +128,8 @@ def network_proxy(upstream_port: int, profile: Profile) -> Iterator[str]:
     thread.start()
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
     try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        link.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        yield link
     finally:
         loop.call_soon_threadsafe(server.close)
         loop.call_soon_threadsafe(loop.stop)

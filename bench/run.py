@@ -1,4 +1,4 @@
-"""`make bench`: archiver against the design it replaces and against the copy limit.
+"""`make bench`: archiver against the design it replaces, the copy limit and the copy floor.
 
 One run on the embedded endpoint (a moto server process on 127.0.0.1), directly (local) and
 through a proxy that makes it behave like S3 over a network (`bench/network.py`): uploads the
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,11 +33,13 @@ import boto3
 from botocore.config import Config
 from tests.endpoint import TEST_CREDENTIALS, moto_server
 
-from bench.network import LOCAL, S3_LIKE, Profile, network_proxy
+from archiver.domain.checksum import crc32_text
+from bench.network import LOCAL, S3_LIKE, Link, Profile, network_proxy
 
 MIB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
 CONTENDERS = ("archiver", "naive", "copy limit")
+COPYING = ("archiver", "copy floor", "copy limit")  # naive would hold 2 GiB in a BytesIO
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,15 @@ class Workload:
     size: int
     profile: Profile = LOCAL
     compressible: bool = False  # text-like sources (else random bytes, which `auto` stores)
+    checksum: str | None = None  # sources uploaded with: the SDK's default, "crc32", "none"
+    contenders: tuple[str, ...] = CONTENDERS
 
     @property
     def label(self) -> str:
         size = f"{self.size // MIB} MiB" if self.size >= MIB else f"{self.size // 1024} KiB"
         text = " text" if self.compressible else ""
-        return f"{self.name}: {self.count} x {size}{text}, {self.profile.name}"
+        checksum = {None: "", "crc32": " CRC32", "none": " no checksum"}[self.checksum]
+        return f"{self.name}: {self.count} x {size}{text}{checksum}, {self.profile.name}"
 
 
 WORKLOADS = {
@@ -62,6 +68,8 @@ WORKLOADS = {
     "W1s": Workload("W1", 500, 256 * 1024, S3_LIKE),
     "W2s": Workload("W2", 100, 8 * MIB, S3_LIKE),
     "W3s": Workload("W3", 2, 512 * MIB, S3_LIKE),
+    "W4s": Workload("W4", 8, 256 * MIB, S3_LIKE, checksum="crc32", contenders=COPYING),
+    "W4ns": Workload("W4", 8, 256 * MIB, S3_LIKE, checksum="none", contenders=COPYING),
 }
 WORDS = [f"{word}".encode() for word in "the of and archive object bucket entry part".split()]
 
@@ -79,8 +87,11 @@ def text_like(size: int, seed: int) -> bytes:
     return b"".join(lines)[:size]
 
 
-def s3_client() -> Any:
-    return boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+def s3_client(checksum: str | None = None) -> Any:
+    """`none`: a client that sends no checksum unless required, as SDKs did before 2025."""
+    when = "when_required" if checksum == "none" else "when_supported"
+    config = Config(s3={"addressing_style": "path"}, request_checksum_calculation=when)
+    return boto3.client("s3", config=config)
 
 
 def upload_sources(s3: Any, bucket: str, workload: Workload) -> dict[str, str]:
@@ -90,7 +101,7 @@ def upload_sources(s3: Any, bucket: str, workload: Workload) -> dict[str, str]:
     for number in range(workload.count):
         key = f"{prefix}/{number:04d}.bin"
         if workload.size > 64 * MIB:
-            digests[key] = _upload_large(s3, bucket, key, workload.size)
+            digests[key] = _upload_large(s3, bucket, key, workload.size, workload.checksum)
         else:
             body = (
                 text_like(workload.size, number)
@@ -102,17 +113,25 @@ def upload_sources(s3: Any, bucket: str, workload: Workload) -> dict[str, str]:
     return digests
 
 
-def _upload_large(s3: Any, bucket: str, key: str, size: int) -> str:
+def _upload_large(s3: Any, bucket: str, key: str, size: int, checksum: str | None) -> str:
+    """In 64 MiB parts; `crc32`: with a full-object CRC-32, as the SDKs' transfer managers
+    upload since 2025."""
     digest = hashlib.sha256()
-    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    whole = {"ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"}
+    create = whole if checksum == "crc32" else {}
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, **create)["UploadId"]
     parts = []
+    crc = 0
     for number, start in enumerate(range(0, size, 64 * MIB), start=1):
         body = os.urandom(min(64 * MIB, size - start))
         digest.update(body)
-        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body)
-        parts.append({"PartNumber": number, "ETag": etag["ETag"]})
+        crc = zlib.crc32(body, crc)
+        sent = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body)
+        parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+    complete = {**whole, "ChecksumCRC32": crc32_text(crc)} if checksum == "crc32" else {}
+    complete.pop("ChecksumAlgorithm", None)
     s3.complete_multipart_upload(
-        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}, **complete
     )
     return digest.hexdigest()
 
@@ -156,9 +175,10 @@ def verify(s3: Any, bucket: str, key: str, digests: dict[str, str], zipped: bool
 
 
 @contextmanager
-def endpoint_for(workload: Workload, direct: str) -> Iterator[str]:
+def endpoint_for(workload: Workload, direct: str) -> Iterator[Link]:
+    """The endpoint a contender talks to; what it sends is counted only through the proxy."""
     if not workload.profile.shaped:
-        yield direct
+        yield Link(direct, sent=-1)
         return
     port = urlsplit(direct).port
     assert port is not None
@@ -172,7 +192,7 @@ def run_workload(workload: Workload, direct: str, scratch: Path) -> dict[str, di
     for bucket in ("bench-sources", "bench-archives"):
         s3.create_bucket(Bucket=bucket)
     print(f"uploading {workload.label} ...", file=sys.stderr)
-    digests = upload_sources(s3, "bench-sources", workload)
+    digests = upload_sources(s3_client(workload.checksum), "bench-sources", workload)
     for key in digests:  # warm the endpoint, so no contender pays a first read
         s3.get_object(Bucket="bench-sources", Key=key, Range="bytes=0-0")["Body"].read()
     spec = {
@@ -183,10 +203,12 @@ def run_workload(workload: Workload, direct: str, scratch: Path) -> dict[str, di
     spec_path = scratch / f"{workload.name}-{workload.profile.name}.json"
     spec_path.write_text(json.dumps(spec))
     measured_by_contender = {}
-    for name in CONTENDERS:
-        with endpoint_for(workload, direct) as endpoint:
-            measured = run_contender(name, spec_path, endpoint)
-        verify(s3, "bench-archives", measured["archive_key"], digests, name != "copy limit")
+    for name in workload.contenders:
+        with endpoint_for(workload, direct) as link:
+            measured = run_contender(name, spec_path, link.url)
+        measured["sent_mib"] = link.sent / MIB if link.sent >= 0 else None
+        zipped = name not in ("copy limit", "copy floor")
+        verify(s3, "bench-archives", measured["archive_key"], digests, zipped)
         head = s3.head_object(Bucket="bench-archives", Key=measured["archive_key"])
         measured["archive_mib"] = head["ContentLength"] / MIB
         s3.delete_object(Bucket="bench-archives", Key=measured["archive_key"])
@@ -217,23 +239,23 @@ def machine() -> str:
 def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     lines = [
         "| workload | contender | seconds | MiB/s | CPU s | CPU s / GiB | peak RSS MiB "
-        "| archive MiB | × copy limit |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| archive MiB | sent MiB | × copy limit | × copy floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for workload_id, by_contender in results.items():
         workload = WORKLOADS[workload_id]
         megabytes = workload.count * workload.size / MIB
         limit = by_contender.get("copy limit", {}).get("wall_s")
-        for name in CONTENDERS:
-            if name not in by_contender:
-                continue
-            row = by_contender[name]
+        floor = by_contender.get("copy floor", {}).get("wall_s")
+        for name, row in by_contender.items():
             ratio = f"{row['wall_s'] / limit:.2f}" if limit else "—"
+            to_floor = f"{row['wall_s'] / floor:.2f}" if floor else "—"
+            sent = "—" if row["sent_mib"] is None else f"{row['sent_mib']:.1f}"
             lines.append(
                 f"| {workload.label} | {name} | {row['wall_s']:.2f} | "
                 f"{megabytes / row['wall_s']:.0f} | {row['cpu_s']:.2f} | "
                 f"{row['cpu_s'] / (megabytes / 1024):.1f} | {row['peak_rss_mib']:.0f} | "
-                f"{row['archive_mib']:.0f} | {ratio} |"
+                f"{row['archive_mib']:.0f} | {sent} | {ratio} | {to_floor} |"
             )
     return "\n".join(lines)
 
