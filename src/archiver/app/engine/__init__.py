@@ -16,7 +16,11 @@ Data flow, and who runs where (one job; `WORKER_CONCURRENCY` jobs share the byte
 - write (`archive.py`, `zipstream.py`, `deflate.py`): the job's thread takes chunks in job
   order and writes the ZIP format (`domain/zipformat.py`): an entry all in hand complete, a
   larger one streamed with its header patched afterwards; ISA-L deflate and CRC-32.
-- upload (`sink.py`): the stream cut into parts, `UPLOAD_CONCURRENCY` part threads; a part
-  holding an unpatched header waits, the others go out as soon as full. Part CRC-32s are
+- upload (`multipart_sink.py`): the stream cut into parts, `UPLOAD_CONCURRENCY` part threads; a
+  part holding an unpatched header waits, the others go out as soon as full. Part CRC-32s are
   combined into the archive's. `file_sink.py` is the same for a local file (`archiver build`).
+- copy (`copying.py`): a large stored entry is not uploaded: its header and a top-up of its
+  first bytes close a part, and S3 copies the rest from the source (`UploadPartCopy`, on
+  `UPLOAD_CONCURRENCY` more part threads). Its CRC-32 is the source's stored checksum (looked up
+  while sizing), or read from every chunk of it first.
 """
