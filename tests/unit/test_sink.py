@@ -9,7 +9,7 @@ from archiver.app.engine import multipart_sink as sink_module
 from archiver.app.engine.multipart_sink import MultipartSink
 from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailable
 from archiver.domain.job import ObjectRef
-from archiver.domain.multipart import part_size_for
+from archiver.domain.multipart import Estimate, part_size_for
 from archiver.domain.ports import ObjectHeaders
 from tests.support import MIB, wait_until
 
@@ -166,10 +166,10 @@ def test_parts_grow_once_the_expected_size_is_known(monkeypatch: pytest.MonkeyPa
     each new part takes what fits the rest into the parts left (here 6 parts in all)."""
     monkeypatch.setattr(sink_module, "MAX_PARTS", 6)
     store = MemoryObjectStore()
-    known: list[int | None] = [None]
+    known: list[Estimate | None] = [None]
     asked: list[bool] = []
 
-    def expected_size(wait: bool) -> int | None:
+    def expected_size(wait: bool) -> Estimate | None:
         asked.append(wait)
         return known[0]
 
@@ -177,7 +177,7 @@ def test_parts_grow_once_the_expected_size_is_known(monkeypatch: pytest.MonkeyPa
     sink = MultipartSink(store, TARGET, ObjectHeaders(), 5 * MIB, 2, expected_size=expected_size)
     data = random.Random(7).randbytes(48 * MIB)
     sink.write(data[: 12 * MIB])  # parts 1-3 begun at 5 MiB, the size still unknown
-    known[0] = len(data)
+    known[0] = Estimate(len(data), 0)
     sink.write(data[12 * MIB :])
     [upload] = store.uploads.values()
     sink.close()
@@ -195,9 +195,9 @@ def test_past_the_early_parts_the_sink_waits_for_the_size(
     store = MemoryObjectStore()
     asked: list[bool] = []
 
-    def expected_size(wait: bool) -> int | None:
+    def expected_size(wait: bool) -> Estimate | None:
         asked.append(wait)
-        return 20 * MIB if wait else None
+        return Estimate(20 * MIB, 0) if wait else None
 
     store.create_bucket(TARGET.bucket)
     sink = MultipartSink(store, TARGET, ObjectHeaders(), 5 * MIB, 2, expected_size=expected_size)
@@ -206,3 +206,31 @@ def test_past_the_early_parts_the_sink_waits_for_the_size(
     sink.close()
     assert asked[:3] == [False, False, True]
     assert store.objects[TARGET] == data
+
+
+def test_parts_leave_room_for_the_copies_to_come_and_count_only_uploaded_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Copied bytes need no uploaded parts, and copies need parts of their own: 6 parts in all,
+    2 kept for a copy, so 30 MiB to upload start in parts of 9 MiB."""
+    monkeypatch.setattr(sink_module, "MAX_PARTS", 6)
+    store = MemoryObjectStore()
+    store.create_bucket(TARGET.bucket)
+    source = ObjectRef(TARGET.bucket, "video.mp4")
+    video = random.Random(9).randbytes(12 * MIB)
+    store.add(source, video)
+    estimate = Estimate(upload_bytes=30 * MIB, copy_parts=2)
+    sink = MultipartSink(store, TARGET, ObjectHeaders(), 5 * MIB, 2, lambda wait: estimate)
+    before, after = random.Random(10).randbytes(20 * MIB), random.Random(11).randbytes(9 * MIB)
+    sink.write(before)
+    top_up = sink.top_up()
+    assert top_up == 3 * MIB  # the part in progress holds 2 MiB
+    sink.write(video[:top_up])
+    rest = video[top_up:]
+    sink.copy(source, top_up, len(rest), None, zlib.crc32(rest))
+    sink.write(after)
+    [upload] = store.uploads.values()
+    sink.close()
+    sizes = [len(upload.parts[number]) for number in sorted(upload.parts)]
+    assert sizes == [9 * MIB, 9 * MIB, 5 * MIB, 9 * MIB, 5 * MIB, 4 * MIB]
+    assert store.objects[TARGET] == before + video + after

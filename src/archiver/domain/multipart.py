@@ -13,7 +13,7 @@ An entry is copied when, whatever the top-up, at least 5 MiB are left to copy: f
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, NamedTuple
 
 MIN_PART_BYTES: Final = 5 * 1024 * 1024
 MAX_PART_BYTES: Final = 5 * 1024**3
@@ -28,6 +28,13 @@ shutdown waits for no more than one such part per upload thread."""
 COPY_PARTS_SHARE: Final = MAX_PARTS // 2
 """Copies use at most this many parts (theirs and the uploaded parts they close early), so
 the stream around them always has the other half."""
+
+
+class Estimate(NamedTuple):
+    """What is left to plan parts for, once every source is sized (upper bounds)."""
+
+    upload_bytes: int  # the archive's bytes that go through uploaded parts
+    copy_parts: int  # parts the copies take, the uploaded parts they close early included
 
 
 def part_size_for(expected_bytes: int, minimum: int, parts: int = MAX_PARTS) -> int:

@@ -1,10 +1,9 @@
 """The archive as a multipart upload that holds only what may change (an `ArchiveSink`).
 
-For an entry streamed in pieces, the writer (`ZipStream`) writes a local header, the entry's
-data, then seeks back to patch the header with the CRC-32 and sizes (no data descriptor). An
-entry written whole needs no patch and holds nothing. The sink cuts the stream
-into parts; a part is uploaded as soon as it is full, unless it holds a header still to be
-patched (`hold`): later parts go out meanwhile, out of order (S3 allows it).
+For an entry streamed in pieces, the writer (`ZipStream`) writes a local header, the data, then
+seeks back to patch the header (no data descriptor); an entry written whole holds nothing. The
+sink cuts the stream into parts, each uploaded as soon as it is full unless it holds a header
+still to be patched (`hold`): later parts go out meanwhile, out of order (S3 allows it).
 
 A stored entry's bytes may instead be copied by S3 from its source (`copy`, see
 `domain/multipart.py`): the part in progress is closed where the copy begins (the writer has
@@ -15,9 +14,9 @@ The archive's CRC-32 is each part's CRC-32 (taken as the part goes out, on the u
 and each copied range's (known from its source) combined in order, so no byte is held for it;
 the upload is completed with it as the object's full checksum, which S3 verifies.
 
-Writing may begin before the archive's size is known (the sources are still being sized).
-Each part's size is fixed when the part is begun: the minimum until the expected size is
-known, then what fits the rest in the parts left. Past `EARLY_PARTS` the sink waits for it.
+Writing may begin before the sources are all sized. A part's size is fixed when it is begun:
+the minimum until the `Estimate` is known, then what fits the bytes left to upload in the parts
+left (those the copies to come need excluded). Past `EARLY_PARTS` the sink waits for it.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from archiver.app.engine.sink import SinkResult, destination_errors
 from archiver.domain.checksum import combine
 from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
-from archiver.domain.multipart import MAX_PARTS, copy_parts, part_size_for, top_up
+from archiver.domain.multipart import MAX_PARTS, Estimate, copy_parts, part_size_for, top_up
 from archiver.domain.ports import Buffer, MultipartUpload, ObjectHeaders, ObjectStore
 
 log = structlog.get_logger(__name__)
@@ -47,8 +46,8 @@ HEADER_REACH = 30 + 65_535 + 32
 # for sizing to finish first in practice; past it the sink waits, so 10,000 parts always do.
 EARLY_PARTS = 1_000
 
-ExpectedSize = Callable[[bool], int | None]
-"""The archive's expected size, or None while unknown; True asks to wait for it."""
+ExpectedSize = Callable[[bool], Estimate | None]
+"""What the archive will upload and copy, or None while unknown; True asks to wait for it."""
 
 
 class MultipartSink:
@@ -73,6 +72,8 @@ class MultipartSink:
         # Copy parts by index: the first of a copied range has its (crc, length), others None.
         self._copied: dict[int, tuple[int, int] | None] = {}
         self._copy_slots = threading.BoundedSemaphore(upload_concurrency)
+        self._copied_bytes = 0
+        self._copy_parts_used = 0  # as `Estimate.copy_parts` counts them
         self._position = 0
         self._end = 0
         self._hold_from: int | None = None
@@ -123,7 +124,9 @@ class MultipartSink:
         expected = self._expected_size(index >= EARLY_PARTS)
         if expected is None:
             return self._min_part_size
-        return part_size_for(max(0, expected - start), self._min_part_size, MAX_PARTS - index)
+        left = max(0, expected.upload_bytes - (start - self._copied_bytes))
+        copies_to_come = max(0, expected.copy_parts - self._copy_parts_used)
+        return part_size_for(left, self._min_part_size, MAX_PARTS - index - copies_to_come)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
         if self._closed:
@@ -172,7 +175,10 @@ class MultipartSink:
     # -- uploading ------------------------------------------------------------------------
 
     def has_room(self) -> bool:
-        return sum(1 for future in self._pending if not future.done()) < self._concurrency
+        if not self._slots.acquire(blocking=False):  # copies have slots of their own
+            return False
+        self._slots.release()
+        return True
 
     def wait_for_room(self) -> None:
         """Waiting here, before the writer takes the next chunk, rather than with a full part in
@@ -185,33 +191,30 @@ class MultipartSink:
         self._run(self._slots, self._upload_part, index + 1, data)
 
     def _run(
-        self, slots: threading.BoundedSemaphore, task: Callable[..., None], *args: Any
+        self, slots: threading.BoundedSemaphore, task: Callable[..., None], number: int, *args: Any
     ) -> None:
-        """Run a part's request on an upload thread once `slots` has room (backpressure)."""
-        number = args[0]
+        """Run part `number`'s request on a part thread once `slots` has room (backpressure)."""
         if number > MAX_PARTS:
-            raise RuntimeError(
-                f"the archive needs more than {MAX_PARTS} parts: raise the part size"
-            )
+            raise RuntimeError(f"the archive needs more than {MAX_PARTS} parts")
         self._raise_failed_uploads()
-        executor = self._started()
+        self._started()
+        assert self._executor is not None
         slots.acquire()
         try:
-            future = executor.submit(task, *args)
+            future = self._executor.submit(task, number, *args)
         except BaseException:
             slots.release()
             raise
         future.add_done_callback(lambda _: slots.release())
         self._pending.append(future)
 
-    def _started(self) -> ThreadPoolExecutor:
+    def _started(self) -> MultipartUpload:
         if self._upload is None:
             with destination_errors(self._ref):
                 self._upload = self._store.start_upload(self._ref, self._headers)
             # Uploads and copies each have `concurrency` slots.
             self._executor = ThreadPoolExecutor(2 * self._concurrency, thread_name_prefix="part")
-        assert self._executor is not None
-        return self._executor
+        return self._upload
 
     # -- copying --------------------------------------------------------------------------
 
@@ -235,11 +238,12 @@ class MultipartSink:
             index = self._part_at(self._position - 1)
             self._sizes[index] = self._position - self._starts[index]
             self._send_ready_parts()
-        self._started()
-        upload = self._upload
-        assert upload is not None
+        upload = self._started()
         first = len(self._starts)
-        for offset, size in copy_parts(start, length):
+        ranges = copy_parts(start, length)
+        self._copied_bytes += length
+        self._copy_parts_used += 1 + len(ranges)
+        for offset, size in ranges:
             index = len(self._starts)
             self._starts.append(self._position)
             self._sizes.append(size)
@@ -279,22 +283,18 @@ class MultipartSink:
         for future in self._pending:
             future.result()
         self._pending = []
-        pieces: list[tuple[int, int]] = []
-        for index, size in enumerate(self._sizes):
-            if index in self._copied:
-                copied = self._copied[index]
-                if copied is not None:  # a range's first part stands for the whole range
-                    pieces.append(copied)
-                continue
-            pieces.append((self._crcs[index], min(size, self._end - self._starts[index])))
-        crc = combine(pieces)
+        crc = combine(  # a copied range's first part stands for the whole range
+            self._copied[index] or (0, 0)
+            if index in self._copied
+            else (self._crcs[index], min(size, self._end - self._starts[index]))
+            for index, size in enumerate(self._sizes)
+        )
         assert self._upload is not None
         with destination_errors(self._ref):
             self._upload.complete(crc)
         self._shutdown()
         self._closed = True
-        copied_bytes = sum(piece[1] for piece in self._copied.values() if piece is not None)
-        return SinkResult(self._end, crc, copied_bytes)
+        return SinkResult(self._end, crc, self._copied_bytes)
 
     def abort(self) -> None:
         """Stop uploading and abort the multipart upload, so no storage is left behind."""

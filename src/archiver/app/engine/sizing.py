@@ -17,12 +17,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from archiver.app.engine.budget import FirstChunks
-from archiver.app.engine.copying import worth_copying
+from archiver.app.engine.copying import Copies, worth_copying
 from archiver.app.engine.deflate import worth_deflating
 from archiver.app.engine.fetching import Transfer
 from archiver.app.engine.pool import JobOrderPool
 from archiver.domain.errors import JobCancelled, ObjectUnavailable
 from archiver.domain.job import ObjectRef
+from archiver.domain.multipart import COPY_HEAD_BYTES, Estimate, parts_for_copy
 from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
 from archiver.domain.policy import Admitted, SourceCheck
 from archiver.domain.ports import ObjectInfo, ObjectStore
@@ -75,7 +76,7 @@ class Sizing:
         self._known_bytes = 0
         self._unavailable_entries = 0
         self._admitted: Admitted | None = None
-        self._expected_bytes = 0  # set with _admitted: asked for by every part the sink begins
+        self._estimate = Estimate(0, 0)  # set with _admitted: asked for by every part begun
         self._refused: BaseException | None = None
         if not self._uses:
             self._all_sized.set()
@@ -162,7 +163,7 @@ class Sizing:
                 try:
                     check = self._check()
                     self._admitted = self._admit(check)
-                    self._expected_bytes = expected_archive_size(self._admitted.plan, check.infos)
+                    self._estimate = self._estimated(self._admitted.plan, check.infos)
                 except BaseException as refused:
                     self._refused = refused
             if self._refused is not None:
@@ -175,12 +176,24 @@ class Sizing:
         if self._all_sized.is_set():
             self.settle()
 
-    def expected_size(self, wait: bool) -> int | None:
-        """The archive's upper estimate once every source is sized (for the part sizes)."""
+    def expected_size(self, wait: bool) -> Estimate | None:
+        """What the archive will upload and copy, once every source is sized (for the sink's
+        part sizes)."""
         if not wait and not self._all_sized.is_set():
             return None
         self.settle()
-        return self._expected_bytes
+        return self._estimate
+
+    def _estimated(self, plan: ArchivePlan, infos: dict[ObjectRef, ObjectInfo]) -> Estimate:
+        """Upper bounds, the feed's copy decisions replayed: they depend only on the sizes."""
+        total = expected_archive_size(plan, infos)
+        copies, saved, reserved = Copies(), 0, 0
+        for entry in self.plan.entries if self.copy else ():
+            info = infos.get(entry.source)
+            if info is not None and self.stored(entry) and copies.take(info.size):
+                saved += info.size - COPY_HEAD_BYTES
+                reserved += parts_for_copy(info.size)
+        return Estimate(total - saved, reserved)
 
     def totals(self) -> tuple[int, int]:
         """Entries and bytes to write, as far as known: exact once every source is sized."""
