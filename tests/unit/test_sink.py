@@ -7,7 +7,7 @@ import pytest
 from archiver.adapters.memory import MemoryMultipartUpload, MemoryObjectStore
 from archiver.app.engine import multipart_sink as sink_module
 from archiver.app.engine.multipart_sink import MultipartSink
-from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailable
+from archiver.domain.errors import JobCancelled, ObjectUnavailable, TransientError, Unavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.multipart import Estimate, part_size_for
 from archiver.domain.ports import ObjectHeaders
@@ -234,3 +234,30 @@ def test_parts_leave_room_for_the_copies_to_come_and_count_only_uploaded_bytes(
     sizes = [len(upload.parts[number]) for number in sorted(upload.parts)]
     assert sizes == [9 * MIB, 9 * MIB, 5 * MIB, 9 * MIB, 5 * MIB, 4 * MIB]
     assert store.objects[TARGET] == before + video + after
+
+
+def test_a_shutdown_is_seen_between_the_parts_of_one_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        sink_module, "copy_parts", lambda start, length: [(start + n, 1) for n in range(length)]
+    )
+    store = MemoryObjectStore(min_part_size=1)
+    store.create_bucket(TARGET.bucket)
+    source = ObjectRef(TARGET.bucket, "video.mp4")
+    store.add(source, b"0123456789")
+    checks: list[int] = []
+
+    def between() -> None:
+        checks.append(1)
+        if len(checks) == 4:
+            raise JobCancelled("shutting down")
+
+    sink = MultipartSink(store, TARGET, ObjectHeaders(), 5 * MIB, 2, between_copies=between)
+    sink.write(bytes(5 * MIB))
+    with pytest.raises(JobCancelled):
+        sink.copy(source, 0, 10, None, zlib.crc32(b"0123456789"))
+    sink.abort()
+    assert len(checks) == 4  # parts 1-3 submitted, then the shutdown: no more
+    assert not store.uploads
+    assert TARGET not in store.objects

@@ -141,6 +141,7 @@ class ArchiveService:
                 part_size=self._build.min_part_size,
                 upload_concurrency=self._build.upload_concurrency,
                 expected_size=sizing.expected_size,
+                between_copies=sizing.check_cancel,
             )
             result = write_archive(sizing, self._store, sink, self._transfer, progress)
             return result, sizing.settle()

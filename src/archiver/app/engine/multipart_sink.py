@@ -59,6 +59,7 @@ class MultipartSink:
         part_size: int,
         upload_concurrency: int = 4,
         expected_size: ExpectedSize | None = None,
+        between_copies: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._ref = ref
@@ -74,6 +75,7 @@ class MultipartSink:
         self._copy_slots = threading.BoundedSemaphore(upload_concurrency)
         self._copied_bytes = 0
         self._copy_parts_used = 0  # as `Estimate.copy_parts` counts them
+        self._between_copies = between_copies or (lambda: None)  # a shutdown raises there
         self._position = 0
         self._end = 0
         self._hold_from: int | None = None
@@ -170,7 +172,7 @@ class MultipartSink:
 
     def _send(self, index: int) -> None:
         self._crcs[index] = 0  # taken: written to no more; its CRC comes with the upload
-        self._submit(index, self._parts.pop(index))
+        self._run(self._slots, self._upload_part, index + 1, self._parts.pop(index))
 
     # -- uploading ------------------------------------------------------------------------
 
@@ -181,14 +183,10 @@ class MultipartSink:
         return True
 
     def wait_for_room(self) -> None:
-        """Waiting here, before the writer takes the next chunk, rather than with a full part in
-        hand keeps that part, and the chunk, from sitting in memory beside what is fetched."""
+        """Waited for before the writer takes a chunk: no full part waits in memory meanwhile."""
         if not self._closed:
             self._slots.acquire()  # only this writer submits: the slot stays free until it does
             self._slots.release()
-
-    def _submit(self, index: int, data: Buffer) -> None:
-        self._run(self._slots, self._upload_part, index + 1, data)
 
     def _run(
         self, slots: threading.BoundedSemaphore, task: Callable[..., None], number: int, *args: Any
@@ -244,6 +242,7 @@ class MultipartSink:
         self._copied_bytes += length
         self._copy_parts_used += 1 + len(ranges)
         for offset, size in ranges:
+            self._between_copies()
             index = len(self._starts)
             self._starts.append(self._position)
             self._sizes.append(size)

@@ -90,9 +90,10 @@ class Sizing:
     def _size(self, ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
         outcome: ObjectInfo | ObjectUnavailable | None = None
         try:
-            outcome = self._probe_or_stat(ref)
-            if self.copy and worth_copying(outcome.size) and self._stored_somewhere(ref):
-                self._checksums[ref] = self._store.checksum(ref, outcome.etag)
+            info = self._probe_or_stat(ref)
+            if self.copy and worth_copying(info.size) and self._stored_somewhere(ref):
+                self._checksums[ref] = self._store.checksum(ref, info.etag)
+            outcome = info
         except ObjectUnavailable as unavailable:
             outcome = unavailable
         finally:
