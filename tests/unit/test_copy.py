@@ -6,6 +6,7 @@ import os
 import threading
 import zipfile
 import zlib
+from collections.abc import Callable
 
 import pytest
 from structlog.testing import capture_logs
@@ -207,17 +208,25 @@ def test_a_store_that_refuses_copies_gets_the_job_streamed(
     assert not store.uploads  # the refused attempt's upload was aborted
 
 
+def before_each_copy(monkeypatch: pytest.MonkeyPatch, change: Callable[[ObjectRef], None]) -> None:
+    """Change the source just before the store copies from it (after it was sized)."""
+    copy_part = MemoryMultipartUpload.copy_part
+
+    def changed_first(upload: MemoryMultipartUpload, number: int, source: ObjectRef, *rest):  # type: ignore[no-untyped-def]
+        change(source)
+        return copy_part(upload, number, source, *rest)
+
+    monkeypatch.setattr(MemoryMultipartUpload, "copy_part", changed_first)
+
+
 def test_a_source_replaced_mid_job_fails_the_attempt_and_leaves_no_upload(
     store: MemoryObjectStore, make_service: ServiceFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bodies = _sources(store)
-    copy_part = MemoryMultipartUpload.copy_part
-
-    def replaced_first(upload: MemoryMultipartUpload, number: int, source: ObjectRef, *rest):  # type: ignore[no-untyped-def]
-        store.add(source, os.urandom(len(bodies[source.key])), Checksum.FULL_OBJECT)
-        return copy_part(upload, number, source, *rest)
-
-    monkeypatch.setattr(MemoryMultipartUpload, "copy_part", replaced_first)
+    before_each_copy(
+        monkeypatch,
+        lambda source: store.add(source, os.urandom(len(bodies[source.key])), Checksum.FULL_OBJECT),
+    )
     service = make_service()
     with pytest.raises(TransientError, match="changed"):
         service.build(service.plan("job-1", _request(list(bodies)), SENT))
@@ -229,13 +238,7 @@ def test_a_source_deleted_before_its_copy_fails_the_job_by_name(
     store: MemoryObjectStore, make_service: ServiceFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bodies = _sources(store)
-    copy_part = MemoryMultipartUpload.copy_part
-
-    def deleted_first(upload: MemoryMultipartUpload, number: int, source: ObjectRef, *rest):  # type: ignore[no-untyped-def]
-        store.objects.pop(source, None)
-        return copy_part(upload, number, source, *rest)
-
-    monkeypatch.setattr(MemoryMultipartUpload, "copy_part", deleted_first)
+    before_each_copy(monkeypatch, lambda source: store.objects.pop(source, None))
     service = make_service()
     with pytest.raises(PermanentError) as failure:
         service.build(service.plan("job-1", _request(list(bodies)), SENT))
