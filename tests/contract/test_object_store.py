@@ -209,3 +209,16 @@ def test_a_copy_is_pinned_to_the_version_that_was_sized(
     with pytest.raises(TransientError, match="changed"):
         upload.copy_part(1, source, 0, 6 * MIB, etag)
     upload.abort()
+
+
+def test_a_prefix_lists_every_object_under_it_in_key_order_across_pages(
+    store_and_bucket: tuple[ObjectStore, str],
+) -> None:
+    store, bucket = store_and_bucket
+    keys = [f"folder/{n:04d}.txt" for n in range(1_001)]  # two pages on S3
+    for key in [*keys, "folder-not/x.txt", "other/y.txt"]:
+        store.put(ObjectRef(bucket, key), b"x", HEADERS)
+    listed = list(store.list_prefix(ObjectRef(bucket, "folder/")))
+    assert [info.ref.key for info in listed] == keys
+    assert {info.size for info in listed} == {1}
+    assert list(store.list_prefix(ObjectRef(bucket, "nothing/"))) == []

@@ -131,7 +131,12 @@ def test_a_reply_cut_once_is_retried_and_the_worker_starts(
                 break
     finally:
         worker.send_signal(signal.SIGTERM)
-        worker.communicate(timeout=30)
+        try:
+            worker.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # seen once under load: say what it was doing
+            worker.kill()
+            _, rest = worker.communicate()
+            pytest.fail(f"no exit 30 s after SIGTERM; events {events}; then:\n{rest[-4000:]}")
     assert empty.hits == 1
     assert events[:3] == ["start_up_retry", "start_up_checked", "worker_started"]
     assert worker.returncode == 0

@@ -69,7 +69,7 @@ def test_too_many_files() -> None:
     with pytest.raises(PermanentError) as caught:
         plan_archive("m", job("a", "b", "c"), SENT, policy)
     assert caught.value.code == ErrorCode.TOO_MANY_FILES
-    assert "3 files; the limit is 2" in caught.value.message
+    assert "3 files or more; the limit is 2" in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import hashlib
 import threading
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -132,6 +133,14 @@ class MemoryObjectStore:
             if isinstance(body, SyntheticBody)
             else body[start : start + length]
         )
+
+    def list_prefix(self, prefix: ObjectRef) -> Iterator[ObjectInfo]:
+        self._check(prefix, must_exist=False)
+        with self._lock:
+            refs = sorted(r for r in self.objects if r.bucket == prefix.bucket)
+        for ref in refs:
+            if ref.key.startswith(prefix.key) and ref in self.objects:
+                yield ObjectInfo(ref, _size(self.objects[ref]), _etag(self.objects[ref]))
 
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
         self._check(ref, must_exist=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -211,6 +211,16 @@ class S3ObjectStore:
         if not pieces or counted != len(pieces) or sum(n for _, n in pieces) != size:
             return None
         return combine(pieces)
+
+    def list_prefix(self, prefix: ObjectRef) -> Iterator[ObjectInfo]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=prefix.bucket, Prefix=prefix.key, PaginationConfig={"PageSize": 1000}
+        )
+        with translated(str(prefix)):
+            for page in pages:
+                for item in page.get("Contents", []):
+                    ref = ObjectRef(prefix.bucket, item["Key"])
+                    yield ObjectInfo(ref, item["Size"], item.get("ETag"))
 
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
         with translated(str(ref)):

@@ -18,6 +18,7 @@ from archiver.app.engine.file_sink import FileSink
 from archiver.app.engine.multipart_sink import MultipartSink
 from archiver.app.engine.sink import SinkResult, destination_errors
 from archiver.app.engine.sizing import Sizing
+from archiver.app.resolve import resolve
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import CopyRefused, ObjectUnavailable, TransientError
 from archiver.domain.job import JobRequest, ObjectRef
@@ -85,7 +86,10 @@ class ArchiveService:
         )
 
     def plan(self, job_id: str, request: JobRequest, created_at: datetime) -> ArchivePlan:
-        return plan_archive(job_id, request, created_at, self._policy)
+        """Read the job's file list and list its prefixes, then plan (PermanentError,
+        TransientError)."""
+        resolved, listings = resolve(self._store, request, self._policy)
+        return plan_archive(job_id, resolved, created_at, self._policy, listings)
 
     def build(
         self,

@@ -8,7 +8,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from archiver.domain.document import check_document, check_metadata
 from archiver.domain.errors import InvalidPayload
@@ -53,12 +60,31 @@ def split_source(source: str) -> tuple[str | None, str]:
 class FileSpec(BaseModel):
     """One file to put in the archive."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        # What `_one_origin` checks, for the published schema.
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["source"]},
+                {"required": ["prefix"], "not": {"required": ["name"]}},
+            ]
+        },
+    )
 
-    source: str = Field(
+    source: str | None = Field(
+        default=None,
         min_length=1,
-        description="A key in S3_SOURCE_BUCKET, or s3://bucket/key.",
+        description="A key in S3_SOURCE_BUCKET, or s3://bucket/key (or give `prefix`).",
         examples=["example-directory/uuid1.png", "s3://other-bucket/dir/uuid2.png"],
+    )
+    prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Every object under this key prefix (a folder), in key order, each under its "
+        "path relative to the prefix; zero-byte keys ending in / are skipped. A key prefix in "
+        "S3_SOURCE_BUCKET or s3://bucket/prefix; instead of `source`, without `name`.",
+        examples=["albums/2026/wedding/", "s3://other-bucket/albums/"],
     )
     destination: str | None = Field(
         default=None,
@@ -70,21 +96,58 @@ class FileSpec(BaseModel):
 
     @field_validator("source")
     @classmethod
-    def _source_is_addressable(cls, source: str) -> str:
-        split_source(source)
+    def _source_is_addressable(cls, source: str | None) -> str | None:
+        if source is not None:
+            split_source(source)
         return source
 
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_addressable(cls, prefix: str | None) -> str | None:
+        if prefix is not None:
+            split_source(prefix)  # a key prefix is addressed like a key
+        return prefix
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> FileSpec:
+        if self.source is None and self.prefix is None:
+            raise ValueError("source is required (or prefix)")
+        if self.source is not None and self.prefix is not None:
+            raise ValueError("give source or prefix, not both")
+        if self.prefix is not None and self.name is not None:
+            raise ValueError("a prefix takes no name: each of its objects keeps its own")
+        return self
+
     def ref(self, default_bucket: str) -> ObjectRef:
-        bucket, key = split_source(self.source)
+        """The source's address, or the prefix's (its key is the prefix)."""
+        if self.prefix is not None:
+            bucket, key = split_source(self.prefix)
+        else:
+            assert self.source is not None
+            bucket, key = split_source(self.source)
         return ObjectRef(bucket or default_bucket, key)
 
 
 class JobRequest(BaseModel):
     """The message a producer puts on SQS_SOURCE_QUEUE."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", title="ArchiveJob")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        title="ArchiveJob",
+        json_schema_extra={"oneOf": [{"required": ["files"]}, {"required": ["files_from"]}]},
+    )
 
-    files: list[FileSpec] = Field(min_length=1, description="Files in archive order.")
+    files: list[FileSpec] | None = Field(
+        default=None, min_length=1, description="Files in archive order (or give `files_from`)."
+    )
+    files_from: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Instead of `files`: an object (a key in S3_SOURCE_BUCKET, or s3://bucket/key) "
+        "holding the file items as one JSON array or as JSON Lines, at most 64 MiB.",
+        examples=["s3://lists/job-42.jsonl"],
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="Any JSON object, at most 32 levels deep and 256 KiB as JSON; echoed verbatim "
@@ -96,6 +159,28 @@ class JobRequest(BaseModel):
     def _metadata_is_notifiable(cls, metadata: dict[str, Any]) -> dict[str, Any]:
         check_metadata(metadata)
         return metadata
+
+    @field_validator("files_from")
+    @classmethod
+    def _list_is_addressable(cls, files_from: str | None) -> str | None:
+        if files_from is not None:
+            split_source(files_from)
+        return files_from
+
+    @model_validator(mode="after")
+    def _one_list(self) -> JobRequest:
+        if self.files is None and self.files_from is None:
+            raise ValueError("files is required (or files_from)")
+        if self.files is not None and self.files_from is not None:
+            raise ValueError("give files or files_from, not both")
+        return self
+
+    @property
+    def items(self) -> list[FileSpec]:
+        """The file items, once `files_from` has been read into `files`."""
+        if self.files is None:
+            raise RuntimeError("the job's file list is still in files_from")
+        return self.files
 
 
 def _refuse_constant(name: str) -> Any:
@@ -143,7 +228,7 @@ def _describe(error: ValidationError) -> str:
     problems = []
     for detail in error.errors()[:MAX_REPORTED_ERRORS]:
         where = ".".join(str(part) for part in detail["loc"]) or "body"
-        problems.append(f"{where}: {detail['msg']}")
+        problems.append(f"{where}: {detail['msg'].removeprefix('Value error, ')}")
     hidden = error.error_count() - len(problems)
     return "; ".join(problems) + (f" (and {hidden} more)" if hidden > 0 else "")
 
@@ -157,6 +242,30 @@ def parse_job(body: str, what: str = "the message body") -> JobRequest:
         raise InvalidPayload(_describe(error)) from None
     except (ValueError, RecursionError) as error:
         raise InvalidPayload(f"the job is malformed: {error}") from None
+
+
+def parse_file_list(text: str, what: str) -> list[FileSpec]:
+    """File items from `files_from`: one JSON array, or JSON Lines (one item per line, blank
+    lines skipped). Errors name the item (array) or the line. Raises InvalidPayload."""
+    if text.lstrip().startswith("["):
+        items = _decode(text, what)
+        if not isinstance(items, list):
+            raise InvalidPayload(f"{what} is not a JSON array of file items")
+        return [_file_item(item, f"{what} item {n}") for n, item in enumerate(items)]
+    specs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            specs.append(
+                _file_item(_decode(line, f"{what} line {number}"), f"{what} line {number}")
+            )
+    return specs
+
+
+def _file_item(item: Any, where: str) -> FileSpec:
+    try:
+        return FileSpec.model_validate(item)
+    except ValidationError as error:
+        raise InvalidPayload(f"{where}: {_describe(error)}") from None
 
 
 def salvage_metadata(body: str) -> dict[str, Any] | None:

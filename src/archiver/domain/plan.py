@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from archiver.domain.errors import ErrorCode, InvalidPayload, PermanentError
-from archiver.domain.job import JobRequest, ObjectRef
+from archiver.domain.job import FileSpec, JobRequest, ObjectRef, split_source
 from archiver.domain.naming import MAX_PATH_BYTES, assign_entry_names, file_segments
+from archiver.domain.ports import ObjectInfo
 
 ANY_BUCKET = "*"
 
@@ -78,6 +79,7 @@ class ArchivePlan:
     download_name: str
     created_at: datetime
     entries: tuple[PlannedEntry, ...]
+    unmatched: tuple[ObjectRef, ...] = ()  # prefixes with no object under them: missing sources
 
     @property
     def sources(self) -> list[ObjectRef]:
@@ -120,12 +122,28 @@ def archive_key(job_id: str, file_prefix: str, created_at: datetime) -> str:
     return f"{job_id}/{file_prefix.strip('/')}-{created_at:%Y-%m-%d}.zip"
 
 
-def _check_limits(request: JobRequest, refs: Sequence[ObjectRef], policy: ArchivePolicy) -> None:
-    if len(request.files) > policy.max_files:
-        raise PermanentError(
-            ErrorCode.TOO_MANY_FILES,
-            f"the job lists {len(request.files)} files; the limit is {policy.max_files}",
-        )
+def too_many_files(count: int, policy: ArchivePolicy) -> PermanentError:
+    return PermanentError(
+        ErrorCode.TOO_MANY_FILES,
+        f"the job comes to {count:,} files or more; the limit is {policy.max_files:,} (MAX_FILES)",
+    )
+
+
+def check_origins(request: JobRequest, policy: ArchivePolicy) -> None:
+    """Before anything is read or listed: every bucket named is one this archiver may read,
+    and a file list is not in the destination bucket (where archives and reports are)."""
+    refs = [spec.ref(policy.source_bucket) for spec in request.files or ()]
+    if request.files_from is not None:
+        listed = FileSpec(source=request.files_from).ref(policy.source_bucket)
+        if listed.bucket == policy.destination_bucket:
+            raise InvalidPayload(
+                "files_from: a file list may not be in the destination bucket", [str(listed)]
+            )
+        refs.append(listed)
+    _check_buckets(refs, policy)
+
+
+def _check_buckets(refs: Sequence[ObjectRef], policy: ArchivePolicy) -> None:
     refused = sorted({str(ref) for ref in refs if not policy.allows(ref.bucket)})
     if refused:
         raise PermanentError(
@@ -153,16 +171,57 @@ def _check_paths(names: Sequence[str], refs: Sequence[ObjectRef]) -> None:
         )
 
 
+def _expanded(
+    request: JobRequest, listings: Mapping[int, Sequence[ObjectInfo]], policy: ArchivePolicy
+) -> tuple[list[ObjectRef], list[list[str]], list[ObjectRef]]:
+    """Every file, a prefix's objects in its place: sources, entry paths, empty prefixes."""
+    refs: list[ObjectRef] = []
+    paths: list[list[str]] = []
+    unmatched: list[ObjectRef] = []
+    for index, spec in enumerate(request.items):
+        ref = spec.ref(policy.source_bucket)
+        if spec.prefix is None:
+            refs.append(ref)
+            paths.append(file_segments(spec.destination, spec.name, ref.key))
+            continue
+        found = [info for info in listings.get(index, ()) if not _folder_marker(info)]
+        for info in found:
+            _check_listed(spec.prefix, info.ref)
+            refs.append(info.ref)
+            paths.append(
+                file_segments(spec.destination, info.ref.key[len(ref.key) :], info.ref.key)
+            )
+        if not found:
+            unmatched.append(ref)
+    return refs, paths, unmatched
+
+
+def _folder_marker(info: ObjectInfo) -> bool:
+    return info.size == 0 and info.ref.key.endswith("/")
+
+
+def _check_listed(prefix: str, ref: ObjectRef) -> None:
+    try:
+        split_source(ref.key)
+    except ValueError as error:
+        raise InvalidPayload(f"prefix {prefix}: the object {ref} cannot be read: {error}") from None
+
+
 def plan_archive(
-    job_id: str, request: JobRequest, created_at: datetime, policy: ArchivePolicy
+    job_id: str,
+    request: JobRequest,
+    created_at: datetime,
+    policy: ArchivePolicy,
+    listings: Mapping[int, Sequence[ObjectInfo]] | None = None,
 ) -> ArchivePlan:
-    """Decide everything about the archive before any byte moves. Raises PermanentError."""
-    refs = [spec.ref(policy.source_bucket) for spec in request.files]
-    _check_limits(request, refs, policy)
-    paths = [
-        file_segments(spec.destination, spec.name, ref.key)
-        for spec, ref in zip(request.files, refs, strict=True)
-    ]
+    """Decide everything about the archive before any byte moves. Raises PermanentError.
+
+    `listings` holds what each `prefix` item (by index) listed, in key order."""
+    check_origins(request, policy)
+    refs, paths, unmatched = _expanded(request, listings or {}, policy)
+    if len(refs) > policy.max_files:
+        raise too_many_files(len(refs), policy)
+    _check_buckets(refs, policy)
     names = assign_entry_names(paths)
     _check_paths(names, refs)
     key = archive_key(job_id, policy.file_prefix, created_at)
@@ -176,4 +235,5 @@ def plan_archive(
         download_name=key.rsplit("/", 1)[-1],
         created_at=created_at,
         entries=entries,
+        unmatched=tuple(unmatched),
     )

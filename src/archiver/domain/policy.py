@@ -76,5 +76,5 @@ def _apply_missing_files(
     kept = tuple(entry for entry in plan.entries if str(entry.source) not in gone)
     if not kept:
         raise source_failure(checked.unavailable)
-    missing = list(dict.fromkeys(str(e.source) for e in plan.entries if str(e.source) in gone))
+    missing = list(dict.fromkeys(unavailable.location for unavailable in checked.unavailable))
     return Admitted(replace(plan, entries=kept), missing)

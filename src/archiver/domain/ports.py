@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -69,6 +69,10 @@ class ObjectStore(Protocol):
     def checksum(self, ref: ObjectRef, etag: str | None) -> int | None:
         """The object's CRC-32 from the checksum stored with it, without reading it: None
         when it has none (or only one that cannot give the whole object's)."""
+        ...
+
+    def list_prefix(self, prefix: ObjectRef) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with `prefix.key`, in key order, page by page."""
         ...
 
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None: ...

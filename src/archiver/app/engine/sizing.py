@@ -21,7 +21,7 @@ from archiver.app.engine.copying import Copies, worth_copying
 from archiver.app.engine.deflate import worth_deflating
 from archiver.app.engine.fetching import Transfer
 from archiver.app.engine.pool import JobOrderPool
-from archiver.domain.errors import JobCancelled, ObjectUnavailable
+from archiver.domain.errors import JobCancelled, ObjectUnavailable, Unavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.multipart import COPY_HEAD_BYTES, Estimate, parts_for_copy
 from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
@@ -203,7 +203,10 @@ class Sizing:
 
     def _check(self) -> SourceCheck:
         infos: dict[ObjectRef, ObjectInfo] = {}
-        unavailable: list[ObjectUnavailable] = []
+        unavailable = [
+            ObjectUnavailable(str(prefix), Unavailable.NOT_FOUND, "no object under this prefix")
+            for prefix in self.plan.unmatched
+        ]
         for future in self._outcomes.values():
             outcome = future.result()
             if isinstance(outcome, ObjectInfo):
