@@ -133,6 +133,7 @@ def test_task_role_resources_are_wildcard_free_but_for_keys_and_task_ids(
     if other_sources:
         expected_sources += ["arn:aws:s3:::shared-a/*", "arn:aws:s3:::shared-b/*"]
     assert resources["ReadSources"] == expected_sources
+    assert resources["ListSources"] == [arn.removesuffix("/*") for arn in expected_sources]
     assert resources["DecryptSources"] == PARAMETERS["SourceKmsKeyArns"]
 
 
@@ -146,6 +147,7 @@ def test_task_role_grants_exactly_what_the_worker_calls(
     assert granted - decrypt == {
         "s3:GetObject",
         "s3:GetObjectAttributes",
+        "s3:ListBucket",
         "s3:PutObject",
         "s3:AbortMultipartUpload",
         "s3:ListBucketMultipartUploads",
