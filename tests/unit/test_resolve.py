@@ -225,3 +225,35 @@ def test_hostile_file_lists_are_answered_with_a_clear_failure(
         make_service().plan("job-1", parse_job(json.dumps({"files_from": files_from})), SENT)
     assert failure.value.code is code
     assert reason in failure.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "file_name", "disposition"),
+    [
+        ("Wedding 2026.zip", "Wedding 2026.zip", 'attachment; filename="Wedding 2026.zip"'),
+        (
+            "Mariage été",
+            "Mariage été.zip",
+            'attachment; filename="Mariage _t_.zip"; '
+            "filename*=UTF-8''Mariage%20%C3%A9t%C3%A9.zip",
+        ),
+        ("../../evil", "evil.zip", 'attachment; filename="evil.zip"'),
+        ("albums/2026", "albums_2026.zip", 'attachment; filename="albums_2026.zip"'),
+        ("\u202egpj.exe", "gpj.exe.zip", 'attachment; filename="gpj.exe.zip"'),
+        ("....", "download-2026-11-27.zip", 'attachment; filename="download-2026-11-27.zip"'),
+    ],
+)
+def test_an_archive_name_sets_the_key_and_the_download_name(
+    store: MemoryObjectStore,
+    make_service: ServiceFactory,
+    name: str,
+    file_name: str,
+    disposition: str,
+) -> None:
+    put(store, "a.png", b"a")
+    service = make_service()
+    request = parse_job(json.dumps({"files": [{"source": "a.png"}], "archive": {"name": name}}))
+    plan = service.plan("job-1", request, SENT)
+    assert plan.archive == ObjectRef(DESTINATION, f"job-1/{file_name}")
+    service.build(plan)
+    assert store.headers[plan.archive].content_disposition == disposition

@@ -128,6 +128,22 @@ class FileSpec(BaseModel):
         return ObjectRef(bucket or default_bucket, key)
 
 
+class ArchiveOptions(BaseModel):
+    """How the archive presents itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="The download's file name, and the last part of the archive's key "
+        "({job_id}/{name}); sanitised like entry names, .zip added if missing. Default: "
+        "{S3_FILE_PREFIX}-{date}.zip.",
+        examples=["Wedding 2026.zip"],
+    )
+
+
 class JobRequest(BaseModel):
     """The message a producer puts on SQS_SOURCE_QUEUE."""
 
@@ -148,6 +164,7 @@ class JobRequest(BaseModel):
         "holding the file items as one JSON array or as JSON Lines, at most 64 MiB.",
         examples=["s3://lists/job-42.jsonl"],
     )
+    archive: ArchiveOptions = Field(default_factory=ArchiveOptions)
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="Any JSON object, at most 32 levels deep and 256 KiB as JSON; echoed verbatim "

@@ -69,6 +69,17 @@ def clean_segments(path: str) -> list[str]:
     return _without_drive(segments)
 
 
+def archive_file_name(name: str) -> str | None:
+    """A download name from a job: cleaned like an entry name, folders joined with `_`, ending
+    in `.zip`; None when nothing usable is left."""
+    cleaned = "_".join(clean_segments(name))
+    if not cleaned.strip(" ."):
+        return None
+    if not cleaned.lower().endswith(".zip"):
+        cleaned += ".zip"
+    return _fit_segment(cleaned)
+
+
 def file_segments(destination: str | None, name: str | None, source_key: str) -> list[str]:
     """Folder segments plus a non-empty file name: `name`, else the source key's last part."""
     folder = clean_segments(destination or "")

@@ -11,7 +11,12 @@ from enum import StrEnum
 
 from archiver.domain.errors import ErrorCode, InvalidPayload, PermanentError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef, split_source
-from archiver.domain.naming import MAX_PATH_BYTES, assign_entry_names, file_segments
+from archiver.domain.naming import (
+    MAX_PATH_BYTES,
+    archive_file_name,
+    assign_entry_names,
+    file_segments,
+)
 from archiver.domain.ports import ObjectInfo
 
 ANY_BUCKET = "*"
@@ -224,7 +229,8 @@ def plan_archive(
     _check_buckets(refs, policy)
     names = assign_entry_names(paths)
     _check_paths(names, refs)
-    key = archive_key(job_id, policy.file_prefix, created_at)
+    named = archive_file_name(request.archive.name) if request.archive.name else None
+    key = f"{job_id}/{named}" if named else archive_key(job_id, policy.file_prefix, created_at)
     entries = tuple(
         PlannedEntry(ref, name, entry_method(policy.compression, name, ref.key))
         for ref, name in zip(refs, names, strict=True)
