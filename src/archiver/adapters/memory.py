@@ -142,6 +142,11 @@ class MemoryObjectStore:
             if ref.key.startswith(prefix.key) and ref in self.objects:
                 yield ObjectInfo(ref, _size(self.objects[ref]), _etag(self.objects[ref]))
 
+    def delete(self, ref: ObjectRef) -> None:
+        self._check(ref, must_exist=False)
+        with self._lock:
+            self.objects.pop(ref, None)
+
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
         self._check(ref, must_exist=False)
         self.uploaded_bytes += len(data)

@@ -222,6 +222,10 @@ class S3ObjectStore:
                     ref = ObjectRef(prefix.bucket, item["Key"])
                     yield ObjectInfo(ref, item["Size"], item.get("ETag"))
 
+    def delete(self, ref: ObjectRef) -> None:
+        with translated(str(ref)):
+            self._client.delete_object(Bucket=ref.bucket, Key=ref.key)
+
     def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
         with translated(str(ref)):
             self._client.put_object(Body=data, **_put_arguments(ref, headers))

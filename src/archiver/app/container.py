@@ -82,7 +82,13 @@ def _service(store: ObjectStore, settings: Settings) -> ArchiveService:
         server_side_copy=settings.server_side_copy == "auto",
     )
     links = LinkOptions(base_url=settings.archive_base_url, presign_ttl=settings.archive_url_ttl)
-    return ArchiveService(store, settings.policy(), build, links)
+    return ArchiveService(
+        store,
+        settings.policy(),
+        build,
+        links,
+        delete_offloaded=settings.delete_offloaded_payloads,
+    )
 
 
 class Container(containers.DeclarativeContainer):

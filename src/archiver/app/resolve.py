@@ -1,5 +1,5 @@
-"""A job's file items made concrete before it is planned: its `files_from` list read, each
-`prefix` listed.
+"""A job made concrete before it is planned: an offloaded body (SQS Extended Client) read,
+its `files_from` list read, each `prefix` listed.
 
 Bounded: a list object is read only up to `MAX_FILE_LIST_BYTES`, and listing stops as soon as
 the files counted pass `MAX_FILES`. Every bucket is checked against the allowlist before
@@ -8,14 +8,30 @@ anything in it is read or listed.
 
 from __future__ import annotations
 
-from archiver.domain.errors import InvalidPayload, ObjectUnavailable, Unavailable
-from archiver.domain.job import FileSpec, JobRequest, ObjectRef, parse_file_list
+from archiver.domain.errors import (
+    ErrorCode,
+    InvalidPayload,
+    ObjectUnavailable,
+    PermanentError,
+    Unavailable,
+)
+from archiver.domain.job import (
+    FileSpec,
+    JobRequest,
+    ObjectRef,
+    offloaded_payload,
+    parse_file_list,
+    parse_job,
+)
 from archiver.domain.plan import ArchivePolicy, check_origins, too_many_files
 from archiver.domain.policy import source_failure
 from archiver.domain.ports import ObjectInfo, ObjectStore
 
 MAX_FILE_LIST_BYTES = 64 * 1024 * 1024
 """A `files_from` object's largest size: ~600,000 items of ~100 bytes."""
+
+MAX_OFFLOADED_BYTES = 64 * 1024 * 1024
+"""An offloaded message body's largest size (a job of ~600,000 files)."""
 
 Listings = dict[int, list[ObjectInfo]]
 """What each `prefix` item (by its index in the items) listed, in key order."""
@@ -36,6 +52,28 @@ def read_text(store: ObjectStore, ref: ObjectRef, limit: int, what: str) -> str:
         return bytes(data).decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidPayload(f"{what} is not UTF-8 text: {error}", [str(ref)]) from None
+
+
+def read_job(store: ObjectStore, body: str, policy: ArchivePolicy) -> JobRequest:
+    """The job in a message body, or in the S3 object an SQS Extended Client put it in."""
+    pointer = offloaded_payload(body)
+    if pointer is None:
+        return parse_job(body)
+    if not policy.allows(pointer.bucket):
+        raise PermanentError(
+            ErrorCode.SOURCE_BUCKET_NOT_ALLOWED,
+            "the offloaded body is in a bucket this archiver may not read "
+            "(see S3_ALLOWED_SOURCE_BUCKETS)",
+            [str(pointer)],
+        )
+    what = f"the offloaded body {pointer}"
+    text = read_text(store, pointer, MAX_OFFLOADED_BYTES, what)
+    try:
+        return parse_job(text, what)
+    except InvalidPayload as invalid:
+        if invalid.message.startswith(what):
+            raise
+        raise InvalidPayload(f"{what}: {invalid.message}", [str(pointer)]) from None
 
 
 def resolve(

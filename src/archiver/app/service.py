@@ -18,10 +18,10 @@ from archiver.app.engine.file_sink import FileSink
 from archiver.app.engine.multipart_sink import MultipartSink
 from archiver.app.engine.sink import SinkResult, destination_errors
 from archiver.app.engine.sizing import Sizing
-from archiver.app.resolve import resolve
+from archiver.app.resolve import read_job, resolve
 from archiver.domain.checksum import crc32_text
-from archiver.domain.errors import CopyRefused, ObjectUnavailable, TransientError
-from archiver.domain.job import JobRequest, ObjectRef
+from archiver.domain.errors import CopyRefused, InvalidPayload, ObjectUnavailable, TransientError
+from archiver.domain.job import JobRequest, ObjectRef, offloaded_payload
 from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, plan_archive
 from archiver.domain.policy import Admitted, admit
@@ -74,8 +74,11 @@ class ArchiveService:
         policy: ArchivePolicy,
         build: BuildOptions,
         links: LinkOptions,
+        *,
+        delete_offloaded: bool = False,
     ) -> None:
         self._store = store
+        self._delete_offloaded = delete_offloaded
         self._policy = policy
         self._build = build
         self._links = links
@@ -84,6 +87,22 @@ class ArchiveService:
             concurrency=build.download_concurrency,
             range_size=build.range_size,
         )
+
+    def read(self, body: str) -> JobRequest:
+        """The job in a message body, or in the object an SQS Extended Client offloaded it to
+        (PermanentError, TransientError)."""
+        return read_job(self._store, body, self._policy)
+
+    def acknowledged(self, body: str) -> None:
+        """The message is deleted: its offloaded body goes too, if `DELETE_OFFLOADED_PAYLOADS`."""
+        if not self._delete_offloaded:
+            return
+        try:
+            pointer = offloaded_payload(body)
+            if pointer is not None:
+                self._store.delete(pointer)
+        except (InvalidPayload, ObjectUnavailable, TransientError) as error:
+            log.warning("offloaded_payload_kept", error=str(error))
 
     def plan(self, job_id: str, request: JobRequest, created_at: datetime) -> ArchivePlan:
         """Read the job's file list and list its prefixes, then plan (PermanentError,

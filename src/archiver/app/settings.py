@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     max_archive_bytes: int = Field(
         default=S3_MAX_OBJECT_BYTES, ge=1, description="Largest total of source sizes per job."
     )
+    delete_offloaded_payloads: bool = Field(
+        default=False,
+        description="Delete an SQS Extended Client's offloaded body from S3 once its job is "
+        "answered and deleted (the task role then needs s3:DeleteObject there).",
+    )
     startup_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

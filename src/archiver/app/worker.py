@@ -16,7 +16,7 @@ from archiver.app.ops import Liveness, Metrics, ScaleInProtection
 from archiver.app.polling import STOP_CHECK_INTERVAL, LongPoll
 from archiver.app.service import ArchiveService
 from archiver.domain.errors import InternalError, JobCancelled, PermanentError, TransientError
-from archiver.domain.job import parse_job, salvage_metadata
+from archiver.domain.job import salvage_metadata
 from archiver.domain.notifications import JobFailed, JobSucceeded, failed, succeeded
 from archiver.domain.ports import Notifier, Queue, ReceivedMessage
 
@@ -161,6 +161,7 @@ class Worker:
                 notification = self._process(message, cancel)
                 self._notifier.publish(notification)
                 self._queue.delete(message)
+            self._service.acknowledged(message.body)
         except JobCancelled as cancelled:
             log.warning("job_released", reason=str(cancelled), decision="release", **_took(started))
             self._set_visibility(message, 0)
@@ -215,6 +216,7 @@ class Worker:
                 failed(message.message_id, failure, salvage_metadata(message.body))
             )
             self._queue.delete(message)
+            self._service.acknowledged(message.body)
         except Exception as unsent:  # nothing more to try: the dead-letter queue keeps it
             log.warning("give_up_failed", error=repr(unsent), decision="dead_letter")
             return self._measured(Outcome.DEFERRED, message, started, code="crashed")
@@ -257,7 +259,7 @@ class Worker:
         """Build the archive; a permanent error becomes a failure notification."""
         metadata: dict[str, Any] | None = None
         try:
-            request = parse_job(message.body)
+            request = self._service.read(message.body)
             metadata = request.metadata
             plan = self._service.plan(message.message_id, request, message.sent_at)
             context = {

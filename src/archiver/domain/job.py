@@ -261,6 +261,36 @@ def parse_job(body: str, what: str = "the message body") -> JobRequest:
         raise InvalidPayload(f"the job is malformed: {error}") from None
 
 
+POINTER_CLASSES = frozenset(
+    {
+        "software.amazon.payloadoffloading.PayloadS3Pointer",  # Extended Client libraries 2.x
+        "com.amazon.sqs.javamessaging.MessageS3Pointer",  # their legacy form
+    }
+)
+
+
+def offloaded_payload(body: str) -> ObjectRef | None:
+    """Where an Amazon SQS Extended Client put a large message body (its pointer:
+    `[class, {"s3BucketName", "s3Key"}]`); None for an ordinary body. Raises InvalidPayload
+    for a pointer without a usable address."""
+    try:
+        document = _loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not (isinstance(document, list) and len(document) == 2 and document[0] in POINTER_CLASSES):
+        return None
+    pointer = document[1]
+    bucket = pointer.get("s3BucketName") if isinstance(pointer, dict) else None
+    key = pointer.get("s3Key") if isinstance(pointer, dict) else None
+    if not isinstance(bucket, str) or not isinstance(key, str):
+        raise InvalidPayload("the offloaded-payload pointer has no s3BucketName and s3Key")
+    try:
+        split_source(f"s3://{bucket}/{key}")
+    except ValueError as error:
+        raise InvalidPayload(f"the offloaded-payload pointer is unusable: {error}") from None
+    return ObjectRef(bucket, key)
+
+
 def parse_file_list(text: str, what: str) -> list[FileSpec]:
     """File items from `files_from`: one JSON array, or JSON Lines (one item per line, blank
     lines skipped). Errors name the item (array) or the line. Raises InvalidPayload."""
