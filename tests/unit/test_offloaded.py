@@ -10,8 +10,9 @@ from archiver.app import resolve as resolve_module
 from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.app.worker import Outcome, Worker
 from archiver.domain.errors import InvalidPayload
-from archiver.domain.job import ObjectRef, offloaded_payload
+from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded
+from archiver.domain.offload import offloaded_payload
 from archiver.domain.plan import ArchivePolicy
 from tests.support import drive
 from tests.unit.conftest import DESTINATION, SENT, SOURCE

@@ -10,7 +10,8 @@ import pytest
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.app import resolve as resolve_module
 from archiver.domain.errors import ErrorCode, InvalidPayload, PermanentError
-from archiver.domain.job import ObjectRef, parse_file_list, parse_job
+from archiver.domain.file_list import parse_file_list
+from archiver.domain.job import ObjectRef, parse_job
 from archiver.domain.plan import ArchivePolicy, MissingFiles
 from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
 from tests.zipcheck import contents

@@ -14,6 +14,7 @@ from archiver.domain.notifications import (
     MAX_NOTIFICATION_BYTES,
     NOTIFICATION_ADAPTER,
     JobFailed,
+    JobRunning,
     JobSucceeded,
     notification_body,
 )
@@ -110,11 +111,11 @@ class MemoryNotifier:
     """Keeps what an SQS consumer would read: the body as sent, refused as SQS refuses it."""
 
     def __init__(self) -> None:
-        self.published: list[JobSucceeded | JobFailed] = []
+        self.published: list[JobSucceeded | JobFailed | JobRunning] = []
         self.bodies: list[str] = []
         self.exists = True
 
-    def publish(self, notification: JobSucceeded | JobFailed) -> None:
+    def publish(self, notification: JobSucceeded | JobFailed | JobRunning) -> None:
         body = notification_body(notification)  # raises where the real notifier would
         if len(body.encode("utf-8")) > MAX_NOTIFICATION_BYTES:
             raise TransientError(f"the notification is {len(body.encode()):,} bytes, over SQS's")

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from archiver.adapters.errors import error_code, transient_only
 from archiver.domain.errors import ConfigurationError, TransientError
-from archiver.domain.notifications import JobFailed, JobSucceeded, notification_body
+from archiver.domain.notifications import JobFailed, JobRunning, JobSucceeded, notification_body
 from archiver.domain.ports import ReceivedMessage
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ class SqsNotifier:
         self._client = client
         self.address = QueueAddress(client, queue)
 
-    def publish(self, notification: JobSucceeded | JobFailed) -> None:
+    def publish(self, notification: JobSucceeded | JobFailed | JobRunning) -> None:
         with transient_only(f"notify {self.address.queue}"):
             self._client.send_message(
                 QueueUrl=self.address.url,

@@ -12,6 +12,7 @@ from archiver.adapters.s3 import S3ObjectStore
 from archiver.adapters.sqs import SqsNotifier, SqsQueue
 from archiver.app.allocator import tune_allocator
 from archiver.app.ops import Liveness, Metrics, ScaleInProtection
+from archiver.app.reporting import Reporting
 from archiver.app.service import MIB, ArchiveService, BuildOptions, LinkOptions
 from archiver.app.settings import Settings
 from archiver.app.worker import Worker
@@ -120,6 +121,11 @@ class Container(containers.DeclarativeContainer):
         liveness=liveness,
         metrics=metrics,
         protection=protection,
+        reporting=providers.Factory(
+            Reporting,
+            log_seconds=settings.provided.progress_log_seconds,
+            notify_seconds=settings.provided.progress_notify_seconds,
+        ),
     )
 
 

@@ -15,14 +15,9 @@ from archiver.domain.errors import (
     PermanentError,
     Unavailable,
 )
-from archiver.domain.job import (
-    FileSpec,
-    JobRequest,
-    ObjectRef,
-    offloaded_payload,
-    parse_file_list,
-    parse_job,
-)
+from archiver.domain.file_list import parse_file_list
+from archiver.domain.job import FileSpec, JobRequest, ObjectRef, parse_job
+from archiver.domain.offload import offloaded_payload
 from archiver.domain.plan import ArchivePolicy, check_origins, too_many_files
 from archiver.domain.policy import source_failure
 from archiver.domain.ports import ObjectInfo, ObjectStore

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,8 +22,15 @@ from archiver.app.engine.sizing import Sizing
 from archiver.app.resolve import read_job, resolve
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import CopyRefused, InvalidPayload, ObjectUnavailable, TransientError
-from archiver.domain.job import JobRequest, ObjectRef, offloaded_payload
-from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
+from archiver.domain.job import JobRequest, ObjectRef
+from archiver.domain.notifications import (
+    ArchiveInfo,
+    ArchiveManifest,
+    JobFailed,
+    JobSucceeded,
+    omitted,
+)
+from archiver.domain.offload import offloaded_payload
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, plan_archive
 from archiver.domain.policy import Admitted, admit
 from archiver.domain.ports import ObjectHeaders, ObjectStore
@@ -31,6 +39,7 @@ from archiver.domain.urls import content_disposition, public_url
 log = structlog.get_logger(__name__)
 
 MIB = 1024 * 1024
+Answer = JobSucceeded | JobFailed
 MANIFEST_MAX_BYTES = 1024 * 1024
 
 
@@ -103,6 +112,32 @@ class ArchiveService:
                 self._store.delete(pointer)
         except (InvalidPayload, ObjectUnavailable, TransientError) as error:
             log.warning("offloaded_payload_kept", error=str(error))
+
+    def reported(self, answer: Answer, listed: Sequence[str]) -> Answer:
+        """An answer whose list had to be cut links to the full report, written beside the
+        archive (`{job_id}/report.json`); if that cannot be written, the answer goes without."""
+        if not omitted(answer):
+            return answer
+        ref = ObjectRef(self._policy.destination_bucket, f"{answer.job_id}/report.json")
+        if isinstance(answer, JobSucceeded):
+            full = answer.archive.model_copy(update={"missing": list(listed), "missing_omitted": 0})
+            report: Answer = answer.model_copy(update={"archive": full})
+        else:
+            report = answer.model_copy(
+                update={
+                    "error": answer.error.model_copy(
+                        update={"sources": list(listed), "sources_omitted": 0}
+                    )
+                }
+            )
+        headers = ObjectHeaders(content_type="application/json")
+        try:
+            with destination_errors(ref):
+                self._store.put(ref, report.model_dump_json().encode("utf-8"), headers)
+        except TransientError as error:
+            log.warning("report_not_written", error=str(error))
+            return answer
+        return answer.model_copy(update={"report_url": self.url(ref)})
 
     def plan(self, job_id: str, request: JobRequest, created_at: datetime) -> ArchivePlan:
         """Read the job's file list and list its prefixes, then plan (PermanentError,

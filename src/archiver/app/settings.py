@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     max_archive_bytes: int = Field(
         default=S3_MAX_OBJECT_BYTES, ge=1, description="Largest total of source sizes per job."
     )
+    progress_log_seconds: float = Field(
+        default=15.0, gt=0, description="A running job logs its progress this often."
+    )
+    progress_notify_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="At most this often a job that asked (notify.progress) is sent `running`.",
+    )
     delete_offloaded_payloads: bool = Field(
         default=False,
         description="Delete an SQS Extended Client's offloaded body from S3 once its job is "

@@ -14,6 +14,7 @@ import structlog
 from archiver.app.heartbeat import VisibilityHeartbeat
 from archiver.app.ops import Liveness, Metrics, ScaleInProtection
 from archiver.app.polling import STOP_CHECK_INTERVAL, LongPoll
+from archiver.app.reporting import JobProgress, Reporting
 from archiver.app.service import ArchiveService
 from archiver.domain.errors import InternalError, JobCancelled, PermanentError, TransientError
 from archiver.domain.job import salvage_metadata
@@ -55,6 +56,7 @@ class Worker:
         liveness: Liveness | None = None,
         metrics: Metrics | None = None,
         protection: ScaleInProtection | None = None,
+        reporting: Reporting | None = None,
     ) -> None:
         self._queue = queue
         self._notifier = notifier
@@ -69,6 +71,7 @@ class Worker:
         self._liveness = liveness or Liveness(None)
         self._metrics = metrics or Metrics(enabled=False)
         self._protection = protection or ScaleInProtection(None)
+        self._reporting = reporting or Reporting()
 
     def run(self, stop: threading.Event, max_polls: int | None = None) -> None:
         """Poll until `stop` is set, then let running jobs finish within the grace period.
@@ -270,14 +273,23 @@ class Worker:
             }
             structlog.contextvars.bind_contextvars(**context)
             log.info("job_started", **context)
-            archive = self._service.build(
-                plan,
-                lambda _: self._liveness.beat(),  # bytes moved: the job is alive
-                cancel=cancel,
-                redelivered=message.receive_count > 1,
+            progress = JobProgress(
+                message.message_id,
+                metadata,
+                self._reporting,
+                self._notifier if request.notify.progress else None,
+                self._liveness.beat,
             )
-            return succeeded(message.message_id, self._service.url(plan.archive), archive, metadata)
+            archive = self._service.build(
+                plan, progress, cancel=cancel, redelivered=message.receive_count > 1
+            )
+            url = self._service.url(plan.archive)
+            return self._service.reported(
+                succeeded(message.message_id, url, archive, metadata), archive.missing
+            )
         except PermanentError as error:
             if metadata is None:
                 metadata = salvage_metadata(message.body)
-            return failed(message.message_id, error, metadata)
+            return self._service.reported(
+                failed(message.message_id, error, metadata), error.sources
+            )

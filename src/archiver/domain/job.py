@@ -144,6 +144,18 @@ class ArchiveOptions(BaseModel):
     )
 
 
+class NotifyOptions(BaseModel):
+    """What the job's consumer hears besides the answer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    progress: bool = Field(
+        default=False,
+        description="Send `running` notifications while the job runs (at most every "
+        "PROGRESS_NOTIFY_SECONDS), never after the final one.",
+    )
+
+
 class JobRequest(BaseModel):
     """The message a producer puts on SQS_SOURCE_QUEUE."""
 
@@ -165,6 +177,7 @@ class JobRequest(BaseModel):
         examples=["s3://lists/job-42.jsonl"],
     )
     archive: ArchiveOptions = Field(default_factory=ArchiveOptions)
+    notify: NotifyOptions = Field(default_factory=NotifyOptions)
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="Any JSON object, at most 32 levels deep and 256 KiB as JSON; echoed verbatim "
@@ -211,14 +224,14 @@ def _finite(text: str) -> float:
     return number
 
 
-def _loads(text: str) -> Any:
+def loads_strict(text: str) -> Any:
     """Standard JSON only: NaN, Infinity and numbers that overflow are refused, not nulled."""
     return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
 
 
-def _decode(body: str, what: str = "the message body") -> Any:
+def decode_document(body: str, what: str = "the message body") -> Any:
     try:
-        document = _unwrap_sns(_loads(body))
+        document = _unwrap_sns(loads_strict(body))
     except (ValueError, RecursionError) as error:
         raise InvalidPayload(f"{what} is not JSON: {error}") from None
     problem = check_document(document)
@@ -235,13 +248,13 @@ def _unwrap_sns(document: Any) -> Any:
         and isinstance(document.get("Message"), str)
     ):
         try:
-            return _loads(document["Message"])
+            return loads_strict(document["Message"])
         except (ValueError, RecursionError) as error:
             raise InvalidPayload(f"the SNS Message is not JSON: {error}") from None
     return document
 
 
-def _describe(error: ValidationError) -> str:
+def describe_errors(error: ValidationError) -> str:
     problems = []
     for detail in error.errors()[:MAX_REPORTED_ERRORS]:
         where = ".".join(str(part) for part in detail["loc"]) or "body"
@@ -252,67 +265,13 @@ def _describe(error: ValidationError) -> str:
 
 def parse_job(body: str, what: str = "the message body") -> JobRequest:
     """Validate a message body once, at the edge. Raises InvalidPayload and nothing else."""
-    document = _decode(body, what)
+    document = decode_document(body, what)
     try:
         return JobRequest.model_validate(document)
     except ValidationError as error:
-        raise InvalidPayload(_describe(error)) from None
+        raise InvalidPayload(describe_errors(error)) from None
     except (ValueError, RecursionError) as error:
         raise InvalidPayload(f"the job is malformed: {error}") from None
-
-
-POINTER_CLASSES = frozenset(
-    {
-        "software.amazon.payloadoffloading.PayloadS3Pointer",  # Extended Client libraries 2.x
-        "com.amazon.sqs.javamessaging.MessageS3Pointer",  # their legacy form
-    }
-)
-
-
-def offloaded_payload(body: str) -> ObjectRef | None:
-    """Where an Amazon SQS Extended Client put a large message body (its pointer:
-    `[class, {"s3BucketName", "s3Key"}]`); None for an ordinary body. Raises InvalidPayload
-    for a pointer without a usable address."""
-    try:
-        document = _loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if not (isinstance(document, list) and len(document) == 2 and document[0] in POINTER_CLASSES):
-        return None
-    pointer = document[1]
-    bucket = pointer.get("s3BucketName") if isinstance(pointer, dict) else None
-    key = pointer.get("s3Key") if isinstance(pointer, dict) else None
-    if not isinstance(bucket, str) or not isinstance(key, str):
-        raise InvalidPayload("the offloaded-payload pointer has no s3BucketName and s3Key")
-    try:
-        split_source(f"s3://{bucket}/{key}")
-    except ValueError as error:
-        raise InvalidPayload(f"the offloaded-payload pointer is unusable: {error}") from None
-    return ObjectRef(bucket, key)
-
-
-def parse_file_list(text: str, what: str) -> list[FileSpec]:
-    """File items from `files_from`: one JSON array, or JSON Lines (one item per line, blank
-    lines skipped). Errors name the item (array) or the line. Raises InvalidPayload."""
-    if text.lstrip().startswith("["):
-        items = _decode(text, what)
-        if not isinstance(items, list):
-            raise InvalidPayload(f"{what} is not a JSON array of file items")
-        return [_file_item(item, f"{what} item {n}") for n, item in enumerate(items)]
-    specs = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            specs.append(
-                _file_item(_decode(line, f"{what} line {number}"), f"{what} line {number}")
-            )
-    return specs
-
-
-def _file_item(item: Any, where: str) -> FileSpec:
-    try:
-        return FileSpec.model_validate(item)
-    except ValidationError as error:
-        raise InvalidPayload(f"{where}: {_describe(error)}") from None
 
 
 def salvage_metadata(body: str) -> dict[str, Any] | None:
@@ -321,7 +280,7 @@ def salvage_metadata(body: str) -> dict[str, Any] | None:
     Only metadata that could have been accepted is echoed; anything else is `None`.
     """
     try:
-        document = _unwrap_sns(_loads(body))
+        document = _unwrap_sns(loads_strict(body))
     except (InvalidPayload, ValueError, RecursionError):
         return None
     metadata = document.get("metadata") if isinstance(document, dict) else None

@@ -71,6 +71,10 @@ class JobSucceeded(_Message):
     archive: ArchiveInfo
     metadata: dict[str, Any]
     substitutions: Substitutions
+    report_url: str | None = Field(
+        default=None,
+        description="The full report ({job_id}/report.json), when `archive.missing` was cut.",
+    )
 
 
 class Failure(_Message):
@@ -91,10 +95,39 @@ class JobFailed(_Message):
     metadata: dict[str, Any] | None = Field(
         description="The job's metadata; null when the body was too broken to read it."
     )
+    report_url: str | None = Field(
+        default=None,
+        description="The full report ({job_id}/report.json), when `error.sources` was cut.",
+    )
 
 
-Notification = Annotated[JobSucceeded | JobFailed, Field(discriminator="status")]
-NOTIFICATION_ADAPTER: TypeAdapter[JobSucceeded | JobFailed] = TypeAdapter(Notification)
+class Progress(_Message):
+    files_done: int = Field(ge=0)
+    files_total: int = Field(ge=0)
+    bytes_done: int = Field(ge=0)
+    bytes_total: int = Field(ge=0, description="As far as known: exact once every source is sized.")
+
+
+class JobRunning(_Message):
+    """Sent while a job that asked for it (`notify.progress`) runs; never after its answer."""
+
+    model_config = ConfigDict(title="ArchiveRunning")
+
+    status: Literal["running"] = "running"
+    job_id: str
+    progress: Progress
+    metadata: dict[str, Any]
+
+
+Notification = Annotated[JobSucceeded | JobFailed | JobRunning, Field(discriminator="status")]
+NOTIFICATION_ADAPTER: TypeAdapter[JobSucceeded | JobFailed | JobRunning] = TypeAdapter(Notification)
+
+
+def omitted(notification: JobSucceeded | JobFailed) -> int:
+    """How many listed items the notification had to leave out."""
+    if isinstance(notification, JobSucceeded):
+        return notification.archive.missing_omitted
+    return notification.error.sources_omitted
 
 
 def _listed(items: Sequence[str]) -> tuple[list[str], int]:
@@ -141,7 +174,7 @@ def failed(job_id: str, error: PermanentError, metadata: dict[str, Any] | None) 
     )
 
 
-def notification_body(notification: JobSucceeded | JobFailed) -> str:
+def notification_body(notification: JobSucceeded | JobFailed | JobRunning) -> str:
     """The notification as the JSON an SQS message may carry."""
     body = notification.model_dump_json()
     for char, escape in _SQS_REFUSED.items():

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from archiver.domain.job import ObjectRef
-from archiver.domain.notifications import JobFailed, JobSucceeded
+from archiver.domain.notifications import JobFailed, JobRunning, JobSucceeded
 
 Buffer = bytes | bytearray
 """Object data: fetches fill one preallocated bytearray, parts are uploaded without a copy."""
@@ -127,7 +127,7 @@ class Queue(Protocol):
 
 
 class Notifier(Protocol):
-    def publish(self, notification: JobSucceeded | JobFailed) -> None: ...
+    def publish(self, notification: JobSucceeded | JobFailed | JobRunning) -> None: ...
 
     def check(self) -> None:
         """ConfigurationError unless the queue exists and may be used."""
