@@ -36,7 +36,7 @@ def test_defaults_match_the_documented_table(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.app_debug is False
     assert settings.dev_mode is False
     assert settings.archive_base_url is None
-    assert settings.max_files == 10_000
+    assert settings.max_files == 100_000
     assert settings.archive_url_ttl == 604_800
     assert settings.archive_compression is CompressionMode.AUTO
     assert settings.s3_allowed_source_buckets == frozenset()

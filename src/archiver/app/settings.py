@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     )
     app_debug: bool = Field(default=False, description="Debug log level.")
     dev_mode: bool = Field(default=False, description="Console logs instead of JSON.")
-    max_files: int = Field(default=10_000, ge=1, description="Most files one job may list.")
+    max_files: int = Field(
+        default=100_000, ge=1, description="Most files one job may list (prefixes counted)."
+    )
     archive_url_ttl: int = Field(
         default=SIGV4_MAX_EXPIRY,
         ge=1,

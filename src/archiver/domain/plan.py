@@ -59,7 +59,7 @@ class ArchivePolicy:
     source_bucket: str
     destination_bucket: str
     allowed_source_buckets: frozenset[str] = frozenset()
-    max_files: int = 10_000
+    max_files: int = 100_000
     file_prefix: str = "download"
     compression: CompressionMode = CompressionMode.AUTO
     missing_files: MissingFiles = MissingFiles.FAIL
