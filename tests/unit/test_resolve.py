@@ -7,7 +7,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from archiver.adapters.memory import MemoryObjectStore
+from archiver.adapters.memory import MemoryObjectStore, SyntheticBody
 from archiver.app import resolve as resolve_module
 from archiver.domain.errors import ErrorCode, InvalidPayload, PermanentError
 from archiver.domain.file_list import parse_file_list
@@ -258,3 +258,21 @@ def test_an_archive_name_sets_the_key_and_the_download_name(
     assert plan.archive == ObjectRef(DESTINATION, f"job-1/{file_name}")
     service.build(plan)
     assert store.headers[plan.archive].content_disposition == disposition
+
+
+def test_a_1_gib_list_is_refused_by_its_size_without_being_read(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    ref = ObjectRef(SOURCE, "lists/1gib.jsonl")
+    store.add(ref, SyntheticBody(1024**3))
+    fetched: list[int] = []
+    fetch = store.fetch
+
+    def counting(ref: ObjectRef, start: int, length: int, etag: str | None = None) -> bytes:
+        fetched.append(length)
+        return bytes(fetch(ref, start, length, etag))
+
+    store.fetch = counting  # type: ignore[method-assign]
+    with pytest.raises(InvalidPayload, match="the limit is 67,108,864"):
+        make_service().plan("job-1", parse_job('{"files_from": "lists/1gib.jsonl"}'), SENT)
+    assert fetched == []
