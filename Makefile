@@ -23,7 +23,8 @@ demo: venv
 test: lint types
 	$(BIN)/pytest -m "not slow"
 
-## Archives over 4 GiB and over 65,535 entries through every reader (minutes, GiB of disk).
+## Archives over 4 GiB and over 65,535 entries through every reader, and jobs of 50,000 and
+## 100,000 files on the real endpoint (half an hour, GiB of disk).
 test-slow: venv
 	$(BIN)/pytest -m slow
 

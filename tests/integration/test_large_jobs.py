@@ -73,7 +73,7 @@ def test_a_50000_object_prefix_and_a_100000_line_list_build_correct_archives(
         for body, count in zip(sqs_send, (OBJECTS, 2 * OBJECTS), strict=True):
             started = time.monotonic()
             queue.send(body)
-            [notification] = drain(resources.destination_queue_url, timeout=900)
+            [notification] = drain(resources.destination_queue_url, timeout=1800)
             took = time.monotonic() - started
             peaks.append(peak_rss_mib(worker.pid))
             assert notification["status"] == "succeeded", notification
