@@ -17,6 +17,8 @@ def offloaded_payload(body: str) -> ObjectRef | None:
     """Where an Amazon SQS Extended Client put a large message body (its pointer:
     `[class, {"s3BucketName", "s3Key"}]`); None for an ordinary body. Raises InvalidPayload
     for a pointer without a usable address."""
+    if not body.lstrip().startswith("["):  # a job is an object: no need to parse it twice
+        return None
     try:
         document = loads_strict(body)
     except (ValueError, RecursionError):
