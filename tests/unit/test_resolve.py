@@ -276,3 +276,16 @@ def test_a_1_gib_list_is_refused_by_its_size_without_being_read(
     with pytest.raises(InvalidPayload, match="the limit is 67,108,864"):
         make_service().plan("job-1", parse_job('{"files_from": "lists/1gib.jsonl"}'), SENT)
     assert fetched == []
+
+
+def test_a_path_too_long_names_the_item_it_comes_from(
+    store: MemoryObjectStore, make_service: ServiceFactory
+) -> None:
+    put(store, "a.png", b"a")
+    put(store, "deep/a.txt", b"short")  # entry 1; the long one is entry 2, of item 1
+    put(store, f"deep/{'d' * 250}/{'e' * 250}/{'f' * 250}/{'h' * 250}/x.txt", b"x")
+    request = parse_job(
+        json.dumps({"files": [{"source": "a.png"}, {"prefix": "deep/", "destination": "g" * 300}]})
+    )
+    with pytest.raises(InvalidPayload, match=r"^files\.1: its path"):
+        make_service().plan("job-1", request, SENT)

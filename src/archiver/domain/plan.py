@@ -159,7 +159,7 @@ def _check_buckets(refs: Sequence[ObjectRef], policy: ArchivePolicy) -> None:
         )
 
 
-def _check_paths(names: Sequence[str], refs: Sequence[ObjectRef]) -> None:
+def _check_paths(names: Sequence[str], refs: Sequence[ObjectRef], items: Sequence[int]) -> None:
     """A path no extractor can create is refused whole: a file is never dropped or cut."""
     too_long = [
         (index, len(name.encode("utf-8")))
@@ -170,7 +170,7 @@ def _check_paths(names: Sequence[str], refs: Sequence[ObjectRef]) -> None:
         index, length = too_long[0]
         others = f" (and {len(too_long) - 1} more)" if len(too_long) > 1 else ""
         raise InvalidPayload(
-            f"files.{index}: its path in the archive would be {length:,} bytes; "
+            f"files.{items[index]}: its path in the archive would be {length:,} bytes; "
             f"the limit is {MAX_PATH_BYTES:,} (shorten destination or name){others}",
             sources=[str(refs[index]) for index, _ in too_long],
         )
@@ -178,27 +178,31 @@ def _check_paths(names: Sequence[str], refs: Sequence[ObjectRef]) -> None:
 
 def _expanded(
     request: JobRequest, listings: Mapping[int, Sequence[ObjectInfo]], policy: ArchivePolicy
-) -> tuple[list[ObjectRef], list[list[str]], list[ObjectRef]]:
-    """Every file, a prefix's objects in its place: sources, entry paths, empty prefixes."""
+) -> tuple[list[ObjectRef], list[list[str]], list[int], list[ObjectRef]]:
+    """Every file, a prefix's objects in its place: sources, entry paths, the item each comes
+    from, empty prefixes."""
     refs: list[ObjectRef] = []
     paths: list[list[str]] = []
+    items: list[int] = []
     unmatched: list[ObjectRef] = []
     for index, spec in enumerate(request.items):
         ref = spec.ref(policy.source_bucket)
         if spec.prefix is None:
             refs.append(ref)
             paths.append(file_segments(spec.destination, spec.name, ref.key))
+            items.append(index)
             continue
         found = [info for info in listings.get(index, ()) if not _folder_marker(info)]
         for info in found:
             _check_listed(spec.prefix, info.ref)
             refs.append(info.ref)
+            items.append(index)
             paths.append(
                 file_segments(spec.destination, info.ref.key[len(ref.key) :], info.ref.key)
             )
         if not found:
             unmatched.append(ref)
-    return refs, paths, unmatched
+    return refs, paths, items, unmatched
 
 
 def _folder_marker(info: ObjectInfo) -> bool:
@@ -223,12 +227,12 @@ def plan_archive(
 
     `listings` holds what each `prefix` item (by index) listed, in key order."""
     check_origins(request, policy)
-    refs, paths, unmatched = _expanded(request, listings or {}, policy)
+    refs, paths, items, unmatched = _expanded(request, listings or {}, policy)
     if len(refs) > policy.max_files:
         raise too_many_files(len(refs), policy)
     _check_buckets(refs, policy)
     names = assign_entry_names(paths)
-    _check_paths(names, refs)
+    _check_paths(names, refs, items)
     named = archive_file_name(request.archive.name) if request.archive.name else None
     key = f"{job_id}/{named}" if named else archive_key(job_id, policy.file_prefix, created_at)
     entries = tuple(
