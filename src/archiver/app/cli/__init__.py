@@ -26,6 +26,7 @@ from archiver.domain.errors import ConfigurationError, PermanentError, Transient
 from archiver.domain.job import FileSpec, JobRequest, parse_job
 
 log = structlog.get_logger(__name__)
+JOIN_INTERVAL = 0.5  # seconds: how often the main thread wakes while the worker thread runs
 
 WORKER_VARIABLES = (
     "SQS_SOURCE_QUEUE",
@@ -42,9 +43,22 @@ def _start(required: Sequence[str]) -> tuple[Settings, Container]:
 
 
 def run_worker(stop: threading.Event | None = None) -> int:
+    """Start-up and the worker loop run on a thread of their own; the main thread only waits
+    for it. A signal handler runs on the main thread between two of its instructions: had it
+    been running the loop, it could hold the very lock the handler takes (the stop event's,
+    the log stream's) and the handler would wait for itself forever."""
     settings = load_settings(WORKER_VARIABLES)
     configure_logging(debug=settings.app_debug, console=settings.dev_mode)
     stop = stop or threading.Event()
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            worker = start_worker(build_container(settings), settings, stop)
+            if worker is not None:
+                worker.run(stop)
+        except BaseException as error:  # handed to the main thread, which exits with it
+            failure.append(error)
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         log.info("stop_requested", signal=signal.Signals(signum).name)
@@ -53,9 +67,12 @@ def run_worker(stop: threading.Event | None = None) -> int:
     if threading.current_thread() is threading.main_thread():  # before start-up: it may hang
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-    worker = start_worker(build_container(settings), settings, stop)
-    if worker is not None:
-        worker.run(stop)
+    serving = threading.Thread(target=serve, name="worker")
+    serving.start()
+    while serving.is_alive():
+        serving.join(JOIN_INTERVAL)
+    if failure:
+        raise failure[0]
     return 0
 
 
