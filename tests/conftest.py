@@ -12,6 +12,7 @@ import pytest
 from botocore.config import Config
 
 from archiver.app.cli.dev import DevResources, create_resources
+from archiver.app.settings import Settings
 from tests.endpoint import TEST_CREDENTIALS, Endpoint, endpoint
 
 if TYPE_CHECKING:
@@ -19,9 +20,25 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
+def project_variables() -> set[str]:
+    """The worker's own settings, as a shell with the project's `.envrc` exports them."""
+    return {name.upper() for name in Settings.model_fields if not name.upper().startswith("AWS_")}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests ignore the shell's archiver settings (`.envrc`: DEV_MODE=1 makes a worker's logs
+    console text, queue and bucket names would leak into every Settings()): each test sets what
+    it needs, and worker processes inherit only that."""
+    for name in project_variables():
+        os.environ.pop(name, None)
+
+
 @pytest.fixture(scope="session")
-def aws_endpoint() -> Iterator[Endpoint]:
+def aws_endpoint(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
     with endpoint() as chosen, pytest.MonkeyPatch.context() as patch:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"integration endpoint: {chosen.why}")
         if chosen.kind != "environment":
             for name, value in TEST_CREDENTIALS.items():
                 patch.setenv(name, value)

@@ -1,7 +1,9 @@
 """Pick the S3/SQS endpoint for integration tests, as DEVELOPERS.md says.
 
-AWS_ENDPOINT_URL if set; else LocalStack through testcontainers if a Docker daemon answers;
-else a moto server subprocess on a free 127.0.0.1 port.
+AWS_ENDPOINT_URL if set and it answers; else LocalStack through testcontainers if a Docker
+daemon answers; else a moto server subprocess on a free 127.0.0.1 port. `why` says which and why,
+in one line (a shell with the project's `.envrc` points AWS_ENDPOINT_URL at an `archiver dev` or
+docker compose endpoint that may not be running).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 LOCALSTACK_IMAGE = "localstack/localstack:4.14.0"  # newer tags need LOCALSTACK_AUTH_TOKEN
 START_TIMEOUT = 30.0
@@ -31,6 +34,18 @@ TEST_CREDENTIALS = {
 class Endpoint:
     url: str
     kind: str  # "environment", "localstack" or "moto"
+    why: str = ""
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether something accepts connections at the URL's host and port."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _docker_answers() -> bool:
@@ -99,11 +114,14 @@ def localstack() -> Iterator[str]:
 @contextmanager
 def endpoint() -> Iterator[Endpoint]:
     configured = os.environ.get("AWS_ENDPOINT_URL")
-    if configured:
-        yield Endpoint(configured, "environment")
-    elif _docker_answers():
+    if configured and answers(configured):
+        yield Endpoint(configured, "environment", f"AWS_ENDPOINT_URL={configured}")
+        return
+    unset = f"AWS_ENDPOINT_URL={configured} does not answer, so " if configured else ""
+    if _docker_answers():
         with localstack() as url:
-            yield Endpoint(url, "localstack")
+            yield Endpoint(url, "localstack", f"{unset}LocalStack {LOCALSTACK_IMAGE} at {url}")
     else:
         with moto_server() as url:
-            yield Endpoint(url, "moto")
+            reason = "" if configured else " (no AWS_ENDPOINT_URL, no Docker daemon)"
+            yield Endpoint(url, "moto", f"{unset}a moto server at {url}{reason}")
