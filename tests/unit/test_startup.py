@@ -178,3 +178,12 @@ def test_a_start_up_failure_on_the_worker_thread_still_ends_the_process(
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+
+
+def test_the_version_is_the_installed_package_s(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"archiver {version('archiver')}\n"

@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 
@@ -152,6 +153,7 @@ def write_schemas(directory: Path) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archiver", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"archiver {version('archiver')}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("worker", help="long-poll SQS_SOURCE_QUEUE and process jobs")
     submit_parser = commands.add_parser("submit", help="put a job on SQS_SOURCE_QUEUE")
