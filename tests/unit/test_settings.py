@@ -40,6 +40,16 @@ def test_defaults_match_the_documented_table(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.archive_url_ttl == 604_800
     assert settings.archive_compression is CompressionMode.AUTO
     assert settings.s3_allowed_source_buckets == frozenset()
+    assert settings.metrics_enabled is False  # not on ECS
+
+
+def test_metrics_default_to_on_only_on_ecs(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in WORKER:
+        monkeypatch.setenv(name, name.lower().replace("_", "-"))
+    monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4/abc")
+    assert load_settings(WORKER).metrics_enabled is True
+    monkeypatch.setenv("METRICS_ENABLED", "0")
+    assert load_settings(WORKER).metrics_enabled is False
 
 
 def test_every_missing_and_malformed_variable_is_named_at_once(

@@ -17,6 +17,9 @@ MIB = 1024 * 1024
 SIGV4_MAX_EXPIRY = 604_800
 
 
+ECS_METADATA = "ECS_CONTAINER_METADATA_URI_V4"  # set by ECS in every task
+
+
 class Settings(BaseSettings):
     """Every variable archiver reads. Field names are the variable names, case-insensitive."""
 
@@ -129,7 +132,9 @@ class Settings(BaseSettings):
         default=120, ge=30, description="Longest time without progress that is still healthy."
     )
     metrics_enabled: bool = Field(
-        default=True, description="Job metrics as CloudWatch EMF JSON lines on stdout."
+        default_factory=lambda: ECS_METADATA in os.environ,
+        description="Job metrics as CloudWatch EMF JSON lines on stdout; default: on where they "
+        "are collected (on ECS, where ECS_CONTAINER_METADATA_URI_V4 is set), off elsewhere.",
     )
     ecs_agent_uri: str | None = Field(
         default=None, description="Set by ECS; enables scale-in protection while jobs run."
