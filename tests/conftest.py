@@ -37,8 +37,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def aws_endpoint(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
     with endpoint() as chosen, pytest.MonkeyPatch.context() as patch:
         reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"integration endpoint: {chosen.why}")
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():  # past the output capture
+                reporter.write_line(f"\nintegration endpoint: {chosen.why}")
         if chosen.kind != "environment":
             for name, value in TEST_CREDENTIALS.items():
                 patch.setenv(name, value)
