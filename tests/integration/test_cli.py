@@ -113,3 +113,26 @@ def test_worker_refuses_to_start_with_a_misspelt_queue(resources: DevResources) 
     assert result.returncode == 2
     assert "SQS_SOURCE_QUEUE='no-such-queue'" in result.stderr
     assert "NonExistentQueue" in result.stderr or "does not exist" in result.stderr
+
+
+def test_a_failed_build_leaves_no_file_behind(
+    resources: DevResources, s3: S3Client, tmp_path: Path
+) -> None:
+    s3.put_object(Bucket=resources.source_bucket, Key="x/1.txt", Body=b"one" * 100_000)
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"files": [{"source": "x/1.txt"}, {"source": "x/missing.txt"}]}))
+    output = tmp_path / "out.zip"
+    output.write_bytes(b"an earlier archive")
+    result = subprocess.run(
+        [*ARCHIVER, "build", str(job), "--output", str(output)],
+        env=worker_environment(resources),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot be read" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["job.json", "out.zip"]
+    assert output.read_bytes() == b"an earlier archive"  # never half-overwritten

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Sequence
@@ -18,13 +20,16 @@ import structlog
 
 from archiver.app.cli.progress import ProgressLine
 from archiver.app.container import Container, build_container
+from archiver.app.engine.sink import SinkResult
 from archiver.app.logs import configure_logging
 from archiver.app.ops import healthy
+from archiver.app.service import ArchiveService
 from archiver.app.settings import Settings, load_settings
 from archiver.app.startup import start_worker
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import ConfigurationError, PermanentError, TransientError
 from archiver.domain.job import FileSpec, JobRequest, parse_job
+from archiver.domain.plan import ArchivePlan
 
 log = structlog.get_logger(__name__)
 JOIN_INTERVAL = 0.5  # seconds: how often the main thread wakes while the worker thread runs
@@ -98,23 +103,64 @@ def submit(sources: Sequence[str], metadata: str | None) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """The command line names something that cannot be used: one line, exit 2."""
+
+
+def _job_text(job_file: Path) -> str:
+    try:
+        return job_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"the job file {job_file} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"the job file {job_file} cannot be read: {error}") from None
+
+
+def _check_output(output: Path) -> None:
+    if output.is_dir():
+        raise UsageError(f"--output {output} is a folder: give a file name, such as {output}/a.zip")
+    if not output.parent.is_dir():
+        raise UsageError(f"--output {output}: the folder {output.parent} does not exist")
+
+
+def _build_to(service: ArchiveService, plan: ArchivePlan, output: Path) -> SinkResult:
+    """Into a temporary file beside `output`, renamed once complete: a failed build leaves
+    nothing behind, and never half of an archive under the final name."""
+    descriptor, name = tempfile.mkstemp(
+        dir=output.parent, prefix=f".{output.name}.", suffix=".partial"
+    )
+    partial = Path(name)
+    try:
+        with os.fdopen(descriptor, "w+b") as file:
+            result = service.build_to_file(plan, file, ProgressLine())
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    umask = os.umask(0)
+    os.umask(umask)
+    partial.chmod(0o666 & ~umask)  # as the file would have been created (mkstemp: 0600)
+    partial.replace(output)
+    return result
+
+
 def build(job_file: Path, output: Path | None) -> int:
+    text = _job_text(job_file)
+    if output is not None:
+        _check_output(output)
     required = ["S3_SOURCE_BUCKET"] if output else ["S3_SOURCE_BUCKET", "S3_DESTINATION_BUCKET"]
     _, container = _start(required)
     service = container.service()
-    request = parse_job(job_file.read_text(encoding="utf-8"))
+    request = parse_job(text, f"the job file {job_file}")
     plan = service.plan(f"local-{uuid.uuid4()}", request, datetime.now(UTC))
-    progress = ProgressLine()
     if output is not None:
-        with output.open("w+b") as file:
-            result = service.build_to_file(plan, file, progress)
+        result = _build_to(service, plan, output)
         summary = {
             "output": str(output),
             "size_bytes": result.size_bytes,
             "crc32": crc32_text(result.crc32),
         }
     else:
-        archive = service.build(plan, progress)
+        archive = service.build(plan, ProgressLine())
         summary = {"url": service.url(plan.archive), **archive.model_dump()}
     summary["file_count"] = len(plan.entries)
     print(json.dumps(summary, indent=2))
@@ -194,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_demo(arguments.port)
             case _:
                 return write_schemas(arguments.output_dir)
-    except ConfigurationError as error:
+    except (ConfigurationError, UsageError) as error:
         print(f"archiver: {error}", file=sys.stderr)
         return 2
     except (PermanentError, TransientError, ValueError) as error:

@@ -1,0 +1,54 @@
+"""`archiver build` refuses what it cannot use in one line, before reaching any endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archiver.app import cli
+
+
+@pytest.fixture(autouse=True)
+def settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3_SOURCE_BUCKET", "source-images")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_a_missing_job_file_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, err = run(capsys, "build", str(tmp_path / "nope.json"), "--output", "x.zip")
+    assert code == 2
+    assert err == f"archiver: the job file {tmp_path / 'nope.json'} does not exist\n"
+
+
+@pytest.mark.parametrize("where", ["folder", "missing-folder"])
+def test_an_unusable_output_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, where: str
+) -> None:
+    job = tmp_path / "job.json"
+    job.write_text('{"files": [{"source": "a.png"}]}')
+    output = tmp_path if where == "folder" else tmp_path / "no" / "such" / "a.zip"
+    code, err = run(capsys, "build", str(job), "--output", str(output))
+    assert code == 2
+    assert err.count("\n") == 1
+    assert ("is a folder" if where == "folder" else "does not exist") in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.json"]
+
+
+def test_a_job_file_that_is_not_json_is_named_as_a_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    job = tmp_path / "job.json"
+    job.write_text("files: [a.png]")
+    code, err = run(capsys, "build", str(job), "--output", str(tmp_path / "a.zip"))
+    assert code == 1
+    assert err.startswith(f"archiver: the job file {job} is not JSON")
+    assert "message body" not in err
+    assert not (tmp_path / "a.zip").exists()
