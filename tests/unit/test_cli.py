@@ -52,3 +52,16 @@ def test_a_job_file_that_is_not_json_is_named_as_a_file(
     assert err.startswith(f"archiver: the job file {job} is not JSON")
     assert "message body" not in err
     assert not (tmp_path / "a.zip").exists()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [("{not json", "--metadata is not JSON"), ("[1, 2]", "--metadata must be a JSON object")],
+)
+def test_bad_metadata_names_the_option(
+    capsys: pytest.CaptureFixture[str], metadata: str, reason: str
+) -> None:
+    code, err = run(capsys, "submit", "--source", "a.png", "--metadata", metadata)
+    assert code == 2
+    assert err.startswith(f"archiver: {reason}")
+    assert err.count("\n") == 1

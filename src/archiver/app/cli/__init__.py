@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from archiver.app.cli.progress import ProgressLine
 from archiver.app.container import Container, build_container
@@ -28,7 +30,7 @@ from archiver.app.settings import Settings, load_settings
 from archiver.app.startup import start_worker
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import ConfigurationError, PermanentError, TransientError
-from archiver.domain.job import FileSpec, JobRequest, parse_job
+from archiver.domain.job import FileSpec, JobRequest, describe_errors, parse_job
 from archiver.domain.plan import ArchivePlan
 
 log = structlog.get_logger(__name__)
@@ -40,6 +42,10 @@ WORKER_VARIABLES = (
     "S3_SOURCE_BUCKET",
     "S3_DESTINATION_BUCKET",
 )
+
+
+class UsageError(Exception):
+    """The command line names something that cannot be used: one line, exit 2."""
 
 
 def _start(required: Sequence[str]) -> tuple[Settings, Container]:
@@ -92,19 +98,28 @@ def parse_source_option(option: str) -> FileSpec:
     return FileSpec(source=scheme + key, destination=destination or None)
 
 
+def _metadata_option(metadata: str | None) -> dict[str, Any]:
+    try:
+        parsed = json.loads(metadata) if metadata else {}
+    except ValueError as error:
+        raise UsageError(f"--metadata is not JSON: {error}") from None
+    if not isinstance(parsed, dict):
+        raise UsageError("--metadata must be a JSON object, such as '{\"user\": 7}'")
+    return parsed
+
+
 def submit(sources: Sequence[str], metadata: str | None) -> int:
+    echoed = _metadata_option(metadata)
     _, container = _start(["SQS_SOURCE_QUEUE"])
-    request = JobRequest(
-        files=[parse_source_option(option) for option in sources],
-        metadata=json.loads(metadata) if metadata else {},
-    )
+    try:
+        request = JobRequest(
+            files=[parse_source_option(option) for option in sources], metadata=echoed
+        )
+    except ValidationError as error:
+        raise UsageError(f"the job is not valid: {describe_errors(error)}") from None
     message_id = container.source_queue().send(request.model_dump_json(exclude_none=True))
     print(message_id)
     return 0
-
-
-class UsageError(Exception):
-    """The command line names something that cannot be used: one line, exit 2."""
 
 
 def _job_text(job_file: Path) -> str:
