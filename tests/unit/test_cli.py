@@ -65,3 +65,24 @@ def test_bad_metadata_names_the_option(
     assert code == 2
     assert err.startswith(f"archiver: {reason}")
     assert err.count("\n") == 1
+
+
+def test_the_dev_banner_says_where_things_are_and_what_to_paste() -> None:
+    from archiver.app.cli.dev import DevResources, banner
+
+    resources = DevResources(
+        "source-images",
+        "zip-storage",
+        "http://127.0.0.1:4566/123456789012/input-queue",
+        "http://127.0.0.1:4566/123456789012/input-queue-dlq",
+        "http://127.0.0.1:4566/123456789012/output-queue",
+    )
+    text = banner("http://127.0.0.1:4566", resources)
+    assert "DevResources(" not in text
+    assert "export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=test" in text
+    assert "aws s3 cp photo.png s3://source-images/example/photo.png" in text
+    assert (
+        "aws sqs send-message --queue-url http://127.0.0.1:4566/123456789012/input-queue "
+        '--message-body \'{"files": [{"source": "example/photo.png"}]}\''
+    ) in text
+    assert "S3_* and SQS_*" in text

@@ -185,11 +185,11 @@ def build(job_file: Path, output: Path | None) -> int:
 def dev(port: int) -> int:
     import boto3
 
-    from archiver.app.cli.dev import create_resources, embedded_endpoint
+    from archiver.app.cli.dev import banner, create_resources, embedded_endpoint
 
     with embedded_endpoint(port=port) as endpoint:
         resources = create_resources(boto3.client("s3"), boto3.client("sqs"))
-        print(f"embedded endpoint {endpoint}: {resources}", file=sys.stderr)
+        print(banner(endpoint, resources), file=sys.stderr)
         return run_worker()
 
 

@@ -74,6 +74,35 @@ def create_resources(
     return DevResources(source_bucket, destination_bucket, source_url, dlq_url, destination_url)
 
 
+def banner(endpoint: str, resources: DevResources) -> str:
+    """What `archiver dev` prints: where things are, and what to paste into another shell."""
+    exports = " ".join(
+        f"{name}={DEV_ENVIRONMENT[name]}"
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    )
+    job = json.dumps({"files": [{"source": "example/photo.png"}]})
+    return "\n".join(
+        [
+            "archiver dev: an embedded S3/SQS endpoint and a worker on it (Ctrl-C stops both).",
+            "It sets S3_* and SQS_* to the names below, whatever the shell had.",
+            "",
+            f"  endpoint  {endpoint}",
+            f"  buckets   {resources.source_bucket} (sources), "
+            f"{resources.destination_bucket} (archives)",
+            f"  jobs      {resources.source_queue_url}",
+            f"            dead letters: {resources.dead_letter_queue_url}",
+            f"  answers   {resources.destination_queue_url}",
+            "",
+            "In another shell:",
+            f"  export AWS_ENDPOINT_URL={endpoint} {exports}",
+            f"  aws s3 cp photo.png s3://{resources.source_bucket}/example/photo.png",
+            f"  aws sqs send-message --queue-url {resources.source_queue_url} "
+            f"--message-body '{job}'",
+            "",
+        ]
+    )
+
+
 @contextmanager
 def embedded_endpoint(host: str = "127.0.0.1", port: int = DEV_PORT) -> Iterator[str]:
     """Run a moto server in this process and point this process's settings at it."""
