@@ -13,6 +13,8 @@ from archiver.app import cli
 def settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("S3_SOURCE_BUCKET", "source-images")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
+    # The commands configure logging onto this test's captured stderr, closed after it.
+    monkeypatch.setattr(cli, "configure_logging", lambda *args, **kwargs: None)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

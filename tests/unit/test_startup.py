@@ -151,6 +151,7 @@ def test_the_worker_runs_off_the_main_thread_so_a_signal_never_waits_for_itself(
         monkeypatch.setenv(name, "x")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setattr(cli, "start_worker", lambda container, settings, stop: Worker())
+    monkeypatch.setattr(cli, "configure_logging", lambda *args, **kwargs: None)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         assert cli.run_worker() == 0
@@ -172,6 +173,7 @@ def test_a_start_up_failure_on_the_worker_thread_still_ends_the_process(
         monkeypatch.setenv(name, "x")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setattr(cli, "start_worker", refuse)
+    monkeypatch.setattr(cli, "configure_logging", lambda *args, **kwargs: None)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         assert cli.main(["worker"]) == 2
