@@ -56,6 +56,18 @@ def test_submit_then_worker_process_then_sigterm(
     assert events[-1] == "worker_stopped"
 
 
+def build(resources: DevResources, job: Path, output: Path) -> subprocess.CompletedProcess[str]:
+    """`archiver build JOB --output OUTPUT` as a user runs it."""
+    return subprocess.run(
+        [*ARCHIVER, "build", str(job), "--output", str(output)],
+        env=worker_environment(resources),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_build_to_a_local_file(resources: DevResources, s3: S3Client, tmp_path: Path) -> None:
     s3.put_object(Bucket=resources.source_bucket, Key="x/1.txt", Body=b"one")
     s3.put_object(Bucket=resources.source_bucket, Key="x/2.txt", Body=b"two")
@@ -64,14 +76,8 @@ def test_build_to_a_local_file(resources: DevResources, s3: S3Client, tmp_path: 
         json.dumps({"files": [{"source": "x/1.txt"}, {"source": "x/2.txt", "destination": "d"}]})
     )
     output = tmp_path / "out.zip"
-    result = subprocess.run(
-        [*ARCHIVER, "build", str(job), "--output", str(output)],
-        env=worker_environment(resources),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = build(resources, job, output)
+    assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     data = output.read_bytes()
     assert summary["size_bytes"] == len(data)
@@ -123,14 +129,7 @@ def test_a_failed_build_leaves_no_file_behind(
     job.write_text(json.dumps({"files": [{"source": "x/1.txt"}, {"source": "x/missing.txt"}]}))
     output = tmp_path / "out.zip"
     output.write_bytes(b"an earlier archive")
-    result = subprocess.run(
-        [*ARCHIVER, "build", str(job), "--output", str(output)],
-        env=worker_environment(resources),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = build(resources, job, output)
     assert result.returncode == 1
     assert "cannot be read" in result.stderr
     assert "Traceback" not in result.stderr
