@@ -2,6 +2,6 @@
 
 import sys
 
-from archiver.app.cli import main
+from archiver.app.cli import run
 
-sys.exit(main(sys.argv[1:] or ["worker"]))
+run(sys.argv[1:] or ["worker"])

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -135,3 +137,85 @@ def test_a_failed_build_leaves_no_file_behind(
     assert "Traceback" not in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["job.json", "out.zip"]
     assert output.read_bytes() == b"an earlier archive"  # never half-overwritten
+
+
+def submit(environment: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ARCHIVER, "submit", *argv],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_submit_a_job_file_and_wait_for_its_answer(
+    resources: DevResources, s3: S3Client, drain: Drain, tmp_path: Path
+) -> None:
+    environment = worker_environment(resources)
+    s3.put_object(Bucket=resources.source_bucket, Key="in/a.txt", Body=b"waited for")
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps({"files": [{"source": "in/a.txt"}], "metadata": {"n": 1}}))
+    bad.write_text(json.dumps({"files": [{"source": "in/missing.txt"}]}))
+    worker = subprocess.Popen(
+        [*ARCHIVER, "worker"], env=environment, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        succeeded = submit(environment, str(good), "--name", "Holiday", "--wait")
+        failed = submit(environment, str(bad), "--wait", "--timeout", "60")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+
+    assert succeeded.returncode == 0, succeeded.stderr
+    job_id, printed = succeeded.stdout.split("\n", 1)
+    answer = json.loads(printed)
+    assert answer["job_id"] == job_id
+    assert answer["status"] == "succeeded"
+    assert answer["metadata"] == {"n": 1}
+    assert answer["archive"]["key"] == f"{job_id}/Holiday.zip"
+    data = s3.get_object(Bucket=resources.destination_bucket, Key=answer["archive"]["key"])
+    assert contents(data["Body"].read()) == {"a.txt": b"waited for"}
+
+    assert failed.returncode == 1, failed.stderr
+    failure = json.loads(failed.stdout.split("\n", 1)[1])
+    assert failure["status"] == "failed"
+    assert failure["error"]["code"] == "source_not_found"
+    # --wait only looked: the downstream consumer still receives both answers.
+    delivered = drain(resources.destination_queue_url, count=2, timeout=30)
+    assert sorted(body["status"] for body in delivered) == ["failed", "succeeded"]
+
+
+def test_submit_wait_without_a_worker_gives_up_with_exit_3(resources: DevResources) -> None:
+    result = submit(
+        worker_environment(resources), "--source", "in/a.txt", "--wait", "--timeout", "2"
+    )
+    assert result.returncode == 3
+    job_id = result.stdout.strip()
+    assert result.stderr == f"archiver: no answer to job {job_id} within 2 s\n"
+
+
+def test_dev_stops_within_a_second_of_ctrl_c() -> None:
+    from archiver.app.cli.dev import free_port
+
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    dev = subprocess.Popen(
+        [*ARCHIVER, "dev", "--port", str(free_port())],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert dev.stderr is not None
+    try:
+        lines = iter(dev.stderr.readline, "")
+        assert any("worker_started" in line for line in lines), "dev never started its worker"
+        dev.send_signal(signal.SIGINT)
+        began = time.monotonic()
+        dev.wait(timeout=30)
+        took = time.monotonic() - began
+    finally:
+        dev.kill()
+    assert dev.returncode == 0
+    assert took < 1.5, f"archiver dev took {took:.2f} s to stop after Ctrl-C"  # 0.2–0.5 s here

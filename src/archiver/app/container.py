@@ -114,6 +114,7 @@ class Container(containers.DeclarativeContainer):
         notifier=notifier,
         service=service,
         wait_seconds=settings.provided.sqs_wait_time_seconds,
+        abandon_seconds=settings.provided.abandon_poll_seconds,
         visibility_seconds=settings.provided.sqs_visibility_timeout,
         shutdown_grace=settings.provided.shutdown_grace_seconds,
         job_retry_seconds=settings.provided.retry_delay_seconds,

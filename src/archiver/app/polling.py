@@ -19,7 +19,8 @@ log = structlog.get_logger(__name__)
 
 STOP_CHECK_INTERVAL = 0.1
 ABANDON_POLL_SECONDS = 1.0
-"""On stop, how long an idle worker still waits for its long poll before leaving it behind."""
+"""On stop, how long an idle worker still waits for its long poll before leaving it behind
+(ABANDON_POLL_SECONDS)."""
 
 Receive = Callable[[int], list[ReceivedMessage]]
 
@@ -49,7 +50,7 @@ class LongPoll:
                 return poll.done()
         return True
 
-    def abandon(self, poll: Future[list[ReceivedMessage]]) -> None:
+    def abandon(self, poll: Future[list[ReceivedMessage]], seconds: float) -> None:
         """Stopping while the poll is out: what it still brings is handed straight back."""
 
         def release(done: Future[list[ReceivedMessage]]) -> None:
@@ -58,5 +59,5 @@ class LongPoll:
                     self._release(message)
 
         poll.add_done_callback(release)
-        wait([poll], timeout=ABANDON_POLL_SECONDS)
+        wait([poll], timeout=seconds)
         log.info("poll_abandoned", finished=poll.done())

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     sqs_wait_time_seconds: int = Field(
         default=20, ge=0, le=20, description="Long-poll wait of each receive."
     )
+    abandon_poll_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=20,
+        description="On stop, how long an idle worker still waits for its long poll, to hand "
+        "back what it brings at once (archiver dev: 0, its queues end with it).",
+    )
     sqs_visibility_timeout: int = Field(
         default=60,
         ge=5,

@@ -13,7 +13,7 @@ import structlog
 
 from archiver.app.heartbeat import VisibilityHeartbeat
 from archiver.app.ops import Liveness, Metrics, ScaleInProtection
-from archiver.app.polling import STOP_CHECK_INTERVAL, LongPoll
+from archiver.app.polling import ABANDON_POLL_SECONDS, STOP_CHECK_INTERVAL, LongPoll
 from archiver.app.reporting import JobProgress, Reporting
 from archiver.app.service import ArchiveService
 from archiver.domain.errors import InternalError, JobCancelled, PermanentError, TransientError
@@ -47,6 +47,7 @@ class Worker:
         service: ArchiveService,
         *,
         wait_seconds: int = 20,
+        abandon_seconds: float = ABANDON_POLL_SECONDS,
         visibility_seconds: int = 60,
         shutdown_grace: float = 25.0,
         job_retry_seconds: int = 30,
@@ -62,6 +63,7 @@ class Worker:
         self._notifier = notifier
         self._service = service
         self._wait_seconds = wait_seconds
+        self._abandon_seconds = abandon_seconds
         self._visibility = visibility_seconds
         self._grace = shutdown_grace
         self._job_retry = job_retry_seconds
@@ -105,7 +107,7 @@ class Worker:
                 polls += 1
                 poll = polling.start(self._concurrency - len(running))
                 if not polling.settled(poll, stop):
-                    polling.abandon(poll)  # what it still brings is handed back
+                    polling.abandon(poll, self._abandon_seconds)  # what it brings goes back
                     break
                 try:
                     messages = poll.result()

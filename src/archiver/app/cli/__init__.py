@@ -1,8 +1,8 @@
-"""Command line: `archiver worker | submit | build | healthcheck | dev | demo | schema`."""
+"""Command line: archiver worker, submit, build, healthcheck, dev, demo, schema."""
 
 from __future__ import annotations
 
-import argparse
+import gc
 import json
 import os
 import signal
@@ -12,46 +12,31 @@ import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import NoReturn
 
 import structlog
-from pydantic import ValidationError
 
+from archiver.app.cli.arguments import parser
 from archiver.app.cli.progress import ProgressLine
-from archiver.app.container import Container, build_container
+from archiver.app.cli.submit import submit
+from archiver.app.cli.usage import WORKER_VARIABLES, UsageError, configured, job_text
+from archiver.app.container import build_container
 from archiver.app.engine.sink import SinkResult
 from archiver.app.logs import configure_logging
 from archiver.app.ops import healthy
 from archiver.app.service import ArchiveService
-from archiver.app.settings import Settings, load_settings
+from archiver.app.settings import load_settings
 from archiver.app.startup import start_worker
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import ConfigurationError, PermanentError, TransientError
-from archiver.domain.job import FileSpec, JobRequest, describe_errors, parse_job
+from archiver.domain.job import parse_job
 from archiver.domain.plan import ArchivePlan
 
 log = structlog.get_logger(__name__)
 JOIN_INTERVAL = 0.5  # seconds: how often the main thread wakes while the worker thread runs
-
-WORKER_VARIABLES = (
-    "SQS_SOURCE_QUEUE",
-    "SQS_DESTINATION_QUEUE",
-    "S3_SOURCE_BUCKET",
-    "S3_DESTINATION_BUCKET",
-)
-
-
-class UsageError(Exception):
-    """The command line names something that cannot be used: one line, exit 2."""
-
-
-def _start(required: Sequence[str]) -> tuple[Settings, Container]:
-    settings = load_settings(required)
-    configure_logging(debug=settings.app_debug, console=settings.dev_mode)
-    return settings, build_container(settings)
+__all__ = ["WORKER_VARIABLES", "main", "run", "run_worker"]
 
 
 def run_worker(stop: threading.Event | None = None) -> int:
@@ -88,49 +73,6 @@ def run_worker(stop: threading.Event | None = None) -> int:
     return 0
 
 
-def parse_source_option(option: str) -> FileSpec:
-    """`KEY[:DESTINATION]`, where KEY may be an s3:// URI; the last `:` splits."""
-    scheme = "s3://" if option.startswith("s3://") else ""
-    body = option[len(scheme) :]
-    key, colon, destination = body.rpartition(":")
-    if not colon:
-        key, destination = body, ""
-    return FileSpec(source=scheme + key, destination=destination or None)
-
-
-def _metadata_option(metadata: str | None) -> dict[str, Any]:
-    try:
-        parsed = json.loads(metadata) if metadata else {}
-    except ValueError as error:
-        raise UsageError(f"--metadata is not JSON: {error}") from None
-    if not isinstance(parsed, dict):
-        raise UsageError("--metadata must be a JSON object, such as '{\"user\": 7}'")
-    return parsed
-
-
-def submit(sources: Sequence[str], metadata: str | None) -> int:
-    echoed = _metadata_option(metadata)
-    _, container = _start(["SQS_SOURCE_QUEUE"])
-    try:
-        request = JobRequest(
-            files=[parse_source_option(option) for option in sources], metadata=echoed
-        )
-    except ValidationError as error:
-        raise UsageError(f"the job is not valid: {describe_errors(error)}") from None
-    message_id = container.source_queue().send(request.model_dump_json(exclude_none=True))
-    print(message_id)
-    return 0
-
-
-def _job_text(job_file: Path) -> str:
-    try:
-        return job_file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"the job file {job_file} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"the job file {job_file} cannot be read: {error}") from None
-
-
 def _check_output(output: Path) -> None:
     if output.is_dir():
         raise UsageError(f"--output {output} is a folder: give a file name, such as {output}/a.zip")
@@ -159,11 +101,11 @@ def _build_to(service: ArchiveService, plan: ArchivePlan, output: Path) -> SinkR
 
 
 def build(job_file: Path, output: Path | None) -> int:
-    text = _job_text(job_file)
+    text = job_text(job_file)
     if output is not None:
         _check_output(output)
     required = ["S3_SOURCE_BUCKET"] if output else ["S3_SOURCE_BUCKET", "S3_DESTINATION_BUCKET"]
-    _, container = _start(required)
+    _, container = configured(required)
     service = container.service()
     request = parse_job(text, f"the job file {job_file}")
     plan = service.plan(f"local-{uuid.uuid4()}", request, datetime.now(UTC))
@@ -182,7 +124,7 @@ def build(job_file: Path, output: Path | None) -> int:
     return 0
 
 
-def dev(port: int) -> int:
+def run_dev(port: int) -> int:
     import boto3
 
     from archiver.app.cli.dev import banner, create_resources, embedded_endpoint
@@ -212,41 +154,24 @@ def write_schemas(directory: Path) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="archiver", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"archiver {version('archiver')}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("worker", help="long-poll SQS_SOURCE_QUEUE and process jobs")
-    submit_parser = commands.add_parser("submit", help="put a job on SQS_SOURCE_QUEUE")
-    submit_parser.add_argument(
-        "--source", action="append", required=True, metavar="KEY[:DESTINATION]"
-    )
-    submit_parser.add_argument("--metadata", metavar="JSON", help="a JSON object echoed back")
-    build_parser = commands.add_parser("build", help="run one job without queues")
-    build_parser.add_argument("job", type=Path, metavar="JOB.json")
-    build_parser.add_argument("--output", type=Path, help="write the archive to a local file")
-    dev_parser = commands.add_parser("dev", help="embedded moto endpoint plus a worker")
-    dev_parser.add_argument("--port", type=int, default=4566)
-    demo_parser = commands.add_parser("demo", help="run a sample job end to end and show it")
-    demo_parser.add_argument("--port", type=int, default=0, help="0: any free port")
-    commands.add_parser("healthcheck", help="exit 0 if the worker made progress recently")
-    schema_parser = commands.add_parser("schema", help="write the JSON Schemas of the messages")
-    schema_parser.add_argument("--output-dir", type=Path, default=Path("schemas"))
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = _parser().parse_args(argv)
+    arguments = parser().parse_args(argv)
     try:
         match arguments.command:
             case "worker":
                 return run_worker()
             case "submit":
-                return submit(arguments.source, arguments.metadata)
+                return submit(
+                    arguments.job,
+                    arguments.source,
+                    name=arguments.name,
+                    metadata=arguments.metadata,
+                    wait=arguments.timeout if arguments.wait else None,
+                )
             case "build":
                 return build(arguments.job, arguments.output)
             case "dev":
-                return dev(arguments.port)
+                return run_dev(arguments.port)
             case "healthcheck":
                 return healthcheck()
             case "demo":
@@ -261,3 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PermanentError, TransientError, ValueError) as error:
         print(f"archiver: {error}", file=sys.stderr)
         return 1
+
+
+def run(argv: Sequence[str] | None = None) -> NoReturn:
+    """The process's entry point (the `archiver` command, `python -m archiver`): main, then an
+    exit that skips the interpreter's last full collection. With boto3's and moto's models
+    loaded that collection alone takes most of a second, after the work is done and the
+    output flushed; frozen, the objects are still freed, just not searched for cycles."""
+    code = main(argv)
+    sys.stdout.flush()
+    gc.freeze()
+    sys.exit(code)

@@ -7,14 +7,12 @@ import json
 import os
 import random
 import threading
-import time
 import urllib.request
 import zipfile
 
-import boto3
-
-from archiver.app.cli import WORKER_VARIABLES, _start
 from archiver.app.cli.dev import create_resources, embedded_endpoint, free_port
+from archiver.app.cli.submit import await_answer
+from archiver.app.cli.usage import WORKER_VARIABLES, configured
 
 NOTIFICATION_TIMEOUT = 60.0
 
@@ -48,18 +46,6 @@ def _job() -> dict[str, object]:
     }
 
 
-def _await_notification(queue_url: str) -> dict[str, object]:
-    sqs = boto3.client("sqs")
-    deadline = time.monotonic() + NOTIFICATION_TIMEOUT
-    while time.monotonic() < deadline:
-        response = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2)
-        for message in response.get("Messages", []):
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            notification: dict[str, object] = json.loads(message["Body"])
-            return notification
-    raise TimeoutError(f"no notification within {NOTIFICATION_TIMEOUT:.0f} s")
-
-
 def _show_archive(url: str, samples: dict[str, bytes]) -> bool:
     with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - our own endpoint
         data = response.read()
@@ -80,7 +66,7 @@ def _show_archive(url: str, samples: dict[str, bytes]) -> bool:
 def run_demo(port: int = 0) -> int:
     with embedded_endpoint(port=port or free_port()) as endpoint:
         os.environ["SQS_WAIT_TIME_SECONDS"] = "1"
-        _, container = _start(WORKER_VARIABLES)
+        _, container = configured(WORKER_VARIABLES)
         resources = create_resources(container.s3_client(), container.sqs_client())
         samples = _samples()
         for key, body in samples.items():
@@ -91,10 +77,18 @@ def run_demo(port: int = 0) -> int:
         try:
             job_id = container.source_queue().send(json.dumps(_job()))
             print(f"endpoint {endpoint}; submitted job {job_id}")
-            notification = _await_notification(resources.destination_queue_url)
+            notification = await_answer(
+                container.sqs_client(),
+                resources.destination_queue_url,
+                job_id,
+                NOTIFICATION_TIMEOUT,
+                take=True,
+            )
         finally:
             stop.set()
             worker.join(timeout=10)
+        if notification is None:
+            raise TimeoutError(f"no notification within {NOTIFICATION_TIMEOUT:.0f} s")
         print(json.dumps(notification, indent=2))
         if notification.get("status") != "succeeded":
             return 1

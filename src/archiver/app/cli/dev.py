@@ -27,6 +27,7 @@ DEV_ENVIRONMENT = {
     "SQS_SOURCE_QUEUE": "input-queue",
     "SQS_DESTINATION_QUEUE": "output-queue",
     "METRICS_ENABLED": "0",  # no CloudWatch here: keep stdout for people
+    "ABANDON_POLL_SECONDS": "0",  # the queues end with the process: Ctrl-C stops at once
 }
 MAX_RECEIVE_COUNT = 3
 
@@ -110,11 +111,11 @@ def embedded_endpoint(host: str = "127.0.0.1", port: int = DEV_PORT) -> Iterator
         from moto.server import ThreadedMotoServer
     except ImportError as missing:
         raise ConfigurationError(
-            "the embedded endpoint needs moto: pip install 'archiver[dev]' (make demo does)"
+            "the embedded endpoint needs moto: pip install 'archiver[demo]' (make demo does)"
         ) from missing
     with socket.socket() as probe:
         if probe.connect_ex((host, port)) == 0:
-            raise ConfigurationError(f"{host}:{port} is already in use (another `archiver dev`?)")
+            raise ConfigurationError(f"{host}:{port} is already in use (another archiver dev?)")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
