@@ -66,3 +66,31 @@ def test_missing_region_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch
     container = build_container(Settings(s3_source_bucket="a"))
     with pytest.raises(ConfigurationError, match="AWS_REGION"):
         container.s3_client()
+
+
+@pytest.mark.parametrize(
+    ("presign_endpoint", "link_start"),
+    [
+        (None, "http://localstack:4566/zip-storage/job/a%20b.zip?"),
+        ("http://localhost:4566", "http://localhost:4566/zip-storage/job/a%20b.zip?"),
+    ],
+)
+def test_presigned_links_name_the_endpoint_users_reach(
+    monkeypatch: pytest.MonkeyPatch, presign_endpoint: str | None, link_start: str
+) -> None:
+    """docker compose: the worker talks to localstack:4566, the browser to localhost:4566."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localstack:4566")
+    settings = SETTINGS.model_copy(
+        update={
+            "archive_base_url": None,
+            "aws_endpoint_url": "http://localstack:4566",
+            "presign_endpoint_url": presign_endpoint,
+        }
+    )
+    container = build_container(settings)
+    link = container.object_store().presigned_url(ObjectRef("zip-storage", "job/a b.zip"), 60)
+    assert link.startswith(link_start)
+    assert "X-Amz-Signature=" in link
+    assert container.s3_client().meta.endpoint_url == "http://localstack:4566"

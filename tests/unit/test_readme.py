@@ -1,11 +1,16 @@
-"""The README's configuration table is the public interface: it must match the settings."""
+"""The README's configuration table and message examples are the public interface: they must
+match the settings and the notification models."""
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices
+import pytest
+from pydantic import AliasChoices, BaseModel
 
 from archiver.app.settings import Settings
+from archiver.domain.notifications import NOTIFICATION_ADAPTER
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -30,3 +35,29 @@ def setting_variables() -> set[str]:
 
 def test_configuration_table_matches_the_settings() -> None:
     assert documented_variables() == setting_variables()
+
+
+def notification_examples() -> dict[str, dict[str, Any]]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Notification (output)", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```json\n(.*?)```", section, flags=re.DOTALL)
+    examples = [json.loads(block) for block in blocks]
+    return {example["status"]: example for example in examples}
+
+
+def unset_fields(example: dict[str, Any], model: BaseModel) -> list[str]:
+    """Every field of the model, nested ones too, that the example leaves out."""
+    left_out = []
+    for name, value in model:
+        if name not in example:
+            left_out.append(name)
+        elif isinstance(value, BaseModel):
+            left_out += [f"{name}.{inner}" for inner in unset_fields(example[name], value)]
+    return left_out
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed", "running"])
+def test_each_notification_example_is_valid_and_shows_every_field(status: str) -> None:
+    example = notification_examples()[status]
+    model = NOTIFICATION_ADAPTER.validate_python(example)
+    assert unset_fields(example, model) == []

@@ -66,8 +66,17 @@ class _Filling:
 
 
 class S3ObjectStore:
-    def __init__(self, client: S3Client, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        signer: S3Client | None = None,
+    ) -> None:
+        """`signer` presigns links for another endpoint than `client` talks to (the address
+        users reach S3 at); signing is local, it never sends a request."""
         self._client = client
+        self._signer = signer or client
         self._sleep = sleep
 
     def stat(self, ref: ObjectRef) -> ObjectInfo:
@@ -240,7 +249,7 @@ class S3ObjectStore:
         return S3MultipartUpload(self._client, ref, created["UploadId"])
 
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str:
-        return self._client.generate_presigned_url(
+        return self._signer.generate_presigned_url(
             "get_object", Params={"Bucket": ref.bucket, "Key": ref.key}, ExpiresIn=expires_in
         )
 

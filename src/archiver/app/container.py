@@ -31,19 +31,21 @@ def _session(settings: Settings) -> boto3.session.Session:
     return session
 
 
-def _s3_client(session: boto3.session.Session, settings: Settings) -> S3Client:
+def _s3_client(
+    session: boto3.session.Session, settings: Settings, endpoint_url: str | None = None
+) -> S3Client:
     # boto3 reads AWS_ENDPOINT_URL itself; a custom endpoint wants path-style addressing.
     config = Config(
         retries={"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts},
         max_pool_connections=settings.worker_concurrency
         * (settings.download_concurrency + 2 * settings.upload_concurrency + 2),
         signature_version="s3v4",
-        s3={"addressing_style": "path" if settings.aws_endpoint_url else "auto"},
+        s3={"addressing_style": "path" if endpoint_url or settings.aws_endpoint_url else "auto"},
         connect_timeout=10,
         read_timeout=60,
         tcp_keepalive=True,
     )
-    return session.client("s3", config=config)
+    return session.client("s3", config=config, endpoint_url=endpoint_url)
 
 
 def _sqs_client(session: boto3.session.Session, settings: Settings) -> SQSClient:
@@ -61,8 +63,13 @@ def _required(value: str | None, name: str) -> str:
     return value
 
 
-def _object_store(client: S3Client) -> ObjectStore:
-    return S3ObjectStore(client)
+def _object_store(
+    client: S3Client, session: boto3.session.Session, settings: Settings
+) -> ObjectStore:
+    signer = None
+    if settings.presign_endpoint_url:
+        signer = _s3_client(session, settings, settings.presign_endpoint_url.rstrip("/"))
+    return S3ObjectStore(client, signer=signer)
 
 
 def _source_queue(client: SQSClient, settings: Settings) -> Queue:
@@ -100,7 +107,7 @@ class Container(containers.DeclarativeContainer):
     s3_client = providers.Singleton(_s3_client, session, settings)
     sqs_client = providers.Singleton(_sqs_client, session, settings)
 
-    object_store = providers.Singleton(_object_store, s3_client)
+    object_store = providers.Singleton(_object_store, s3_client, session, settings)
     source_queue = providers.Singleton(_source_queue, sqs_client, settings)
     notifier = providers.Singleton(_notifier, sqs_client, settings)
 

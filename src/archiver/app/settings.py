@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         le=SIGV4_MAX_EXPIRY,
         description="Lifetime in seconds of presigned URLs (when ARCHIVE_BASE_URL is unset).",
     )
+    presign_endpoint_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#]+/?$",
+        description="The S3 endpoint presigned links name, where users reach S3 at another "
+        "address than the worker (docker compose: http://localhost:4566); unset: the worker's.",
+    )
     archive_compression: CompressionMode = Field(
         default=CompressionMode.AUTO,
         description="auto (store already-compressed types, deflate the rest), stored or deflated.",
