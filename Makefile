@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 LOCKED := $(PIP) --require-hashes --no-deps -r
 
 .PHONY: venv lock demo test test-slow test-container lint types unit integration compat schemas \
-	bench clean
+	bench deploy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ compat: venv
 ## Regenerate the published JSON Schemas after a model change.
 schemas: venv
 	$(BIN)/archiver schema --output-dir schemas
+
+## Build, push to ECR and deploy the CloudFormation stack, printing every command first
+## (docs/deploy.md): AWS_REGION, VPC_ID, SUBNET_IDS, SOURCE_BUCKET; DRY_RUN=1 only prints.
+deploy:
+	bash deploy/deploy.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from archiver.app.cli import WORKER_VARIABLES
+from archiver.app.ops import NAMESPACE, emf_document
 from archiver.app.settings import Settings
 
 TEMPLATE = Path(__file__).parents[2] / "deploy" / "cloudformation" / "archiver.yaml"
@@ -49,9 +51,32 @@ PARAMETERS = {
     "SourceKmsKeyArns": [
         "arn:aws:kms:eu-west-3:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     ],
+    "ArchiveBucket": "archiver-archivebucket-x",
     "ArchiveBucket.Arn": "arn:aws:s3:::archiver-archivebucket-x",
+    "SourceQueue": "https://sqs.eu-west-3.amazonaws.com/111122223333/archiver-jobs",
     "SourceQueue.Arn": "arn:aws:sqs:eu-west-3:111122223333:archiver-jobs",
+    "SourceQueue.QueueName": "archiver-jobs",
+    "DeadLetterQueue.QueueName": "archiver-jobs-dlq",
+    "DestinationQueue": "https://sqs.eu-west-3.amazonaws.com/111122223333/archiver-notifications",
     "DestinationQueue.Arn": "arn:aws:sqs:eu-west-3:111122223333:archiver-notifications",
+    "ExistingSourceQueueUrl": "https://sqs.eu-west-3.amazonaws.com/444455556666/old-jobs",
+    "ExistingDeadLetterQueueName": "old-jobs-dlq",
+    "ExistingDestinationQueueUrl": "https://sqs.eu-west-3.amazonaws.com/444455556666/old-answers",
+    "ExistingArchiveBucketName": "old-zips",
+    "Cluster": "archiver",
+    "Service.Name": "archiver",
+    "BacklogPerTask": 10,
+    "OldestJobAgeSeconds": 900,
+}
+# Every stack creates its queues and bucket, unless told to use existing ones.
+CREATED = {"CreateSourceQueue": True, "CreateDestinationQueue": True, "CreateArchiveBucket": True}
+EXISTING = dict.fromkeys(CREATED, False)
+# Conditions a test does not name hold (every optional part present).
+DEFAULT_CONDITIONS = {
+    **CREATED,
+    "WithDeadLetterQueue": True,
+    "WithOtherSources": True,
+    "WithSourceKeys": True,
 }
 
 
@@ -77,9 +102,13 @@ def evaluate(value: Any, conditions: dict[str, bool], names: dict[str, Any] | No
     if function == "Fn::Split":
         delimiter, text = argument
         return evaluate(text, conditions, names).split(delimiter)
+    if function == "Fn::Select":
+        index, items = argument
+        return evaluate(items, conditions, names)[int(index)]
     if function == "Fn::If":
         condition, when_true, when_false = argument
-        return evaluate(when_true if conditions[condition] else when_false, conditions, names)
+        holds = {**DEFAULT_CONDITIONS, **conditions}[condition]
+        return evaluate(when_true if holds else when_false, conditions, names)
     raise AssertionError(f"unsupported intrinsic {function}")
 
 
@@ -198,3 +227,99 @@ def test_bucket_and_queues_are_locked_down_and_clean_up(template: dict[str, Any]
     expression = next(m for m in metrics["Metrics"] if m.get("ReturnData"))["Expression"]
     assert "visible / running" in expression
     assert resources["ScalableTarget"]["Properties"]["MinCapacity"] == {"Ref": "MinTasks"}
+
+
+@pytest.mark.parametrize("resources", ["created", "existing"])
+def test_existing_queues_and_bucket_replace_the_created_ones(
+    template: dict[str, Any], resources: str
+) -> None:
+    """A team migrating from the old system keeps its queues (and may keep its bucket)."""
+    conditions = CREATED if resources == "created" else EXISTING
+    granted = {
+        statement["Sid"]: evaluate(statement["Resource"], conditions)
+        for statement in task_role_statements(template, conditions)
+    }
+    [container] = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    where = ("SQS_SOURCE_QUEUE", "SQS_DESTINATION_QUEUE", "S3_DESTINATION_BUCKET")
+    environment = {
+        variable["Name"]: evaluate(variable["Value"], conditions)
+        for variable in container["Environment"]
+        if variable["Name"] in where
+    }
+    if resources == "created":
+        queues = ("archiver-jobs", "archiver-notifications", "111122223333")
+        bucket = "archiver-archivebucket-x"
+    else:
+        queues = ("old-jobs", "old-answers", "444455556666")
+        bucket = "old-zips"
+    jobs, answers, account = queues
+    assert granted["ConsumeJobs"] == f"arn:aws:sqs:eu-west-3:{account}:{jobs}"
+    assert granted["Notify"] == f"arn:aws:sqs:eu-west-3:{account}:{answers}"
+    assert granted["WriteArchivesAndManifests"] == f"arn:aws:s3:::{bucket}/*"
+    assert granted["FindUploadsLeftByKilledWorkers"] == f"arn:aws:s3:::{bucket}"
+    assert environment["SQS_SOURCE_QUEUE"].endswith(f"/{account}/{jobs}")
+    assert environment["SQS_DESTINATION_QUEUE"].endswith(f"/{account}/{answers}")
+    assert environment["S3_DESTINATION_BUCKET"] == bucket
+    created = template["Resources"]
+    for name, condition in [
+        ("SourceQueue", "CreateSourceQueue"),
+        ("DeadLetterQueue", "CreateSourceQueue"),
+        ("DestinationQueue", "CreateDestinationQueue"),
+        ("ArchiveBucket", "CreateArchiveBucket"),
+        ("ArchiveBucketPolicy", "CreateArchiveBucket"),  # never rewrite a policy of yours
+    ]:
+        assert created[name]["Condition"] == condition
+
+
+def test_stack_updates_leave_the_task_count_to_scaling(template: dict[str, Any]) -> None:
+    assert "DesiredCount" not in template["Resources"]["Service"]["Properties"]
+
+
+def alarm(template: dict[str, Any], name: str) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][name]["Properties"]
+    return properties
+
+
+def test_alarms_watch_the_oldest_job_and_failures_as_the_worker_reports_them(
+    template: dict[str, Any],
+) -> None:
+    oldest = alarm(template, "OldestJobAlarm")
+    assert (oldest["Namespace"], oldest["MetricName"]) == (
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+    )
+    for branch, queue in [(CREATED, "archiver-jobs"), (EXISTING, "old-jobs")]:
+        [dimension] = oldest["Dimensions"]
+        assert evaluate(dimension["Value"], branch) == queue
+    assert oldest["Threshold"] == {"Ref": "OldestJobAgeSeconds"}
+
+    # The metric as the worker writes it: a failed job's EMF line, as CloudWatch reads it.
+    document = emf_document({"Jobs": (1, "Count")}, {"Outcome": "failed", "Code": "internal_error"})
+    [directive] = document["_aws"]["CloudWatchMetrics"]
+    published = {
+        tuple((name, document[name]) for name in dimension_set)
+        for dimension_set in directive["Dimensions"]
+    }
+    for name in ("FailedJobsAlarm", "InternalErrorAlarm"):
+        watched = alarm(template, name)
+        assert (watched["Namespace"], watched["MetricName"]) == (NAMESPACE, "Jobs")
+        key = tuple((d["Name"], d["Value"]) for d in watched["Dimensions"])
+        assert key in published, f"{name} watches a metric the worker never publishes: {key}"
+        assert watched["Statistic"] == "Sum"
+        assert "AlarmActions" in watched
+
+
+def test_the_dashboard_is_valid_json_on_the_worker_metrics(template: dict[str, Any]) -> None:
+    body = alarm(template, "Dashboard")["DashboardBody"]
+    for branch, queue in [(CREATED, "archiver-jobs"), (EXISTING, "old-jobs")]:
+        dashboard = json.loads(evaluate(body, branch))
+        titles = [widget["properties"]["title"] for widget in dashboard["widgets"]]
+        assert any("Backlog per task" in title for title in titles)
+        metrics = {
+            metric[1]
+            for widget in dashboard["widgets"]
+            for metric in widget["properties"]["metrics"]
+            if isinstance(metric[0], str)
+        }
+        assert {"Jobs", "JobDuration", "ArchiveBytes", "ApproximateAgeOfOldestMessage"} <= metrics
+        assert f'"QueueName", "{queue}"' in json.dumps(dashboard)

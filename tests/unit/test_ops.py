@@ -99,6 +99,11 @@ def test_one_emf_line_per_job_outcome(
     assert failure["Outcome"] == "failed"
     assert failure["Code"] == "source_not_found"
     assert "ArchiveBytes" not in failure
+    # What the template's alarms and dashboard read: failures by outcome alone, and by code.
+    [directive] = failure["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
+    assert directive["Dimensions"] == [[], ["Outcome"], ["Outcome", "Code"]]
+    [directive] = success["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
+    assert directive["Dimensions"] == [[], ["Outcome"]]
 
 
 class FakeAgent:

@@ -97,13 +97,17 @@ class Metrics:
 def emf_document(
     values: dict[str, tuple[float, str]], dimensions: dict[str, str]
 ) -> dict[str, Any]:
+    """Each metric under every leading run of the dimensions: none (all jobs), `Outcome`
+    alone (what alarms read: they cannot sum over a dimension), `Outcome` and `Code`."""
+    names = list(dimensions)
+    sets = [names[:count] for count in range(len(names) + 1)]
     return {
         "_aws": {
             "Timestamp": int(time.time() * 1000),
             "CloudWatchMetrics": [
                 {
                     "Namespace": NAMESPACE,
-                    "Dimensions": [[], list(dimensions)] if dimensions else [[]],
+                    "Dimensions": sets,
                     "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in values.items()],
                 }
             ],
