@@ -33,14 +33,19 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
 
 
+def say(request: pytest.FixtureRequest, line: str) -> None:
+    """A line in the test run's own output, past the output capture: what a test ran on."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n{line}")
+
+
 @pytest.fixture(scope="session")
 def aws_endpoint(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
     with endpoint() as chosen, pytest.MonkeyPatch.context() as patch:
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        capture = request.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is not None and capture is not None:
-            with capture.global_and_fixture_disabled():  # past the output capture
-                reporter.write_line(f"\nintegration endpoint: {chosen.why}")
+        say(request, f"integration endpoint: {chosen.why}")
         if chosen.kind != "environment":
             for name, value in TEST_CREDENTIALS.items():
                 patch.setenv(name, value)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from archiver.app.cli.dev import DevResources
+from tests.conftest import say
 from tests.integration.conftest import Drain
 from tests.support import MIB, wait_until
 
@@ -59,8 +60,12 @@ def started(name: str) -> bool:
 
 
 @pytest.fixture
-def worker(resources: DevResources) -> Iterator[str]:
+def worker(resources: DevResources, request: pytest.FixtureRequest) -> Iterator[str]:
     """A worker container with production defaults (20 s long polls) but the test's endpoint."""
+    label = '{{index .Config.Labels "org.archiver.stand-in"}}'
+    stand_in = podman("image", "inspect", "--format", label, IMAGE).stdout.strip() == "true"
+    base = "a STAND-IN base (debootstrap, docker/podman/base.sh)" if stand_in else "its base"
+    say(request, f"container image: {IMAGE}, built on {base}")
     name = f"archiver-test-{uuid.uuid4().hex[:8]}"
     variables = {
         "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import sys
 import threading
 import urllib.request
 import zipfile
@@ -88,7 +89,8 @@ def run_demo(port: int = 0) -> int:
             stop.set()
             worker.join(timeout=10)
         if notification is None:
-            raise TimeoutError(f"no notification within {NOTIFICATION_TIMEOUT:.0f} s")
+            print(f"archiver: no notification within {NOTIFICATION_TIMEOUT:.0f} s", file=sys.stderr)
+            return 1
         print(json.dumps(notification, indent=2))
         if notification.get("status") != "succeeded":
             return 1
