@@ -219,3 +219,21 @@ def test_dev_stops_within_a_second_of_ctrl_c() -> None:
         dev.kill()
     assert dev.returncode == 0
     assert took < 1.5, f"archiver dev took {took:.2f} s to stop after Ctrl-C"  # 0.2–0.5 s here
+
+
+def test_ctrl_c_while_waiting_exits_130_without_a_traceback(resources: DevResources) -> None:
+    waiting = subprocess.Popen(
+        [*ARCHIVER, "submit", "--source", "in/a.txt", "--wait"],
+        env={**worker_environment(resources), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert waiting.stdout is not None
+    job_id = waiting.stdout.readline().strip()  # sent: now it waits for the answer
+    waiting.send_signal(signal.SIGINT)
+    out, err = waiting.communicate(timeout=30)
+    assert job_id
+    assert waiting.returncode == 130
+    assert "Traceback" not in err
+    assert out == ""

@@ -192,8 +192,12 @@ def run(argv: Sequence[str] | None = None) -> NoReturn:
     """The process's entry point (the `archiver` command, `python -m archiver`): main, then an
     exit that skips the interpreter's last full collection. With boto3's and moto's models
     loaded that collection alone takes most of a second, after the work is done and the
-    output flushed; frozen, the objects are still freed, just not searched for cycles."""
-    code = main(argv)
+    output flushed; frozen, the objects are still freed, just not searched for cycles.
+    Ctrl-C in a command that does not catch it (submit --wait, build) exits 130, quietly."""
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:
+        code = 128 + signal.SIGINT
     sys.stdout.flush()
     gc.freeze()
     sys.exit(code)

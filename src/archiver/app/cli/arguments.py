@@ -41,12 +41,12 @@ examples:
 
 def parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    top = argparse.ArgumentParser(
         prog="archiver",
         description="Streams S3 objects into one ZIP archive per job taken from SQS.",
     )
-    parser.add_argument("--version", action="version", version=f"archiver {version('archiver')}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    top.add_argument("--version", action="version", version=f"archiver {version('archiver')}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "worker",
         help="take jobs from SQS_SOURCE_QUEUE and answer them (the ECS service)",
@@ -129,4 +129,4 @@ def parser() -> argparse.ArgumentParser:
     schema_parser.add_argument(
         "--output-dir", type=Path, default=Path("schemas"), help="where (default schemas/)"
     )
-    return parser
+    return top
