@@ -13,6 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fail() { echo "deploy: $*" >&2; exit 2; }
+# The project's .envrc (direnv loads it here) points the aws CLI at the local endpoint with
+# moto's test credentials: deploying through it would reach LocalStack, or fail obscurely.
+if [ -n "${AWS_ENDPOINT_URL:-}" ] || [ "${AWS_ACCESS_KEY_ID:-}" = test ]; then
+  fail "this shell points at a local endpoint (AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-}," \
+    "AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-}, as the project's .envrc sets):" \
+    "unset AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY first"
+fi
 region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
 [ -n "$region" ] || fail "AWS_REGION (or AWS_DEFAULT_REGION) is required"
 for name in VPC_ID SUBNET_IDS SOURCE_BUCKET; do

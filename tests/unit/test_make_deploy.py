@@ -105,3 +105,17 @@ def test_make_deploy_runs_the_script() -> None:
     makefile = (Path(__file__).parents[2] / "Makefile").read_text()
     assert "\ndeploy:\n\tbash deploy/deploy.sh\n" in makefile
     assert os.access(SCRIPT, os.X_OK)
+
+
+@pytest.mark.parametrize(
+    "local", [{"AWS_ENDPOINT_URL": "http://localhost:4566"}, {"AWS_ACCESS_KEY_ID": "test"}]
+)
+def test_a_shell_pointed_at_the_local_endpoint_is_refused(
+    tmp_path: Path, local: dict[str, str]
+) -> None:
+    """direnv loads the project's .envrc in this folder: deploy must not use it."""
+    result = deploy(tmp_path, **REQUIRED, **local, ACCOUNT="1", BUILDER="docker", DRY_RUN="1")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("deploy: this shell points at a local endpoint")
+    assert "unset AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY" in result.stderr
