@@ -275,15 +275,16 @@ def test_stack_updates_leave_the_task_count_to_scaling(template: dict[str, Any])
     assert "DesiredCount" not in template["Resources"]["Service"]["Properties"]
 
 
-def alarm(template: dict[str, Any], name: str) -> dict[str, Any]:
-    properties: dict[str, Any] = template["Resources"][name]["Properties"]
-    return properties
+def properties(template: dict[str, Any], name: str) -> dict[str, Any]:
+    """A resource's properties."""
+    found: dict[str, Any] = template["Resources"][name]["Properties"]
+    return found
 
 
 def test_alarms_watch_the_oldest_job_and_failures_as_the_worker_reports_them(
     template: dict[str, Any],
 ) -> None:
-    oldest = alarm(template, "OldestJobAlarm")
+    oldest = properties(template, "OldestJobAlarm")
     assert (oldest["Namespace"], oldest["MetricName"]) == (
         "AWS/SQS",
         "ApproximateAgeOfOldestMessage",
@@ -301,7 +302,7 @@ def test_alarms_watch_the_oldest_job_and_failures_as_the_worker_reports_them(
         for dimension_set in directive["Dimensions"]
     }
     for name in ("FailedJobsAlarm", "InternalErrorAlarm"):
-        watched = alarm(template, name)
+        watched = properties(template, name)
         assert (watched["Namespace"], watched["MetricName"]) == (NAMESPACE, "Jobs")
         key = tuple((d["Name"], d["Value"]) for d in watched["Dimensions"])
         assert key in published, f"{name} watches a metric the worker never publishes: {key}"
@@ -310,7 +311,7 @@ def test_alarms_watch_the_oldest_job_and_failures_as_the_worker_reports_them(
 
 
 def test_the_dashboard_is_valid_json_on_the_worker_metrics(template: dict[str, Any]) -> None:
-    body = alarm(template, "Dashboard")["DashboardBody"]
+    body = properties(template, "Dashboard")["DashboardBody"]
     for branch, queue in [(CREATED, "archiver-jobs"), (EXISTING, "old-jobs")]:
         dashboard = json.loads(evaluate(body, branch))
         titles = [widget["properties"]["title"] for widget in dashboard["widgets"]]
