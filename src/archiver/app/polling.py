@@ -19,8 +19,8 @@ log = structlog.get_logger(__name__)
 
 STOP_CHECK_INTERVAL = 0.1
 ABANDON_POLL_SECONDS = 1.0
-"""On stop, how long an idle worker still waits for its long poll before leaving it behind
-(ABANDON_POLL_SECONDS)."""
+"""On stop, how long an idle worker still waits for its long poll before leaving it behind:
+the default of the setting of the same name."""
 
 Receive = Callable[[int], list[ReceivedMessage]]
 

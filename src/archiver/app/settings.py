@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from archiver.app.polling import ABANDON_POLL_SECONDS
 from archiver.domain.errors import ConfigurationError
 from archiver.domain.plan import S3_MAX_OBJECT_BYTES, ArchivePolicy, CompressionMode, MissingFiles
 
@@ -93,7 +94,7 @@ class Settings(BaseSettings):
         default=20, ge=0, le=20, description="Long-poll wait of each receive."
     )
     abandon_poll_seconds: float = Field(
-        default=1.0,
+        default=ABANDON_POLL_SECONDS,
         ge=0,
         le=20,
         description="On stop, how long an idle worker still waits for its long poll, to hand "
