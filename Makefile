@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 LOCKED := $(PIP) --require-hashes --no-deps -r
 
-.PHONY: venv lock demo test test-slow test-container lint types unit integration compat schemas \
-	bench deploy clean
+.PHONY: venv localstack lock demo test test-moto test-slow test-container lint types unit \
+	integration compat schemas bench deploy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,19 @@ $(VENV)/.dev-stamp: requirements/dev.txt $(VENV)/.demo-stamp
 
 venv: $(VENV)/.dev-stamp
 
+# LocalStack, which the integration and contract suites start as a host process where no
+# AWS_ENDPOINT_URL answers and no Docker socket does (tests/endpoint.py): a virtual environment
+# of its own (it pins its own boto3 and moto), hash-checked like the project's.
+LOCALSTACK_VENV := .localstack
+$(LOCALSTACK_VENV)/.stamp: requirements/localstack.txt
+	rm -rf $(LOCALSTACK_VENV)
+	$(PYTHON) -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		--require-hashes --no-deps -r requirements/localstack.txt
+	touch $@
+
+localstack: $(LOCALSTACK_VENV)/.stamp
+
 ## Re-pin every dependency after a change to pyproject.toml (or to take newer releases): the
 ## toolchain first, then the runtime, demo and build sets held to the same versions.
 UV_COMPILE := UV_NATIVE_TLS=1 $(BIN)/uv pip compile --quiet --generate-hashes --universal \
@@ -35,19 +48,25 @@ lock: venv
 	$(UV_COMPILE) pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt
 	$(UV_COMPILE) pyproject.toml --extra demo -c requirements/dev.txt -o requirements/demo.txt
 	$(UV_COMPILE) requirements/build.in -c requirements/dev.txt -o requirements/build.txt
+	$(UV_COMPILE) requirements/localstack.in -o requirements/localstack.txt $(LOCK_ARGS)
 
 ## A real job on the embedded endpoint: upload, submit, wait, print the URL and the listing.
 demo: $(VENV)/.demo-stamp
 	$(BIN)/archiver demo
 
-## Lint, types, then every test but the slow ones in one run (unit, contract, integration on a
-## real endpoint, compatibility with every ZIP reader installed).
-test: lint types
+## Lint, types, then every test but the slow ones in one run (unit, contract, integration on
+## LocalStack, compatibility with every ZIP reader installed).
+test: lint types localstack
 	$(BIN)/pytest -m "not slow and not container"
+
+## The same on a moto server instead of LocalStack: quicker to start, laxer than S3 (the tests
+## that need a strict S3 say so and skip).
+test-moto: venv
+	ENDPOINT=moto $(BIN)/pytest -m "not slow and not container"
 
 ## Archives over 4 GiB and over 65,535 entries through every reader, and jobs of 50,000 and
 ## 100,000 files on the real endpoint (half an hour, GiB of disk).
-test-slow: venv
+test-slow: venv localstack
 	$(BIN)/pytest -m slow
 
 ## The image built from the Dockerfile with podman (no Docker daemon needed; a stand-in base
@@ -68,7 +87,7 @@ types: venv
 unit: venv
 	$(BIN)/pytest -m "not integration and not compat and not slow"
 
-integration: venv
+integration: venv localstack
 	$(BIN)/pytest -m integration
 
 compat: venv
@@ -84,7 +103,7 @@ deploy:
 	bash deploy/deploy.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOCALSTACK_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 ## Throughput and memory against the naive design and the copy limit (not part of `make test`).
 bench: venv

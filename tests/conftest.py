@@ -53,6 +53,13 @@ def aws_endpoint(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
         yield chosen
 
 
+def strict_only(request: pytest.FixtureRequest, moto_lacks: str) -> None:
+    """Skip on moto (asked for by name: `make test-moto`), which lacks what the test needs."""
+    chosen: Endpoint = request.getfixturevalue("aws_endpoint")
+    if not chosen.strict:
+        pytest.skip(f"needs a strict S3: {moto_lacks}")
+
+
 @pytest.fixture(scope="session")
 def s3(aws_endpoint: Endpoint) -> S3Client:
     return boto3.client("s3", config=Config(s3={"addressing_style": "path"}))

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 GONE = frozenset(
     {"ReceiptHandleIsInvalid", "AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight"}
 )
+# SQS (and LocalStack) answer a deleted message's receipt with this code, naming the parameter:
+# "Value ... for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not
+# available for visibility timeout change." The same code with another parameter is a real error.
+INVALID_PARAMETER = "InvalidParameterValue"
 # What SQS answers for a queue that is not there, or not ours to use: a deployment's mistake.
 MISCONFIGURED = frozenset(
     {
@@ -97,6 +101,17 @@ def _received(message: MessageTypeDef) -> ReceivedMessage:
     )
 
 
+def _gone(cause: BaseException | None) -> bool:
+    """Whether a failed visibility change says the message is no longer ours to change."""
+    if not isinstance(cause, ClientError):
+        return False
+    code = error_code(cause)
+    if code in GONE:
+        return True
+    message = str(cause.response.get("Error", {}).get("Message", ""))
+    return code == INVALID_PARAMETER and "parameter ReceiptHandle" in message
+
+
 class SqsQueue:
     def __init__(self, client: SQSClient, queue: str) -> None:
         self._client = client
@@ -128,8 +143,7 @@ class SqsQueue:
                     VisibilityTimeout=seconds,
                 )
         except TransientError as error:
-            cause = error.__cause__
-            if not (isinstance(cause, ClientError) and error_code(cause) in GONE):
+            if not _gone(error.__cause__):
                 raise
 
     def send(self, body: str) -> str:
