@@ -1,11 +1,15 @@
-"""Server-side copy on a real S3 endpoint: sources with each kind of checksum, and a store that
+"""Server-side copy on a strict S3 endpoint (LocalStack: it checks a completed upload's full-object
+CRC, BadDigest else, and stamps unchecksummed uploads with CRC64NVME as S3 does since 2025):
+sources with each kind of checksum, archives read back by every ZIP reader here, and a store that
 refuses part copies."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import zlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
@@ -19,6 +23,9 @@ from archiver.app.container import Container
 from archiver.app.worker import Outcome
 from archiver.domain.checksum import crc32_text
 from archiver.domain.job import ObjectRef
+from tests.checksums import crc64nvme_text
+from tests.compat.readers import READERS, missing_tools
+from tests.conftest import strict_only
 from tests.faults import Fault
 from tests.integration.conftest import Drain
 from tests.integration.test_faults import proxied_container
@@ -36,11 +43,12 @@ rng = random.Random(13)
 SOURCES = {
     "media/full.mp4": rng.randbytes(12 * MIB),  # PutObject with a CRC-32: full-object
     "media/composite.mov": rng.randbytes(11 * MIB + 7),  # multipart: a composite checksum
-    "media/plain.mkv": rng.randbytes(10 * MIB + 1),  # no checksum: read for its CRC-32
+    "media/plain.mkv": rng.randbytes(10 * MIB + 1),  # none sent: the store stamps CRC64NVME
+    "media/nvme.avi": rng.randbytes(10 * MIB + 3),  # CRC64NVME, as the AWS CLI v2 sends
     "media/small.jpg": rng.randbytes(6 * MIB),  # too small to copy: streamed
     "docs/notes.txt": b"deflated, never copied\n" * 100_000,
 }
-COPIED = ("media/full.mp4", "media/composite.mov", "media/plain.mkv")
+COPIED = ("media/full.mp4", "media/composite.mov", "media/plain.mkv", "media/nvme.avi")
 
 
 def plain_client(s3: S3Client) -> S3Client:
@@ -82,6 +90,37 @@ def upload_sources(s3: S3Client, bucket: str) -> None:
     plain = plain_client(s3)
     for key in ("media/plain.mkv", "media/small.jpg", "docs/notes.txt"):
         plain.put_object(Bucket=bucket, Key=key, Body=SOURCES[key])
+    body = SOURCES["media/nvme.avi"]
+    plain.put_object(
+        Bucket=bucket, Key="media/nvme.avi", Body=body, ChecksumCRC64NVME=crc64nvme_text(body)
+    )
+
+
+def test_the_store_holds_the_checksums_the_tests_mean(
+    resources: DevResources, s3: S3Client, request: pytest.FixtureRequest
+) -> None:
+    """What S3 documents for each upload; the copy tests below rely on each kind being there."""
+    strict_only(request, "moto stores no checksum for an upload that sent none")
+    upload_sources(s3, resources.source_bucket)
+
+    def stored(key: str) -> dict[str, str]:
+        head = s3.head_object(Bucket=resources.source_bucket, Key=key, ChecksumMode="ENABLED")
+        names = ("ChecksumCRC32", "ChecksumCRC64NVME", "ChecksumType")
+        return {name: str(head[name]) for name in names if name in head}  # type: ignore[literal-required]
+
+    full = SOURCES["media/full.mp4"]
+    assert stored("media/full.mp4") == {
+        "ChecksumCRC32": crc32_text(zlib.crc32(full)),
+        "ChecksumType": "FULL_OBJECT",
+    }
+    composite = stored("media/composite.mov")
+    assert composite["ChecksumType"] == "COMPOSITE"
+    assert composite["ChecksumCRC32"].endswith("-2")  # of the parts' CRCs: not the object's
+    for key in ("media/plain.mkv", "media/nvme.avi"):
+        assert stored(key) == {
+            "ChecksumCRC64NVME": crc64nvme_text(SOURCES[key]),
+            "ChecksumType": "FULL_OBJECT",
+        }, key
 
 
 def test_the_adapter_gives_a_stored_crc32_or_none_never_a_wrong_one(
@@ -104,6 +143,8 @@ def job(bucket: str) -> str:
 
 
 def check_archive(s3: S3Client, bucket: str, notification: dict[str, object]) -> bytes:
+    """Entries, layout and the stored whole-object CRC-32 (which a strict store checked when
+    the upload completed: a wrong one is BadDigest, see the contract suite)."""
     assert notification["status"] == "succeeded"
     archive = notification["archive"]
     assert isinstance(archive, dict)
@@ -113,12 +154,13 @@ def check_archive(s3: S3Client, bucket: str, notification: dict[str, object]) ->
     assert archive["crc32"] == crc32_text(zlib.crc32(data))
     head = s3.head_object(Bucket=bucket, Key=archive["key"], ChecksumMode="ENABLED")
     assert head["ChecksumCRC32"] == archive["crc32"]
+    assert head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
     return data
 
 
 def test_large_stored_sources_are_copied_by_the_store(
-    container: Container, resources: DevResources, s3: S3Client, drain: Drain
+    container: Container, resources: DevResources, s3: S3Client, drain: Drain, tmp_path: Path
 ) -> None:
     upload_sources(s3, resources.source_bucket)
     container.source_queue().send(job(resources.source_bucket))
@@ -130,6 +172,15 @@ def test_large_stored_sources_are_copied_by_the_store(
     copied = sum(len(SOURCES[key]) for key in COPIED)
     assert copied - len(COPIED) * 5 * MIB <= uploaded["copied_bytes"] < copied
     assert uploaded["size_bytes"] == len(data)
+    archive = tmp_path / "copied.zip"
+    archive.write_bytes(data)
+    expected = {
+        f"job/{key.rsplit('/', 1)[1]}": hashlib.sha256(body).hexdigest()
+        for key, body in SOURCES.items()
+    }
+    for reader, (read, tools) in READERS.items():
+        if reader != "zipdetails" and not missing_tools(tools):
+            assert read(archive) == expected, reader
 
 
 def test_a_store_that_refuses_part_copies_gets_the_job_streamed(
