@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 LOCKED := $(PIP) --require-hashes --no-deps -r
 
 .PHONY: venv localstack lock demo test test-moto test-slow test-container lint types unit \
-	integration compat schemas bench deploy clean
+	integration compat schemas bench bench-localstack deploy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +105,10 @@ deploy:
 clean:
 	rm -rf $(VENV) $(LOCALSTACK_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
-## Throughput and memory against the naive design and the copy limit (not part of `make test`).
+## Throughput and memory against the naive design and the copy limit (not part of `make test`),
+## on the embedded moto server; bench-localstack: the same on LocalStack (docs/benchmarks*.md).
 bench: venv
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-localstack: venv localstack
+	$(BIN)/python -m bench.run --endpoint localstack $(BENCH_ARGS)

@@ -1,6 +1,7 @@
 """`make bench`: archiver against the design it replaces, the copy limit and the copy floor.
 
-One run on the embedded endpoint (a moto server process on 127.0.0.1), directly (local) and
+One run on an emulator on 127.0.0.1 (`--endpoint`: the embedded moto server, or LocalStack as a
+host process, which is stricter and does its own checksum work), directly (local) and
 through a proxy that makes it behave like S3 over a network (`bench/network.py`): uploads the
 workloads,
 runs every contender in a process of its own (wall time, CPU time, peak RSS of that process),
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 from tests.endpoint import TEST_CREDENTIALS, moto_server
+from tests.localstack import localstack_process
 
 from archiver.domain.checksum import crc32_text
 from bench.network import LOCAL, S3_LIKE, Link, Profile, network_proxy
@@ -70,6 +72,21 @@ WORKLOADS = {
     "W3s": Workload("W3", 2, 512 * MIB, S3_LIKE),
     "W4s": Workload("W4", 8, 256 * MIB, S3_LIKE, checksum="crc32", contenders=COPYING),
     "W4ns": Workload("W4", 8, 256 * MIB, S3_LIKE, checksum="none", contenders=COPYING),
+}
+ENDPOINTS = {
+    "moto": (
+        "moto server (one process on 127.0.0.1, sharing the cores)",
+        "moto with one patch (`bench/moto_server.py`): moto reads the whole object for every "
+        "GET, a ranged one included, which makes any ranged reader quadratic there; the patch "
+        "keeps object bytes in memory so a range costs what it costs on S3.",
+    ),
+    "localstack": (
+        "LocalStack as a host process (127.0.0.1, sharing the cores)",
+        "LocalStack (`requirements/localstack.txt`) as a host process, unpatched: it checks "
+        "every checksum it is sent, stamps unchecksummed uploads with CRC64NVME and computes "
+        "the CRC-32 of what `UploadPartCopy` copies, as S3 does, so its CPU is the store's work "
+        "too, on the same two cores.",
+    ),
 }
 WORDS = [f"{word}".encode() for word in "the of and archive object bucket entry part".split()]
 
@@ -223,7 +240,17 @@ def run_workload(workload: Workload, direct: str, scratch: Path) -> dict[str, di
     return measured_by_contender
 
 
-def machine() -> str:
+@contextmanager
+def emulator(kind: str) -> Iterator[str]:
+    if kind == "localstack":
+        with localstack_process() as url:
+            yield url
+    else:
+        with moto_server("bench.moto_server") as url:
+            yield url
+
+
+def machine(kind: str) -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     cpu = "unknown CPU"
     with open("/proc/cpuinfo", encoding="utf-8") as info:
@@ -233,8 +260,7 @@ def machine() -> str:
                 break
     return (
         f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}, endpoint: moto server "
-        "(one process on 127.0.0.1, sharing the cores)"
+        f"{platform.release()}, Python {platform.python_version()}, endpoint: {ENDPOINTS[kind][0]}"
     )
 
 
@@ -265,39 +291,42 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma list")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--endpoint", choices=list(ENDPOINTS), default="moto")
+    parser.add_argument(
+        "--output", type=Path, help="default: docs/benchmarks.md, docs/benchmarks-localstack.md"
+    )
     arguments = parser.parse_args()
+    kind = arguments.endpoint
+    output = arguments.output or ROOT / "docs" / (
+        "benchmarks.md" if kind == "moto" else f"benchmarks-{kind}.md"
+    )
     chosen = arguments.workloads.split(",")
     os.environ.update(TEST_CREDENTIALS)
     results: dict[str, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for workload_id in chosen:
             # A fresh endpoint per workload: moto keeps everything in one process's memory.
-            with moto_server("bench.moto_server") as direct:
+            with emulator(kind) as direct:
                 results[workload_id] = run_workload(WORKLOADS[workload_id], direct, Path(scratch))
             # The read-back went through temporary files (GiB for W3): write them out now, or
             # the next workload's contenders pay for that writeback in wall and system time.
             os.sync()
     rendered = table(results)
     print(rendered)
-    command = "make bench" + (
-        f" BENCH_ARGS='--workloads {arguments.workloads}'"
-        if arguments.workloads != ",".join(WORKLOADS)
-        else ""
-    )
-    arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    arguments.output.write_text(
+    options = [f"--endpoint {kind}"] if kind != "moto" else []
+    if arguments.workloads != ",".join(WORKLOADS):
+        options.append(f"--workloads {arguments.workloads}")
+    command = "make bench" + (f" BENCH_ARGS='{' '.join(options)}'" if options else "")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(
         "# Benchmarks\n\n"
         f"Measured {datetime.now(UTC):%Y-%m-%d} with `{command}` "
         "(`bench/run.py`).\n\n"
-        f"Machine: {machine()}.\n\n"
+        f"Machine: {machine(kind)}.\n\n"
         "Each contender runs in a process of its own; seconds and CPU are the work's, peak RSS the "
         "process's. Every archive is read back and each entry's CRC-32 and SHA-256 checked "
         "against its source. Sources are random bytes (so `auto` stores them), but W1c's are "
-        "text (so it deflates them). The endpoint is "
-        "moto with one patch (`bench/moto_server.py`): moto reads the whole object for every "
-        "GET, a ranged one included, which makes any ranged reader quadratic there; the patch "
-        "keeps object bytes in memory so a range costs what it costs on S3.\n\n"
+        f"text (so it deflates them). The endpoint is {ENDPOINTS[kind][1]}\n\n"
         f"{rendered}\n" + _notes(),
         encoding="utf-8",
     )
