@@ -95,9 +95,12 @@ def _ready(url: str) -> bool:
 
 
 def _rerun(port: int, root: Path, services: Sequence[str]) -> str:
-    settings = environment(port, root, services)
-    names = ("GATEWAY_LISTEN", "SERVICES", "DNS_ADDRESS", "OVERRIDE_IN_DOCKER", "FILESYSTEM_ROOT")
-    assignments = " ".join(f"{name}={shlex.quote(settings[name])}" for name in names)
+    ours = {
+        name: value
+        for name, value in environment(port, root, services).items()
+        if os.environ.get(name) != value
+    }
+    assignments = " ".join(f"{name}={shlex.quote(value)}" for name, value in ours.items())
     return f"{assignments} {python()} -m localstack.runtime.main"
 
 
