@@ -84,6 +84,23 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             continue
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # anything it left in its group
+    # A signal is delivered asynchronously: return once the group has really gone.
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _group_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _group_members(group: int) -> list[int]:
+    """The live (not zombie) processes of a process group, read from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            members.append(int(stat.parent.name))
+    return members
 
 
 def _ready(url: str) -> bool:
