@@ -24,8 +24,8 @@ from botocore.config import Config
 from isal import isal_zlib
 
 # Imported before the clock starts, as a worker does once at start-up (boto3 is, for all three).
-from archiver.app.container import build_container
-from archiver.app.settings import Settings
+from archiver.app.composition.container import build_container
+from archiver.app.composition.settings import Settings
 from archiver.domain.checksum import combine, crc32_of_rest, crc32_text, crc32_value
 from archiver.domain.job import FileSpec, JobRequest
 from archiver.domain.multipart import MIN_PART_BYTES, copy_parts

@@ -12,7 +12,7 @@ import pytest
 from botocore.config import Config
 
 from archiver.app.cli.dev import DevResources, create_resources
-from archiver.app.settings import Settings
+from archiver.app.composition.settings import Settings
 from tests.endpoint import TEST_CREDENTIALS, Endpoint, endpoint
 
 if TYPE_CHECKING:

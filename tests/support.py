@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from archiver.app.worker import Outcome, Worker
+from archiver.app.worker.loop import Outcome, Worker
 from archiver.domain.ports import ReceivedMessage
 
 KIB = 1024

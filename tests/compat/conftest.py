@@ -18,7 +18,7 @@ from archiver.adapters.memory import (
     MemoryObjectStore,
     SyntheticBody,
 )
-from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
+from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.plan import ArchivePolicy, CompressionMode
 from archiver.domain.ports import Buffer, ObjectHeaders

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from archiver.app.cli.dev import DevResources
-from archiver.app.container import Container, build_container
-from archiver.app.settings import Settings
+from archiver.app.composition.container import Container, build_container
+from archiver.app.composition.settings import Settings
 from tests.endpoint import Endpoint
 from tests.faults import FaultProxy, fault_proxy
 

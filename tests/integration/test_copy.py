@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 
 from archiver.adapters.s3 import S3ObjectStore
 from archiver.app.cli.dev import DevResources
-from archiver.app.container import Container
-from archiver.app.worker import Outcome
+from archiver.app.composition.container import Container
+from archiver.app.worker.loop import Outcome
 from archiver.domain.checksum import crc32_text
 from archiver.domain.job import ObjectRef
 from tests.checksums import crc64nvme_text

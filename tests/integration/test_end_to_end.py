@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from archiver.app.cli.dev import DevResources
-from archiver.app.container import Container
-from archiver.app.worker import Outcome
+from archiver.app.composition.container import Container
+from archiver.app.worker.loop import Outcome
 from archiver.domain.checksum import crc32_text
 from tests.integration.conftest import Drain
 from tests.support import MIB, drive

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from archiver.app.cli.dev import DevResources
-from archiver.app.container import Container, build_container
-from archiver.app.settings import Settings
-from archiver.app.worker import Outcome
+from archiver.app.composition.container import Container, build_container
+from archiver.app.composition.settings import Settings
+from archiver.app.worker.loop import Outcome
 from tests.faults import Fault, FaultProxy
 from tests.integration.conftest import Drain
 from tests.support import MIB, drive

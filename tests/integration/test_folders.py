@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from archiver.app.cli.dev import DevResources
-from archiver.app.container import Container
-from archiver.app.worker import Outcome
+from archiver.app.composition.container import Container
+from archiver.app.worker.loop import Outcome
 from tests.integration.conftest import Drain
 from tests.support import drive
 from tests.zipcheck import contents

@@ -5,7 +5,7 @@ import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
-from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
+from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.domain.plan import ArchivePolicy
 
 SOURCE = "source-images"

@@ -8,7 +8,7 @@ import pytest
 
 from archiver.adapters.memory import MemoryObjectStore, SyntheticBody
 from archiver.app.engine.archive import Progress
-from archiver.app.service import BuildOptions
+from archiver.app.jobs.service import BuildOptions
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import ErrorCode, PermanentError, TransientError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
@@ -267,7 +267,7 @@ def test_build_to_a_local_file(
 
 
 def test_url_uses_base_url_or_presigns(make_service: ServiceFactory) -> None:
-    from archiver.app.service import LinkOptions
+    from archiver.app.jobs.service import LinkOptions
 
     ref = ObjectRef(DESTINATION, "j/download-2026-11-27.zip")
     assert make_service().url(ref) == "https://cdn.example.com/j/download-2026-11-27.zip"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from archiver.app.settings import Settings
+from archiver.app.composition.settings import Settings
 
 COMPOSE = Path(__file__).parents[2] / "docker-compose.yml"
 

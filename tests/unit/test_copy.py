@@ -16,7 +16,7 @@ from archiver.app.engine import copying
 from archiver.app.engine.archive import Progress
 from archiver.app.engine.copying import CopiedEntry, Copies
 from archiver.app.engine.multipart_sink import MultipartSink
-from archiver.app.service import BuildOptions
+from archiver.app.jobs.service import BuildOptions
 from archiver.domain.checksum import combine, crc32_of_rest, crc32_text, crc32_value
 from archiver.domain.errors import ErrorCode, JobCancelled, PermanentError, TransientError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef

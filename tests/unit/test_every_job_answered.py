@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
-from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
-from archiver.app.worker import Outcome, Worker
+from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
+from archiver.app.worker.loop import Outcome, Worker
 from archiver.domain.document import MAX_METADATA_BYTES
 from archiver.domain.job import ObjectRef
 from archiver.domain.naming import MAX_PATH_BYTES

@@ -6,9 +6,9 @@ import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
-from archiver.app import resolve as resolve_module
-from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
-from archiver.app.worker import Outcome, Worker
+from archiver.app.jobs import resolve as resolve_module
+from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
+from archiver.app.worker.loop import Outcome, Worker
 from archiver.domain.errors import InvalidPayload
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded

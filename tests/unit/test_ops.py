@@ -15,8 +15,8 @@ import pytest
 
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app.cli import main
-from archiver.app.ops import Liveness, Metrics, ScaleInProtection, healthy
-from archiver.app.worker import Outcome, Worker
+from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection, healthy
+from archiver.app.worker.loop import Outcome, Worker
 from archiver.domain.job import ObjectRef
 from tests.support import drive
 from tests.unit.conftest import SOURCE, ServiceFactory

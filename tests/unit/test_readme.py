@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import AliasChoices, BaseModel
 
-from archiver.app.settings import Settings
+from archiver.app.composition.settings import Settings
 from archiver.domain.notifications import NOTIFICATION_ADAPTER
 
 README = Path(__file__).parents[2] / "README.md"

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 
 from archiver.adapters.memory import MemoryObjectStore, SyntheticBody
-from archiver.app import resolve as resolve_module
+from archiver.app.jobs import resolve as resolve_module
 from archiver.domain.errors import ErrorCode, InvalidPayload, PermanentError
 from archiver.domain.file_list import parse_file_list
 from archiver.domain.job import ObjectRef, parse_job

@@ -1,6 +1,6 @@
 import pytest
 
-from archiver.app.settings import load_settings
+from archiver.app.composition.settings import load_settings
 from archiver.domain.errors import ConfigurationError
 from archiver.domain.plan import CompressionMode
 

@@ -12,10 +12,11 @@ import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
-from archiver.app import cli, startup
-from archiver.app.container import Container, build_container
-from archiver.app.settings import Settings
-from archiver.app.startup import start_worker
+from archiver.app import cli
+from archiver.app.composition import startup
+from archiver.app.composition.container import Container, build_container
+from archiver.app.composition.settings import Settings
+from archiver.app.composition.startup import start_worker
 from archiver.domain.errors import ConfigurationError, TransientError
 from tests.unit.test_container import SETTINGS as CONTAINER_SETTINGS
 

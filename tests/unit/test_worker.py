@@ -6,8 +6,8 @@ from structlog.testing import capture_logs
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
-from archiver.app.service import ArchiveService, BuildOptions, LinkOptions
-from archiver.app.worker import Outcome, Worker
+from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
+from archiver.app.worker.loop import Outcome, Worker
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded

@@ -22,13 +22,13 @@ from archiver.app.cli.arguments import parser
 from archiver.app.cli.progress import ProgressLine
 from archiver.app.cli.submit import submit
 from archiver.app.cli.usage import WORKER_VARIABLES, UsageError, configured, job_text
-from archiver.app.container import build_container
+from archiver.app.composition.container import build_container
 from archiver.app.engine.sink import SinkResult
-from archiver.app.logs import configure_logging
-from archiver.app.ops import healthy
-from archiver.app.service import ArchiveService
-from archiver.app.settings import load_settings
-from archiver.app.startup import start_worker
+from archiver.app.composition.logs import configure_logging
+from archiver.app.worker.ops import healthy
+from archiver.app.jobs.service import ArchiveService
+from archiver.app.composition.settings import load_settings
+from archiver.app.composition.startup import start_worker
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import ConfigurationError, PermanentError, TransientError
 from archiver.domain.job import parse_job

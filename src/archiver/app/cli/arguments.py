@@ -10,7 +10,7 @@ from pathlib import Path
 
 from archiver.app.cli.submit import TIMED_OUT
 from archiver.app.cli.usage import WORKER_VARIABLES
-from archiver.app.settings import Settings
+from archiver.app.composition.settings import Settings
 
 
 def _variables(names: Sequence[str]) -> str:

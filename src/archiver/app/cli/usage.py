@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from archiver.app.container import Container, build_container
-from archiver.app.logs import configure_logging
-from archiver.app.settings import Settings, load_settings
+from archiver.app.composition.container import Container, build_container
+from archiver.app.composition.logs import configure_logging
+from archiver.app.composition.settings import Settings, load_settings
 
 WORKER_VARIABLES = (
     "SQS_SOURCE_QUEUE",

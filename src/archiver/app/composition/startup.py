@@ -16,9 +16,9 @@ from typing import TypeVar
 
 import structlog
 
-from archiver.app.container import Container
-from archiver.app.settings import Settings
-from archiver.app.worker import Worker
+from archiver.app.composition.container import Container
+from archiver.app.composition.settings import Settings
+from archiver.app.worker.loop import Worker
 from archiver.domain.errors import ConfigurationError, ObjectUnavailable, TransientError
 
 log = structlog.get_logger(__name__)

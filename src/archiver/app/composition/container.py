@@ -10,12 +10,12 @@ from dependency_injector import containers, providers
 
 from archiver.adapters.s3 import S3ObjectStore
 from archiver.adapters.sqs import SqsNotifier, SqsQueue
-from archiver.app.allocator import tune_allocator
-from archiver.app.ops import Liveness, Metrics, ScaleInProtection
-from archiver.app.reporting import Reporting
-from archiver.app.service import MIB, ArchiveService, BuildOptions, LinkOptions
-from archiver.app.settings import Settings
-from archiver.app.worker import Worker
+from archiver.app.composition.allocator import tune_allocator
+from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection
+from archiver.app.worker.reporting import Reporting
+from archiver.app.jobs.service import MIB, ArchiveService, BuildOptions, LinkOptions
+from archiver.app.composition.settings import Settings
+from archiver.app.worker.loop import Worker
 from archiver.domain.errors import ConfigurationError
 from archiver.domain.ports import Notifier, ObjectStore, Queue
 

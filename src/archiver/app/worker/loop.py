@@ -11,11 +11,11 @@ from typing import Any
 
 import structlog
 
-from archiver.app.heartbeat import VisibilityHeartbeat
-from archiver.app.ops import Liveness, Metrics, ScaleInProtection
-from archiver.app.polling import ABANDON_POLL_SECONDS, STOP_CHECK_INTERVAL, LongPoll
-from archiver.app.reporting import JobProgress, Reporting
-from archiver.app.service import ArchiveService
+from archiver.app.worker.heartbeat import VisibilityHeartbeat
+from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection
+from archiver.app.worker.polling import ABANDON_POLL_SECONDS, STOP_CHECK_INTERVAL, LongPoll
+from archiver.app.worker.reporting import JobProgress, Reporting
+from archiver.app.jobs.service import ArchiveService
 from archiver.domain.errors import InternalError, JobCancelled, PermanentError, TransientError
 from archiver.domain.job import salvage_metadata
 from archiver.domain.notifications import JobFailed, JobSucceeded, failed, succeeded

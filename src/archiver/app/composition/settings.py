@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from archiver.app.polling import ABANDON_POLL_SECONDS
+from archiver.app.worker.polling import ABANDON_POLL_SECONDS
 from archiver.domain.errors import ConfigurationError
 from archiver.domain.plan import S3_MAX_OBJECT_BYTES, ArchivePolicy, CompressionMode, MissingFiles
 

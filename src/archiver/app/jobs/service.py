@@ -19,7 +19,7 @@ from archiver.app.engine.file_sink import FileSink
 from archiver.app.engine.multipart_sink import MultipartSink
 from archiver.app.engine.sink import SinkResult, destination_errors
 from archiver.app.engine.sizing import Sizing
-from archiver.app.resolve import read_job, resolve
+from archiver.app.jobs.resolve import read_job, resolve
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import CopyRefused, InvalidPayload, ObjectUnavailable, TransientError
 from archiver.domain.job import JobRequest, ObjectRef
