@@ -26,16 +26,19 @@ from isal import isal_zlib
 # Imported before the clock starts, as a worker does once at start-up (boto3 is, for all three).
 from archiver.app.composition.container import build_container
 from archiver.app.composition.settings import Settings
+from archiver.app.engine.transfer import RANGE_BYTES
 from archiver.domain.checksum import combine, crc32_of_rest, crc32_text, crc32_value
 from archiver.domain.job import FileSpec, JobRequest
 from archiver.domain.multipart import MIN_PART_BYTES, copy_parts
 
 MIB = 1024 * 1024
-CONCURRENCY = 16
-UPLOAD_CONCURRENCY = 4
-PART = 8 * MIB
-RANGE = 8 * MIB
-BUDGET = 128 * MIB
+# The other contenders get archiver's own defaults, read from the settings model.
+_DEFAULTS = Settings.model_construct()
+CONCURRENCY = _DEFAULTS.download_concurrency
+UPLOAD_CONCURRENCY = _DEFAULTS.upload_concurrency
+PART = _DEFAULTS.upload_part_size_mb * MIB
+RANGE = RANGE_BYTES
+BUDGET = _DEFAULTS.memory_budget_mb * MIB
 
 
 def client() -> Any:

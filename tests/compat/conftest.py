@@ -18,11 +18,11 @@ from archiver.adapters.memory import (
     MemoryObjectStore,
     SyntheticBody,
 )
-from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
+from archiver.app.jobs.service import ArchiveService
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.plan import ArchivePolicy, CompressionMode
 from archiver.domain.ports import Buffer, ObjectHeaders
-from tests.support import MIB
+from tests.support import MIB, build_options, link_options
 
 SOURCE, DESTINATION = "sources", "archives"
 SENT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -125,8 +125,8 @@ def build(case: Case, directory: Path) -> Built:
             store.add(ref, body, case.checksums.get(key, Checksum.NONE))
             digests[key] = _digest(body)
     policy = ArchivePolicy(SOURCE, DESTINATION, max_files=200_000, compression=case.compression)
-    options = BuildOptions(min_part_size=8 * MIB, server_side_copy=case.server_side_copy)
-    service = ArchiveService(store, policy, options, LinkOptions(base_url="https://x"))
+    options = build_options(part_size=8 * MIB, server_side_copy=case.server_side_copy)
+    service = ArchiveService(store, policy, options, link_options(base_url="https://x"))
     request = JobRequest(
         files=[FileSpec(source=key, destination=folder) for key, _, folder in case.files]
     )

@@ -165,7 +165,7 @@ def test_large_stored_sources_are_copied_by_the_store(
     upload_sources(s3, resources.source_bucket)
     container.source_queue().send(job(resources.source_bucket))
     with capture_logs() as logs:
-        assert drive(container.worker()) == [Outcome.SUCCEEDED]
+        assert drive(container.worker(max_receives=None)) == [Outcome.SUCCEEDED]
     [notification] = drain(resources.destination_queue_url)
     data = check_archive(s3, resources.destination_bucket, notification)
     [uploaded] = [e for e in logs if e["event"] == "archive_uploaded"]
@@ -196,7 +196,9 @@ def test_a_store_that_refuses_part_copies_gets_the_job_streamed(
     container = proxied_container(resources, proxy)
     container.source_queue().send(job(resources.source_bucket))
     with capture_logs() as logs:
-        assert drive(container.worker()) == [Outcome.SUCCEEDED]  # on the first delivery
+        assert drive(container.worker(max_receives=None)) == [
+            Outcome.SUCCEEDED
+        ]  # on the first delivery
     [notification] = drain(resources.destination_queue_url)
     check_archive(s3, resources.destination_bucket, notification)
     assert refusals.hits >= 1

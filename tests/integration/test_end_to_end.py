@@ -60,7 +60,7 @@ def test_full_job_produces_the_archive_and_notification(
     }
     job_id = container.source_queue().send(json.dumps(job))
 
-    assert drive(container.worker()) == [Outcome.SUCCEEDED]
+    assert drive(container.worker(max_receives=None)) == [Outcome.SUCCEEDED]
 
     [notification] = drain(resources.destination_queue_url)
     key = notification["archive"]["key"]
@@ -113,7 +113,7 @@ def test_permanent_failures_are_notified_and_acknowledged(
     code: str,
 ) -> None:
     job_id = container.source_queue().send(body)
-    assert drive(container.worker()) == [Outcome.FAILED]
+    assert drive(container.worker(max_receives=None)) == [Outcome.FAILED]
     [notification] = drain(resources.destination_queue_url)
     assert notification["status"] == "failed"
     assert notification["job_id"] == job_id
@@ -135,7 +135,7 @@ def test_job_is_redelivered_after_a_transient_error(
     s3.put_object(Bucket=resources.source_bucket, Key="a.txt", Body=b"alpha")
     s3.delete_bucket(Bucket=resources.destination_bucket)
     job_id = container.source_queue().send('{"files": [{"source": "a.txt"}]}')
-    worker = container.worker()
+    worker = container.worker(max_receives=None)
 
     assert drive(worker) == [Outcome.DEFERRED]
     assert drain(resources.destination_queue_url, timeout=1) == []

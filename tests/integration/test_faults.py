@@ -55,7 +55,7 @@ def open_uploads(s3: S3Client, bucket: str) -> list[object]:
 
 
 def poll_until_done(container: Container, limit: int = 8) -> list[Outcome]:
-    worker = container.worker()
+    worker = container.worker(max_receives=None)
     outcomes: list[Outcome] = []
     deadline = time.monotonic() + 60
     while len(outcomes) < limit and time.monotonic() < deadline:
@@ -143,7 +143,7 @@ def test_persistent_faults_end_in_the_dead_letter_queue_and_leave_nothing(
     container = proxied_container(resources, proxy)
     proxy.add(Fault("503", method="PUT", query=UPLOAD_PART, times=-1))
     job_id = container.source_queue().send(JOB)
-    worker = container.worker()
+    worker = container.worker(max_receives=None)
 
     outcomes: list[Outcome] = []
     deadline = time.monotonic() + 60
@@ -173,7 +173,9 @@ def test_heartbeat_keeps_a_job_longer_than_its_visibility_from_a_second_worker(
     proxy.add(Fault("stall", method="GET", path="/f/", delay=4.0, times=2))  # job: over 8 s
     job_id = container.source_queue().send(JOB)
     outcomes: list[Outcome] = []
-    worker = threading.Thread(target=lambda: outcomes.extend(drive(container.worker())))
+    worker = threading.Thread(
+        target=lambda: outcomes.extend(drive(container.worker(max_receives=None)))
+    )
     worker.start()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not proxy_saw_get(proxy):

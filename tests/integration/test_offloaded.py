@@ -70,7 +70,7 @@ def test_a_job_sent_through_the_extended_client_is_archived_and_its_payload_dele
             sqs_wait_time_seconds=1,
         )
     )
-    assert drive(container.worker()) == [Outcome.SUCCEEDED]
+    assert drive(container.worker(max_receives=None)) == [Outcome.SUCCEEDED]
     [notification] = drain(resources.destination_queue_url)
     assert notification["status"] == "succeeded"
     assert notification["job_id"] == job_id

@@ -1,4 +1,6 @@
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -7,6 +9,7 @@ from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.domain.plan import ArchivePolicy
+from tests.support import build_options, link_options
 
 SOURCE = "source-images"
 DESTINATION = "zip-storage"
@@ -21,9 +24,23 @@ def store() -> MemoryObjectStore:
     return store
 
 
+@pytest.fixture(autouse=True)
+def no_thread_outlives_its_test() -> Iterator[None]:
+    """Every thread a test starts has ended by its end (a second to wind down)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 1.0
+    left = [thread for thread in threading.enumerate() if thread not in before]
+    for thread in left:
+        thread.join(max(deadline - time.monotonic(), 0))
+    assert [thread.name for thread in left if thread.is_alive()] == []
+
+
 @pytest.fixture
-def queue() -> MemoryQueue:
-    return MemoryQueue("input-queue")
+def queue() -> Iterator[MemoryQueue]:
+    queue = MemoryQueue("input-queue")
+    yield queue
+    queue.close()  # a long poll a stopped worker left behind ends with the test
 
 
 @pytest.fixture
@@ -45,8 +62,8 @@ def make_service(store: MemoryObjectStore) -> ServiceFactory:
         return ArchiveService(
             store,
             policy or ArchivePolicy(SOURCE, DESTINATION),
-            build or BuildOptions(),
-            links or LinkOptions(base_url="https://cdn.example.com/"),
+            build or build_options(),
+            links or link_options(base_url="https://cdn.example.com/"),
         )
 
     return make

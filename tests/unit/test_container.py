@@ -41,7 +41,7 @@ def test_ports_can_be_overridden_with_fakes() -> None:
         container.source_queue.override(queue),
         container.notifier.override(notifier),
     ):
-        worker = container.worker()
+        worker = container.worker(max_receives=None)
         queue.send(json.dumps({"files": [{"source": "a.txt"}]}))
         assert drive(worker) == [Outcome.SUCCEEDED]
     [notification] = notifier.published

@@ -12,11 +12,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from archiver.adapters.memory import Checksum, MemoryMultipartUpload, MemoryObjectStore
-from archiver.app.engine import copying
-from archiver.app.engine.archive import Progress
-from archiver.app.engine.copying import CopiedEntry, Copies
+from archiver.app.engine.copying import CopiedEntry
 from archiver.app.engine.multipart_sink import MultipartSink
-from archiver.app.jobs.service import BuildOptions
+from archiver.domain import multipart
 from archiver.domain.checksum import combine, crc32_of_rest, crc32_text, crc32_value
 from archiver.domain.errors import ErrorCode, JobCancelled, PermanentError, TransientError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
@@ -25,12 +23,14 @@ from archiver.domain.multipart import (
     MAX_PART_BYTES,
     MIN_COPIED_ENTRY_BYTES,
     MIN_PART_BYTES,
+    Copies,
     copy_parts,
     parts_for_copy,
     top_up,
 )
+from archiver.domain.notifications import Progress
 from archiver.domain.ports import ObjectHeaders
-from tests.support import MIB
+from tests.support import MIB, build_options
 from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
 from tests.zipcheck import check_layout, contents
 
@@ -69,12 +69,12 @@ def test_crc32_pieces_combine_and_a_head_comes_off_a_whole() -> None:
 
 
 def test_copies_stop_at_their_share_of_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(copying, "COPY_PARTS_SHARE", 2 * parts_for_copy(20 * MIB))
+    monkeypatch.setattr(multipart, "COPY_PARTS_SHARE", 2 * parts_for_copy(20 * MIB))
     copies = Copies()
-    assert not copies.take(MIN_COPIED_ENTRY_BYTES - 1)
-    assert copies.take(20 * MIB)
-    assert copies.take(20 * MIB)
-    assert not copies.take(20 * MIB)  # the rest of the archive keeps its parts
+    assert not copies.chooses(MIN_COPIED_ENTRY_BYTES - 1)
+    assert copies.chooses(20 * MIB)
+    assert copies.chooses(20 * MIB)
+    assert not copies.chooses(20 * MIB)  # the rest of the archive keeps its parts
 
 
 def test_a_copied_entry_keeps_its_first_bytes_and_reads_a_crc_only_when_none_is_stored() -> None:
@@ -82,8 +82,8 @@ def test_a_copied_entry_keeps_its_first_bytes_and_reads_a_crc_only_when_none_is_
     read = CopiedEntry(None)
     known = CopiedEntry(1234)
     for entry in (read, known):
-        entry.take(data[: 3 * MIB])
-        entry.take(data[3 * MIB :])
+        entry.read(data[: 3 * MIB])
+        entry.read(data[3 * MIB :])
     assert read.head == known.head == data[:MIN_PART_BYTES]
     assert read.crc == zlib.crc32(data)
     assert known.crc == 1234
@@ -179,7 +179,7 @@ def test_off_streams_every_byte_into_the_same_archive(
     store: MemoryObjectStore, make_service: ServiceFactory
 ) -> None:
     bodies = _sources(store)
-    service = make_service(build=BuildOptions(server_side_copy=False))
+    service = make_service(build=build_options(server_side_copy=False))
     plan = service.plan("job-1", _request(list(bodies)), SENT)
     service.build(plan)
     data = store.objects[ARCHIVE]

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from archiver.app.cli import WORKER_VARIABLES
-from archiver.app.worker.ops import NAMESPACE, emf_document
 from archiver.app.composition.settings import Settings
+from archiver.app.worker.ops import NAMESPACE, emf_document
 
 TEMPLATE = Path(__file__).parents[2] / "deploy" / "cloudformation" / "archiver.yaml"
 # The only wildcards the APIs need: object keys in a bucket, task ids in a cluster.

@@ -7,14 +7,14 @@ import pytest
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app.jobs import resolve as resolve_module
-from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
+from archiver.app.jobs.service import ArchiveService
 from archiver.app.worker.loop import Outcome, Worker
 from archiver.domain.errors import InvalidPayload
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded
 from archiver.domain.offload import offloaded_payload
 from archiver.domain.plan import ArchivePolicy
-from tests.support import drive
+from tests.support import build_options, drive, link_options, make_worker
 from tests.unit.conftest import DESTINATION, SENT, SOURCE
 from tests.zipcheck import contents
 
@@ -31,10 +31,8 @@ def worker(
     store: MemoryObjectStore, queue: MemoryQueue, notifier: MemoryNotifier, delete: bool
 ) -> Worker:
     policy = ArchivePolicy(SOURCE, DESTINATION, allowed_source_buckets=frozenset({PAYLOADS}))
-    service = ArchiveService(
-        store, policy, BuildOptions(), LinkOptions("https://cdn"), delete_offloaded=delete
-    )
-    return Worker(queue, notifier, service, wait_seconds=0)
+    service = ArchiveService(store, policy, build_options(), link_options(base_url="https://cdn"))
+    return make_worker(queue, notifier, service, wait_seconds=0, delete_offloaded=delete)
 
 
 @pytest.fixture

@@ -12,13 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app.cli import main
+from archiver.app.worker.loop import Outcome
 from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection, healthy
-from archiver.app.worker.loop import Outcome, Worker
 from archiver.domain.job import ObjectRef
-from tests.support import drive
+from tests.support import drive, make_worker
 from tests.unit.conftest import SOURCE, ServiceFactory
 
 EMF_UNITS = {"Seconds", "Bytes", "Count", "Bytes/Second"}
@@ -51,7 +52,7 @@ def test_the_worker_marks_progress_when_it_polls(
     tmp_path: Path, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
     path = tmp_path / "alive"
-    worker = Worker(queue, notifier, make_service(), wait_seconds=0, liveness=Liveness(path))
+    worker = make_worker(queue, notifier, make_service(), wait_seconds=0, liveness=Liveness(path))
     worker.run(threading.Event(), max_polls=1)
     assert healthy(path, 120)[0]
 
@@ -84,7 +85,9 @@ def test_one_emf_line_per_job_outcome(
 ) -> None:
     store.add(ObjectRef(SOURCE, "a.txt"), b"hello")  # type: ignore[attr-defined]
     stream = io.StringIO()
-    worker = Worker(queue, notifier, make_service(), wait_seconds=0, metrics=Metrics(True, stream))
+    worker = make_worker(
+        queue, notifier, make_service(), wait_seconds=0, metrics=Metrics(True, stream)
+    )
     queue.send('{"files": [{"source": "a.txt"}]}')
     queue.send('{"files": [{"source": "missing.txt"}]}')
     assert drive(worker) + drive(worker) == [Outcome.SUCCEEDED, Outcome.FAILED]
@@ -150,7 +153,7 @@ def test_busy_task_is_protected_from_scale_in(
 ) -> None:
     store.add(ObjectRef(SOURCE, "a.txt"), b"hello")  # type: ignore[attr-defined]
     protection = ScaleInProtection(agent.uri, expires_minutes=30)
-    worker = Worker(queue, notifier, make_service(), wait_seconds=0, protection=protection)
+    worker = make_worker(queue, notifier, make_service(), wait_seconds=0, protection=protection)
     queue.send('{"files": [{"source": "a.txt"}]}')
     assert drive(worker) == [Outcome.SUCCEEDED]
     assert agent.requests == [
@@ -170,7 +173,14 @@ def test_overlapping_jobs_protect_once_and_release_after_the_last(agent: FakeAge
 
 
 def test_protection_is_skipped_outside_ecs_and_survives_an_absent_agent() -> None:
-    ScaleInProtection(None).job_started()  # no ECS_AGENT_URI: nothing to call
+    with capture_logs() as logs:
+        ScaleInProtection(None).job_started()  # no ECS_AGENT_URI: nothing to call
+    assert logs == []
     unreachable = ScaleInProtection("http://127.0.0.1:9", timeout=0.5)
-    unreachable.job_started()  # logged, not raised: the job's safety rests on SQS
-    unreachable.job_ended()
+    with capture_logs() as logs:
+        unreachable.job_started()  # logged, not raised: the job's safety rests on SQS
+        unreachable.job_ended()
+    assert [(entry["event"], entry["enabled"]) for entry in logs] == [
+        ("scale_in_protection_failed", True),
+        ("scale_in_protection_failed", False),
+    ]

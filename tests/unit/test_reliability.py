@@ -9,14 +9,13 @@ from structlog.testing import capture_logs
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
-from archiver.app.jobs.service import BuildOptions
-from archiver.app.worker.loop import Outcome, Worker
+from archiver.app.worker.loop import Outcome
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef, parse_job
 from archiver.domain.notifications import JobFailed, JobSucceeded
 from archiver.domain.plan import ArchivePolicy, MissingFiles
 from archiver.domain.ports import ObjectHeaders
-from tests.support import MIB, drive
+from tests.support import MIB, build_options, drive, make_worker
 from tests.unit.conftest import DESTINATION, SOURCE, ServiceFactory
 from tests.zipcheck import contents
 
@@ -60,7 +59,7 @@ def test_heartbeat_keeps_a_long_job_hidden_and_stops_with_it(
     store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
     store.seconds = 1.6  # per fetch, and both sources are fetched at once: a 1.6 s job
-    worker = Worker(queue, notifier, make_service(), wait_seconds=0, visibility_seconds=1)
+    worker = make_worker(queue, notifier, make_service(), wait_seconds=0, visibility_seconds=1)
     job_id = queue.send(JOB)
     assert drive(worker) == [Outcome.SUCCEEDED]
     during = beats(queue, job_id, 1)
@@ -73,7 +72,7 @@ def test_sigterm_lets_a_short_job_finish(
     store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
     store.gate = threading.Event()
-    worker = Worker(queue, notifier, make_service(), wait_seconds=0, shutdown_grace=10)
+    worker = make_worker(queue, notifier, make_service(), wait_seconds=0, shutdown_grace=10)
     queue.send(JOB)
     stop = threading.Event()
     runner = threading.Thread(target=worker.run, args=(stop,))
@@ -92,8 +91,8 @@ def test_job_past_the_grace_period_is_aborted_and_handed_back(
 ) -> None:
     store.add(ObjectRef(SOURCE, "big.bin"), b"x" * (12 * MIB))
     store.seconds = 1.0  # per fetch: cancellation is seen between two chunks
-    service = make_service(build=BuildOptions(min_part_size=5 * MIB))
-    worker = Worker(queue, notifier, service, wait_seconds=0, shutdown_grace=0.3)
+    service = make_service(build=build_options(part_size=5 * MIB))
+    worker = make_worker(queue, notifier, service, wait_seconds=0, shutdown_grace=0.3)
     job_id = queue.send(json.dumps({"files": [{"source": "big.bin"}, {"source": "a.txt"}]}))
     stop = threading.Event()
     runner = threading.Thread(target=worker.run, args=(stop,))
@@ -114,7 +113,7 @@ def test_job_past_the_grace_period_is_aborted_and_handed_back(
 def test_transient_errors_back_off_by_delivery_count(
     store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
-    worker = Worker(queue, notifier, make_service(), wait_seconds=0, job_retry_seconds=30)
+    worker = make_worker(queue, notifier, make_service(), wait_seconds=0, retry_delay_seconds=30)
     job_id = queue.send(JOB)
     delays = []
     for _ in range(3):
@@ -131,17 +130,9 @@ def test_redelivered_job_reuses_the_completed_archive(
 ) -> None:
     """The archive was uploaded but the notification never left: re-notify, do not rebuild."""
 
-    class FailOnce(MemoryNotifier):
-        failures = 1
-
-        def publish(self, notification: JobSucceeded | JobFailed) -> None:
-            if self.failures:
-                self.failures -= 1
-                raise TransientError("output queue down")
-            super().publish(notification)
-
-    notifier = FailOnce()
-    worker = Worker(queue, notifier, make_service(), wait_seconds=0, job_retry_seconds=0)
+    notifier = MemoryNotifier()
+    notifier.fail_next(1, TransientError("output queue down"))
+    worker = make_worker(queue, notifier, make_service(), wait_seconds=0, retry_delay_seconds=0)
     job_id = queue.send(JOB)
     assert drive(worker) == [Outcome.DEFERRED]
     [archive_ref] = [ref for ref in store.objects if ref.key.endswith(".zip")]
@@ -166,7 +157,7 @@ def test_redelivery_aborts_uploads_a_killed_worker_left_behind(
     store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
     service = make_service()
-    worker = Worker(queue, notifier, service, wait_seconds=0)
+    worker = make_worker(queue, notifier, service, wait_seconds=0)
     job_id = queue.send(JOB)
     [first] = queue.receive(1, 0)  # the first worker took it, started an upload, and died
     plan = service.plan(job_id, parse_job(JOB), first.sent_at)
@@ -199,7 +190,7 @@ def test_missing_files_skip_archives_the_rest_and_lists_them(
     store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
     policy = ArchivePolicy(SOURCE, DESTINATION, missing_files=MissingFiles.SKIP)
-    worker = Worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
+    worker = make_worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
     queue.send(
         json.dumps(
             {
@@ -226,7 +217,7 @@ def test_missing_files_skip_still_fails_when_nothing_is_left(
     queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
     policy = ArchivePolicy(SOURCE, DESTINATION, missing_files=MissingFiles.SKIP)
-    worker = Worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
+    worker = make_worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
     queue.send('{"files": [{"source": "gone-1"}, {"source": "gone-2"}]}')
     assert drive(worker) == [Outcome.FAILED]
     [notification] = notifier.published
@@ -239,7 +230,7 @@ def test_archive_size_limit_is_checked_before_writing(
     store: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
     policy = ArchivePolicy(SOURCE, DESTINATION, max_archive_bytes=1500)
-    worker = Worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
+    worker = make_worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
     queue.send(JOB)
     assert drive(worker) == [Outcome.FAILED]
     [notification] = notifier.published

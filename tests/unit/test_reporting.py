@@ -8,15 +8,23 @@ from structlog.testing import capture_logs
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
-from archiver.app.engine.archive import Progress
-from archiver.app.worker.reporting import JobProgress, Reporting
-from archiver.app.worker.loop import Outcome, Worker
+from archiver.app.worker.loop import Outcome
+from archiver.app.worker.progress import ProgressTracker
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
-from archiver.domain.notifications import JobFailed, JobRunning, JobSucceeded
+from archiver.domain.notifications import JobFailed, JobRunning, JobSucceeded, Progress
 from archiver.domain.plan import ArchivePolicy, MissingFiles
-from tests.support import MIB, drive
+from tests.support import MIB, drive, make_worker
 from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
+
+
+def progress_of(files_done: int, files_total: int, bytes_done: int, bytes_total: int) -> Progress:
+    return Progress(
+        files_done=files_done,
+        files_total=files_total,
+        bytes_done=bytes_done,
+        bytes_total=bytes_total,
+    )
 
 
 class Clock:
@@ -30,13 +38,12 @@ class Clock:
 def test_progress_is_logged_and_notified_at_most_as_often_as_configured() -> None:
     clock, beats = Clock(), []
     notifier = MemoryNotifier()
-    progress = JobProgress(
-        "job-1", {"m": 1}, Reporting(15, 30), notifier, lambda: beats.append(1), clock
-    )
+    tracker = ProgressTracker(15, 30, notifier, lambda: beats.append(1), clock)
+    progress = tracker.job("job-1", {"m": 1}, notify=True)
     with capture_logs() as logs:
         for second in range(0, 61, 5):
             clock.now = 100.0 + second
-            progress(Progress(second, 60, second * MIB, 60 * MIB))
+            progress(progress_of(second, 60, second * MIB, 60 * MIB))
     lines = [entry for entry in logs if entry["event"] == "job_progress"]
     assert [line["files_done"] for line in lines] == [15, 30, 45, 60]
     assert lines[0]["rate_bytes_per_s"] == MIB
@@ -53,14 +60,11 @@ def test_a_progress_notification_that_fails_does_not_stop_the_job() -> None:
     clock = Clock()
     notifier = MemoryNotifier()
 
-    def publish(notification: object) -> None:
-        raise TransientError("queue down")
-
-    notifier.publish = publish  # type: ignore[method-assign]
-    progress = JobProgress("job-1", {}, Reporting(1000, 1), notifier, lambda: None, clock)
+    notifier.fail_next(1, TransientError("queue down"))
+    progress = ProgressTracker(1000, 1, notifier, lambda: None, clock).job("job-1", {}, True)
     clock.now += 2
     with capture_logs() as logs:
-        progress(Progress(1, 2, 1, 2))
+        progress(progress_of(1, 2, 1, 2))
     assert [entry["event"] for entry in logs] == ["progress_notification_failed"]
 
 
@@ -75,8 +79,13 @@ def test_running_notifications_come_only_when_asked_and_never_after_the_answer(
     for number in range(5):
         store.add(ObjectRef(SOURCE, f"f/{number}.bin"), bytes(2 * MIB))
     job = {"files": [{"source": f"f/{n}.bin"} for n in range(5)], "notify": {"progress": asked}}
-    worker = Worker(
-        queue, notifier, make_service(), wait_seconds=0, reporting=Reporting(0.001, 0.001)
+    worker = make_worker(
+        queue,
+        notifier,
+        make_service(),
+        wait_seconds=0,
+        progress_log_seconds=0.001,
+        progress_notify_seconds=0.001,
     )
     queue.send(json.dumps(job), sent_at=SENT)
     assert drive(worker) == [Outcome.SUCCEEDED]
@@ -100,7 +109,7 @@ def test_an_answer_whose_list_was_cut_links_to_the_full_report(
     gone = [f"gone/{'k' * 900}-{number}.txt" for number in range(400)]  # > 256 KiB of names
     job = {"files": [{"source": "here.txt"}, *({"source": key} for key in gone)]}
     policy = ArchivePolicy(SOURCE, DESTINATION, missing_files=missing_files)
-    worker = Worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
+    worker = make_worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
     job_id = queue.send(json.dumps(job), sent_at=SENT)
     drive(worker)
     [answer] = notifier.published
@@ -126,7 +135,7 @@ def test_an_answer_that_fits_writes_no_report(
 ) -> None:
     store.add(ObjectRef(SOURCE, "here.txt"), b"here")
     job_id = queue.send('{"files": [{"source": "here.txt"}]}', sent_at=SENT)
-    drive(Worker(queue, notifier, make_service(), wait_seconds=0))
+    drive(make_worker(queue, notifier, make_service(), wait_seconds=0))
     [answer] = notifier.published
     assert answer.report_url is None  # type: ignore[union-attr]
     assert ObjectRef(DESTINATION, f"{job_id}/report.json") not in store.objects

@@ -44,7 +44,7 @@ def test_patching_a_held_region_across_parts() -> None:
     sink.seek(5 * MIB - 10)
     sink.write(data[5 * MIB - 10 : 5 * MIB + 10])
     sink.seek(0, 2)
-    sink.release()
+    sink.unhold()
     result = sink.close()
     assert store.objects[TARGET] == bytes(data)
     assert result.crc32 == zlib.crc32(data)
@@ -64,7 +64,7 @@ def test_parts_past_a_held_header_go_out_at_once_and_the_crc_still_holds() -> No
     sink.seek(0)
     sink.write(data[:100])
     sink.seek(0, 2)
-    sink.release()
+    sink.unhold()
     result = sink.close()
     assert store.objects[TARGET] == bytes(data)
     assert result.crc32 == zlib.crc32(data)  # the parts' CRCs, combined in order
@@ -117,6 +117,8 @@ def test_part_upload_failure_surfaces_in_the_writer() -> None:
         write_then_close()
     sink.abort()
     assert upload.ref == TARGET
+    assert TARGET not in store.objects  # nothing completed
+    assert not store.uploads  # and nothing left open
 
 
 def test_the_writer_waits_for_an_upload_slot_before_filling_another_part(
@@ -134,7 +136,6 @@ def test_the_writer_waits_for_an_upload_slot_before_filling_another_part(
     monkeypatch.setattr(MemoryMultipartUpload, "upload_part", held_back)
     data = random.Random(4).randbytes(10 * MIB + 1)
     sink.write(data)  # parts 1 and 2 full and in flight
-    assert not sink.has_room()
     waiter = threading.Thread(target=sink.wait_for_room)
     waiter.start()
     waiter.join(0.2)

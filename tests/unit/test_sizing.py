@@ -5,13 +5,13 @@ import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.app.engine.budget import ByteBudget
-from archiver.app.engine.fetching import Transfer
 from archiver.app.engine.sizing import Sizing
+from archiver.app.engine.transfer import RANGE_BYTES, Transfer
 from archiver.domain.errors import JobCancelled
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.plan import ArchivePolicy, plan_archive
 from archiver.domain.policy import Admitted, SourceCheck
-from tests.support import KIB
+from tests.support import KIB, all_returned
 from tests.unit.conftest import DESTINATION, SENT, SOURCE
 
 
@@ -39,15 +39,15 @@ def test_closing_mid_sizing_gives_every_kept_byte_back() -> None:
         admitted.append(check)
         return Admitted(plan, [])
 
-    sizing = Sizing(store, plan, Transfer(budget, concurrency=4), admit)
+    sizing = Sizing(store, plan, Transfer(budget, 4, RANGE_BYTES), admit)
     time.sleep(0.05)  # four probes are running, holding their reservations
-    assert budget.available < budget.capacity
+    assert not all_returned(budget)
     sizing.close()
     release.set()
     deadline = time.monotonic() + 5
-    while budget.available != budget.capacity and time.monotonic() < deadline:
+    while not all_returned(budget) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert budget.available == budget.capacity
+    assert all_returned(budget)
     assert not admitted  # the policy never ran on a job that stopped
 
 
@@ -69,7 +69,9 @@ def test_a_shutdown_ends_the_wait_for_the_last_sources() -> None:
     plan = plan_archive("job-stop", request, SENT, ArchivePolicy(SOURCE, DESTINATION))
     cancel = threading.Event()
     no_budget = ByteBudget(0)  # nothing may be kept: the source is sized by a HEAD (stat)
-    sizing = Sizing(store, plan, Transfer(no_budget), lambda _: Admitted(plan, []), cancel)
+    sizing = Sizing(
+        store, plan, Transfer(no_budget, 16, RANGE_BYTES), lambda _: Admitted(plan, []), cancel
+    )
     cancel.set()
     try:
         with pytest.raises(JobCancelled, match="shutting down"):

@@ -56,7 +56,7 @@ def test_the_worker_learns_the_redrive_limit_at_start_up(store: MemoryObjectStor
     with faked(queue, store) as container:
         worker = start_worker(container, SETTINGS, threading.Event())
     assert worker is not None
-    assert worker._max_receives == 4
+    assert worker.max_receives == 4
 
 
 def test_a_queue_that_does_not_exist_stops_the_start_up_naming_the_variable(

@@ -6,14 +6,14 @@ from structlog.testing import capture_logs
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
-from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
+from archiver.app.jobs.service import ArchiveService
 from archiver.app.worker.loop import Outcome, Worker
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded
 from archiver.domain.plan import ArchivePolicy
 from archiver.domain.ports import Buffer, ObjectInfo, ReceivedMessage
-from tests.support import drive
+from tests.support import build_options, drive, link_options, make_worker
 from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
 from tests.zipcheck import contents
 
@@ -28,7 +28,7 @@ JOB = {
 
 @pytest.fixture
 def worker(queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory) -> Worker:
-    return Worker(queue, notifier, make_service(), wait_seconds=0)
+    return make_worker(queue, notifier, make_service(), wait_seconds=0)
 
 
 @pytest.fixture
@@ -125,11 +125,9 @@ def test_transient_error_leaves_the_job_for_redelivery_which_succeeds(
 def test_notification_failure_keeps_the_job(
     queue: MemoryQueue, make_service: ServiceFactory, sources: MemoryObjectStore
 ) -> None:
-    class DownNotifier:
-        def publish(self, notification: JobSucceeded | JobFailed) -> None:
-            raise TransientError("output queue unreachable")
-
-    worker = Worker(queue, DownNotifier(), make_service(), wait_seconds=0)
+    down = MemoryNotifier()
+    down.fail_next(1, TransientError("output queue unreachable"))
+    worker = make_worker(queue, down, make_service(), wait_seconds=0)
     queue.send(json.dumps(JOB))
     assert drive(worker) == [Outcome.DEFERRED]
     assert not queue.deleted
@@ -145,7 +143,7 @@ def test_unexpected_errors_defer_instead_of_crashing(
         raise ZeroDivisionError("bug")
 
     service.build = broken  # type: ignore[method-assign]
-    worker = Worker(queue, notifier, service, wait_seconds=0)
+    worker = make_worker(queue, notifier, service, wait_seconds=0)
     queue.send(json.dumps(JOB))
     with capture_logs() as logs:
         assert drive(worker) == [Outcome.DEFERRED]
@@ -188,20 +186,10 @@ def test_run_stops_when_asked(
 
 
 def test_run_survives_queue_outages(notifier: MemoryNotifier, make_service: ServiceFactory) -> None:
-    class FlakyQueue(MemoryQueue):
-        failures = 2
-
-        def receive(
-            self, max_messages: int, wait_seconds: int, visibility_seconds: int = 30
-        ) -> list[ReceivedMessage]:
-            if self.failures:
-                self.failures -= 1
-                raise TransientError("connection reset")
-            return super().receive(max_messages, wait_seconds, visibility_seconds)
-
-    queue = FlakyQueue()
+    queue = MemoryQueue()
+    queue.fail_next("receive", 2, TransientError("connection reset"))
     queue.send("not json")
-    worker = Worker(queue, notifier, make_service(), wait_seconds=0, poll_retry_seconds=0.01)
+    worker = make_worker(queue, notifier, make_service(), wait_seconds=0, poll_retry_seconds=0.01)
     stop = threading.Event()
     with capture_logs() as logs:
         worker.run(stop, max_polls=3)
@@ -223,12 +211,12 @@ def test_a_job_that_keeps_crashing_is_answered_once_on_its_last_delivery(
     store.add(ObjectRef(SOURCE, "dir/uuid1.png"), b"one")
     store.create_bucket(DESTINATION)
     service = ArchiveService(
-        store, ArchivePolicy(SOURCE, DESTINATION), BuildOptions(), LinkOptions()
+        store, ArchivePolicy(SOURCE, DESTINATION), build_options(), link_options()
     )
     queue = MemoryQueue("input-queue", redrive_limit=3)
     job = {"files": [{"source": "dir/uuid1.png"}], "metadata": {"order": 7}}
     job_id = queue.send(json.dumps(job))
-    worker = Worker(queue, notifier, service, wait_seconds=0, max_receives=3)
+    worker = make_worker(queue, notifier, service, wait_seconds=0, max_receives=3)
 
     outcomes = []
     for _ in range(3):
@@ -258,7 +246,7 @@ def test_a_transient_failure_on_the_last_delivery_still_goes_to_the_dead_letter_
 ) -> None:
     """An outage is the deployment's to fix and redrive, not the consumer's to hear about."""
     sources.faults[ObjectRef(SOURCE, "dir/uuid2.png")] = TransientError("503 SlowDown")
-    worker = Worker(queue, notifier, make_service(), wait_seconds=0, max_receives=1)
+    worker = make_worker(queue, notifier, make_service(), wait_seconds=0, max_receives=1)
     queue.send(json.dumps(JOB))
     assert drive(worker) == [Outcome.DEFERRED]
     assert not notifier.published
@@ -268,7 +256,7 @@ def test_a_transient_failure_on_the_last_delivery_still_goes_to_the_dead_letter_
 def test_an_idle_worker_stops_at_once_without_waiting_out_its_long_poll(
     queue: MemoryQueue, notifier: MemoryNotifier, make_service: ServiceFactory
 ) -> None:
-    worker = Worker(queue, notifier, make_service(), wait_seconds=20)
+    worker = make_worker(queue, notifier, make_service(), wait_seconds=20)
     stop = threading.Event()
     running = threading.Thread(target=worker.run, args=(stop,))
     running.start()
@@ -300,7 +288,7 @@ def test_a_message_that_reaches_an_abandoned_poll_is_handed_back(
 
     stop = threading.Event()
     late = LatePoll(stop)
-    worker = Worker(late, notifier, make_service(), wait_seconds=20)
+    worker = make_worker(late, notifier, make_service(), wait_seconds=20)
     running = threading.Thread(target=worker.run, args=(stop,))
     running.start()
     assert late.entered.wait(timeout=5)

@@ -38,6 +38,26 @@ class MemoryQueue:
         self._arrived = threading.Condition(self._lock)
         self.polling = 0
         """Receives waiting for a message now (long polls)."""
+        self._faults: dict[str, list[Exception]] = {}
+        self._closed = False
+
+    def fail_next(self, operation: str, count: int, error: Exception) -> None:
+        """A fault hook: the next `count` calls of `operation` ("receive", "delete",
+        "set_visibility") raise `error` instead."""
+        with self._lock:
+            self._faults.setdefault(operation, []).extend([error] * count)
+
+    def _fault(self, operation: str) -> None:
+        """Raise the next fault set for `operation` (the lock held)."""
+        faults = self._faults.get(operation)
+        if faults:
+            raise faults.pop(0)
+
+    def close(self) -> None:
+        """End every long poll now (a test's end: no receive outlives it)."""
+        with self._arrived:
+            self._closed = True
+            self._arrived.notify_all()
 
     def send(self, body: str, sent_at: datetime | None = None) -> str:
         message_id = f"{self.name}-{next(self._ids):06d}-{uuid.uuid4().hex[:8]}"
@@ -52,9 +72,10 @@ class MemoryQueue:
     ) -> list[ReceivedMessage]:
         """Waits up to `wait_seconds` for a message, as an SQS long poll does."""
         with self._arrived:
+            self._fault("receive")
             self.polling += 1
             self._arrived.notify_all()
-            self._arrived.wait_for(lambda: bool(self.visible), timeout=wait_seconds)
+            self._arrived.wait_for(lambda: bool(self.visible) or self._closed, wait_seconds)
             self.polling -= 1
             return self._take(max_messages, visibility_seconds)
 
@@ -76,12 +97,14 @@ class MemoryQueue:
 
     def delete(self, message: ReceivedMessage) -> None:
         with self._lock:
+            self._fault("delete")
             delivered = self.in_flight.pop(message.receipt, None)
             if delivered is not None:
                 self.deleted.append(delivered)
 
     def set_visibility(self, message: ReceivedMessage, seconds: int) -> None:
         with self._arrived:
+            self._fault("set_visibility")
             if message.receipt not in self.in_flight:
                 return
             self.visibility_changes.append((message.message_id, seconds))
@@ -114,8 +137,15 @@ class MemoryNotifier:
         self.published: list[JobSucceeded | JobFailed | JobRunning] = []
         self.bodies: list[str] = []
         self.exists = True
+        self._faults: list[Exception] = []
+
+    def fail_next(self, count: int, error: Exception) -> None:
+        """A fault hook: the next `count` publishes raise `error` instead."""
+        self._faults.extend([error] * count)
 
     def publish(self, notification: JobSucceeded | JobFailed | JobRunning) -> None:
+        if self._faults:
+            raise self._faults.pop(0)
         body = notification_body(notification)  # raises where the real notifier would
         if len(body.encode("utf-8")) > MAX_NOTIFICATION_BYTES:
             raise TransientError(f"the notification is {len(body.encode()):,} bytes, over SQS's")

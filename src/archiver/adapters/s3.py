@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from archiver.adapters.errors import error_code, translated
 from archiver.adapters.s3_multipart import CHECKSUM, S3MultipartUpload
+from archiver.domain.backoff import backoff
 from archiver.domain.checksum import combine, crc32_value
 from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
@@ -25,6 +26,7 @@ READ_SLICE = 256 * 1024
 RESUMES = 4
 """Times a body cut mid-transfer is asked again for the rest, before the job is given back."""
 RESUME_DELAY = 0.25  # seconds, doubled at each resume
+MAX_RESUME_DELAY = 4.0
 NO_SUCH_KEY = "archiver-start-up-check"  # a key read to learn whether its bucket exists
 ATTRIBUTE_PAGES = 10  # 1,000 parts a page: every part of the largest multipart object
 
@@ -141,7 +143,7 @@ class S3ObjectStore:
             if resume == RESUMES:
                 raise TransientError(f"{cut} ({RESUMES} resumes did not finish it)") from cut
             log.info("body_resumed", source=str(ref), read=filling.filled, error=str(cut))
-            self._sleep(RESUME_DELAY * 2**resume)
+            self._sleep(backoff(resume, RESUME_DELAY, MAX_RESUME_DELAY))
             offset = start + filling.filled
             body = self._get_range(ref, offset, filling.missing, etag)["Body"]
 

@@ -13,6 +13,7 @@ An entry is copied when, whatever the top-up, at least 5 MiB are left to copy: f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 MIN_PART_BYTES: Final = 5 * 1024 * 1024
@@ -67,3 +68,34 @@ def parts_for_copy(size: int) -> int:
 def top_up(part_fill: int) -> int:
     """Bytes to add to a part holding `part_fill` bytes before it may be followed by a copy."""
     return max(0, MIN_PART_BYTES - part_fill)
+
+
+def worth_copying(size: int) -> bool:
+    return size >= MIN_COPIED_ENTRY_BYTES
+
+
+class Copies:
+    """A job's copy decisions, made in job order: each stored entry, by its size, is copied
+    while the copies' share of parts has room."""
+
+    def __init__(self) -> None:
+        self._parts_left = COPY_PARTS_SHARE
+
+    def chooses(self, size: int) -> bool:
+        """Whether a stored entry of `size` bytes is copied (and its parts counted if so)."""
+        needed = parts_for_copy(size)
+        if not worth_copying(size) or needed > self._parts_left:
+            return False
+        self._parts_left -= needed
+        return True
+
+
+def estimate(archive_bound: int, stored_sizes: Iterable[int]) -> Estimate:
+    """What the archive uploads and the parts its copies take, from its size bound and the
+    sizes of its stored entries in job order (the copy decisions replayed)."""
+    copies, saved, reserved = Copies(), 0, 0
+    for size in stored_sizes:
+        if copies.chooses(size):
+            saved += size - COPY_HEAD_BYTES
+            reserved += parts_for_copy(size)
+    return Estimate(archive_bound - saved, reserved)

@@ -87,10 +87,6 @@ class ArchivePlan:
     unmatched: tuple[ObjectRef, ...] = ()  # prefixes with no object under them: missing sources
 
     @property
-    def sources(self) -> list[ObjectRef]:
-        return [entry.source for entry in self.entries]
-
-    @property
     def manifest(self) -> ObjectRef:
         """Where a completed archive's record lives, for redeliveries to find."""
         return ObjectRef(self.archive.bucket, f"{self.job_id}/manifest.json")

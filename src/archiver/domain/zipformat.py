@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import stat
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -136,3 +136,15 @@ def central_directory(entries: Sequence[Entry], start: int) -> Iterator[bytes]:
         b"PK\x05\x06", 0, 0, min(count, MAX_16), min(count, MAX_16),
         min(size, MAX_32), min(start, MAX_32), 0,
     )  # fmt: skip
+
+
+# Local header + central directory record + ZIP64 extras, beyond the name (twice).
+_ENTRY_OVERHEAD = 30 + 46 + 2 * 32
+_END_RECORDS = 22 + 56 + 20
+
+
+def archive_size_bound(entries: Iterable[tuple[str, int]]) -> int:
+    """An upper bound of a stored archive's size from its entries' (name, size)."""
+    return _END_RECORDS + sum(
+        size + _ENTRY_OVERHEAD + 2 * len(name.encode("utf-8")) for name, size in entries
+    )

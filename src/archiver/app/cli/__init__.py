@@ -23,19 +23,20 @@ from archiver.app.cli.progress import ProgressLine
 from archiver.app.cli.submit import submit
 from archiver.app.cli.usage import WORKER_VARIABLES, UsageError, configured, job_text
 from archiver.app.composition.container import build_container
-from archiver.app.engine.sink import SinkResult
 from archiver.app.composition.logs import configure_logging
-from archiver.app.worker.ops import healthy
-from archiver.app.jobs.service import ArchiveService
 from archiver.app.composition.settings import load_settings
 from archiver.app.composition.startup import start_worker
+from archiver.app.engine.sink import SinkResult
+from archiver.app.jobs.service import ArchiveService
+from archiver.app.stopping import STOP_POLL_SECONDS
+from archiver.app.worker.ops import healthy
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import ConfigurationError, PermanentError, TransientError
 from archiver.domain.job import parse_job
 from archiver.domain.plan import ArchivePlan
 
 log = structlog.get_logger(__name__)
-JOIN_INTERVAL = 0.5  # seconds: how often the main thread wakes while the worker thread runs
+
 __all__ = ["WORKER_VARIABLES", "main", "run", "run_worker"]
 
 
@@ -67,7 +68,7 @@ def run_worker(stop: threading.Event | None = None) -> int:
     serving = threading.Thread(target=serve, name="worker")
     serving.start()
     while serving.is_alive():
-        serving.join(JOIN_INTERVAL)
+        serving.join(STOP_POLL_SECONDS)
     if failure:
         raise failure[0]
     return 0

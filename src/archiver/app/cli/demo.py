@@ -73,7 +73,9 @@ def run_demo(port: int = 0) -> int:
         for key, body in samples.items():
             container.s3_client().put_object(Bucket=resources.source_bucket, Key=key, Body=body)
         stop = threading.Event()
-        worker = threading.Thread(target=container.worker().run, args=(stop,), daemon=True)
+        worker = threading.Thread(
+            target=container.worker(max_receives=None).run, args=(stop,), daemon=True
+        )
         worker.start()
         try:
             job_id = container.source_queue().send(json.dumps(_job()))

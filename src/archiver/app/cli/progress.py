@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from archiver.app.engine.archive import Progress
+from archiver.domain.notifications import Progress
 
 MIB = 1024 * 1024
 

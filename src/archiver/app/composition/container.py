@@ -11,11 +11,12 @@ from dependency_injector import containers, providers
 from archiver.adapters.s3 import S3ObjectStore
 from archiver.adapters.sqs import SqsNotifier, SqsQueue
 from archiver.app.composition.allocator import tune_allocator
-from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection
-from archiver.app.worker.reporting import Reporting
-from archiver.app.jobs.service import MIB, ArchiveService, BuildOptions, LinkOptions
 from archiver.app.composition.settings import Settings
-from archiver.app.worker.loop import Worker
+from archiver.app.jobs.answer import Jobs
+from archiver.app.jobs.service import ArchiveService
+from archiver.app.worker.loop import Ops, Worker
+from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection
+from archiver.app.worker.progress import ProgressTracker
 from archiver.domain.errors import ConfigurationError
 from archiver.domain.ports import Notifier, ObjectStore, Queue
 
@@ -81,21 +82,18 @@ def _notifier(client: SQSClient, settings: Settings) -> Notifier:
 
 
 def _service(store: ObjectStore, settings: Settings) -> ArchiveService:
-    build = BuildOptions(
-        memory_budget=settings.memory_budget_mb * MIB,
-        min_part_size=settings.upload_part_size_mb * MIB,
-        upload_concurrency=settings.upload_concurrency,
-        download_concurrency=settings.download_concurrency,
-        worker_concurrency=settings.worker_concurrency,
-        server_side_copy=settings.server_side_copy == "auto",
-    )
-    links = LinkOptions(base_url=settings.archive_base_url, presign_ttl=settings.archive_url_ttl)
     return ArchiveService(
-        store,
-        settings.policy(),
-        build,
-        links,
-        delete_offloaded=settings.delete_offloaded_payloads,
+        store, settings.policy(), settings.build_options(), settings.link_options()
+    )
+
+
+def _jobs(service: ArchiveService, settings: Settings) -> Jobs:
+    return Jobs(service, delete_offloaded=settings.delete_offloaded_payloads)
+
+
+def _progress(notifier: Notifier, liveness: Liveness, settings: Settings) -> ProgressTracker:
+    return ProgressTracker(
+        settings.progress_log_seconds, settings.progress_notify_seconds, notifier, liveness.beat
     )
 
 
@@ -112,28 +110,22 @@ class Container(containers.DeclarativeContainer):
     notifier = providers.Singleton(_notifier, sqs_client, settings)
 
     service = providers.Singleton(_service, object_store, settings)
+    jobs = providers.Singleton(_jobs, service, settings)
     liveness = providers.Singleton(Liveness, settings.provided.health_file)
-    metrics = providers.Singleton(Metrics, enabled=settings.provided.metrics_enabled)
-    protection = providers.Singleton(ScaleInProtection, settings.provided.ecs_agent_uri)
+    ops = providers.Singleton(
+        Ops,
+        liveness=liveness,
+        metrics=providers.Singleton(Metrics, enabled=settings.provided.metrics_enabled),
+        protection=providers.Singleton(ScaleInProtection, settings.provided.ecs_agent_uri),
+    )
     worker = providers.Factory(
         Worker,
         queue=source_queue,
         notifier=notifier,
-        service=service,
-        wait_seconds=settings.provided.sqs_wait_time_seconds,
-        abandon_seconds=settings.provided.abandon_poll_seconds,
-        visibility_seconds=settings.provided.sqs_visibility_timeout,
-        shutdown_grace=settings.provided.shutdown_grace_seconds,
-        job_retry_seconds=settings.provided.retry_delay_seconds,
-        concurrency=settings.provided.worker_concurrency,
-        liveness=liveness,
-        metrics=metrics,
-        protection=protection,
-        reporting=providers.Factory(
-            Reporting,
-            log_seconds=settings.provided.progress_log_seconds,
-            notify_seconds=settings.provided.progress_notify_seconds,
-        ),
+        jobs=jobs,
+        options=settings.provided.worker_options.call(),
+        progress=providers.Singleton(_progress, notifier, liveness, settings),
+        ops=ops,
     )
 
 

@@ -1,4 +1,8 @@
-"""Settings: the environment variables are the public interface, names kept exactly."""
+"""Settings: the environment variables are the public interface, names kept exactly.
+
+Every default lives here, once: the engine, the worker, the command line and the benchmarks read
+them from the options this model builds, and a test holds the README's table to it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from archiver.app.worker.polling import ABANDON_POLL_SECONDS
+from archiver.app.jobs.service import BuildOptions, LinkOptions
+from archiver.app.worker.loop import POLL_RETRY_SECONDS, WorkerOptions
 from archiver.domain.errors import ConfigurationError
 from archiver.domain.plan import S3_MAX_OBJECT_BYTES, ArchivePolicy, CompressionMode, MissingFiles
 
@@ -94,7 +99,7 @@ class Settings(BaseSettings):
         default=20, ge=0, le=20, description="Long-poll wait of each receive."
     )
     abandon_poll_seconds: float = Field(
-        default=ABANDON_POLL_SECONDS,
+        default=1.0,
         ge=0,
         le=20,
         description="On stop, how long an idle worker still waits for its long poll, to hand "
@@ -181,6 +186,30 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// or http://")
         return value or None
+
+    def build_options(self) -> BuildOptions:
+        return BuildOptions(
+            memory_budget=self.memory_budget_mb * MIB,
+            part_size=self.upload_part_size_mb * MIB,
+            upload_concurrency=self.upload_concurrency,
+            download_concurrency=self.download_concurrency,
+            worker_concurrency=self.worker_concurrency,
+            server_side_copy=self.server_side_copy == "auto",
+        )
+
+    def link_options(self) -> LinkOptions:
+        return LinkOptions(base_url=self.archive_base_url, presign_ttl=self.archive_url_ttl)
+
+    def worker_options(self) -> WorkerOptions:
+        return WorkerOptions(
+            wait_seconds=self.sqs_wait_time_seconds,
+            abandon_seconds=self.abandon_poll_seconds,
+            visibility_seconds=self.sqs_visibility_timeout,
+            shutdown_grace=self.shutdown_grace_seconds,
+            retry_delay_seconds=self.retry_delay_seconds,
+            concurrency=self.worker_concurrency,
+            poll_retry_seconds=POLL_RETRY_SECONDS,
+        )
 
     def policy(self) -> ArchivePolicy:
         return ArchivePolicy(

@@ -18,7 +18,9 @@ import structlog
 
 from archiver.app.composition.container import Container
 from archiver.app.composition.settings import Settings
+from archiver.app.stopping import STOP_POLL_SECONDS
 from archiver.app.worker.loop import Worker
+from archiver.domain.backoff import backoff
 from archiver.domain.errors import ConfigurationError, ObjectUnavailable, TransientError
 
 log = structlog.get_logger(__name__)
@@ -70,19 +72,20 @@ class _Attempts:
         self._stop = stop
 
     def run(self) -> None:
-        delay = FIRST_RETRY_SECONDS
+        failures = 0
         while not self._stop.is_set():
             try:
                 self.outcome.set_result(check_deployment(self._container, self._settings))
                 return
             except TransientError as error:
                 self.last_error = str(error)
+                delay = backoff(failures, FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS)
                 log.warning("start_up_retry", error=self.last_error, retry_in=delay)
             except Exception as error:  # ConfigurationError, or a bug: either ends the start-up
                 self.outcome.set_exception(error)
                 return
             self._stop.wait(delay)
-            delay = min(delay * 2, MAX_RETRY_SECONDS)
+            failures += 1
 
 
 def start_worker(container: Container, settings: Settings, stop: threading.Event) -> Worker | None:
@@ -95,7 +98,7 @@ def start_worker(container: Container, settings: Settings, stop: threading.Event
     threading.Thread(target=attempts.run, name="start-up", daemon=True).start()
     deadline = time.monotonic() + settings.startup_timeout_seconds
     while not attempts.outcome.done():
-        if stop.wait(0.1):
+        if stop.wait(STOP_POLL_SECONDS):
             log.info("stopped_during_start_up")
             return None
         if time.monotonic() > deadline:

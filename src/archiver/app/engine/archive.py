@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 
-from archiver.app.engine.chunks import Chunk, ChunkFeed
-from archiver.app.engine.copying import CopiedEntry, Copies
+from archiver.app.engine.chunks import ChunkFeed
+from archiver.app.engine.copying import CopiedEntry
 from archiver.app.engine.deflate import worth_deflating
-from archiver.app.engine.fetching import Prefetcher, Transfer
+from archiver.app.engine.fetching import Prefetcher
 from archiver.app.engine.sink import ArchiveSink, SinkResult
 from archiver.app.engine.sizing import Sizing
+from archiver.app.engine.transfer import Chunk, ProgressCallback, Transfer
 from archiver.app.engine.zipstream import ZipStream
 from archiver.domain.errors import ObjectUnavailable
+from archiver.domain.multipart import Copies
+from archiver.domain.notifications import Progress
 from archiver.domain.plan import EntryMethod, PlannedEntry
 from archiver.domain.policy import source_failure
 from archiver.domain.ports import Buffer, ObjectStore
-
-
-@dataclass(frozen=True)
-class Progress:
-    files_done: int
-    files_total: int
-    bytes_done: int
-    bytes_total: int
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 def _deflate(entry: PlannedEntry, first_chunk: Buffer, sampled_already: bool | None) -> bool:
@@ -52,28 +44,39 @@ def write_archive(
     (the sizing's `cancel`) is seen between two chunks.
     """
     plan = sizing.plan
-    feed = ChunkFeed(plan.entries, sizing, transfer.range_size, Copies() if sizing.copy else None)
+    feed = ChunkFeed(
+        plan.entries, sizing, transfer.range_size, Copies() if sizing.may_copy else None
+    )
     files_done = bytes_done = 0
     try:
-        with Prefetcher(
-            store,
-            feed,
-            transfer.budget,
-            sizing.first_chunks,
-            sizing.executor,
-            ready=feed.ready,
-            pace=sink.wait_for_room,
+        with closing(
+            Prefetcher(
+                store,
+                feed,
+                transfer.budget,
+                sizing.first_chunks,
+                sizing.executor,
+                ready=feed.ready,
+                pace=sink.wait_for_room,
+            )
         ) as fetched:
             archive = _Writer(sizing, ZipStream(sink, plan.created_at))
             for chunk, data in _translated(fetched):
                 sizing.check_cancel()
                 sizing.check_policy()
-                bytes_done += archive.take(chunk, data)
+                bytes_done += archive.write(chunk, data)
                 del data  # written: not kept while the next chunk is fetched
                 files_done += chunk.last
                 if progress is not None:
                     files_total, bytes_total = sizing.totals()
-                    progress(Progress(files_done, files_total, bytes_done, bytes_total))
+                    progress(
+                        Progress.model_construct(
+                            files_done=files_done,
+                            files_total=files_total,
+                            bytes_done=bytes_done,
+                            bytes_total=bytes_total,
+                        )
+                    )
             sizing.settle()
             archive.stream.close()
             return sink.close()
@@ -94,7 +97,7 @@ class _Writer:
         self._sizing = sizing
         self._copied: CopiedEntry | None = None
 
-    def take(self, chunk: Chunk, data: Buffer) -> int:
+    def write(self, chunk: Chunk, data: Buffer) -> int:
         """Write (or, for a copied entry, read) a chunk; the entry's bytes now done."""
         entry = self._sizing.plan.entries[chunk.entry]
         if chunk.copied:
@@ -104,7 +107,7 @@ class _Writer:
             if chunk.last:  # all here: written complete, nothing held
                 self.stream.add(entry.name, data, deflate)
             else:
-                self.stream.begin(entry.name, chunk.size, deflate)
+                self.stream.begin(entry.name, chunk.entry_size, deflate)
                 self.stream.write(data)
         else:
             self.stream.write(data)
@@ -117,12 +120,14 @@ class _Writer:
             self._copied = CopiedEntry(self._sizing.checksum(entry.source))
         copied = self._copied
         assert copied is not None
-        copied.take(data)
+        copied.read(data)
         if not chunk.last:
             return 0
-        self.stream.copy(entry.name, chunk.ref, chunk.etag, copied.crc, chunk.size, copied.head)
+        self.stream.copy(
+            entry.name, chunk.ref, chunk.etag, copied.crc, chunk.entry_size, copied.head
+        )
         self._copied = None
-        return chunk.size
+        return chunk.entry_size
 
 
 def _translated(fetched: Iterable[tuple[Chunk, Buffer]]) -> Iterator[tuple[Chunk, Buffer]]:

@@ -16,10 +16,6 @@ class ByteBudget:
         self._available = capacity
         self._changed = threading.Condition()
 
-    @property
-    def available(self) -> int:
-        return self._available
-
     def try_acquire(self, amount: int) -> bool:
         with self._changed:
             if amount > self._available:
@@ -74,7 +70,7 @@ class FirstChunks:
             data = self._data.get(ref)
             return None if data is None else len(data)
 
-    def take(self, ref: ObjectRef) -> Buffer | None:
+    def hand_over(self, ref: ObjectRef) -> Buffer | None:
         """Hand the bytes, and their reservation, to the caller."""
         with self._lock:
             data = self._data.pop(ref, None)

@@ -8,31 +8,13 @@ store copies (`copying.py`) only the first bytes are fetched, unless its CRC-32 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from archiver.app.engine.copying import Copies
+from archiver.app.engine.transfer import Chunk, SizedSources
 from archiver.domain.errors import ObjectUnavailable
 from archiver.domain.job import ObjectRef
-from archiver.domain.multipart import COPY_HEAD_BYTES
+from archiver.domain.multipart import COPY_HEAD_BYTES, Copies
 from archiver.domain.plan import PlannedEntry
 from archiver.domain.ports import ObjectInfo
-
-if TYPE_CHECKING:
-    from archiver.app.engine.sizing import Sizing
-
-
-@dataclass(frozen=True)
-class Chunk:
-    entry: int  # index in the plan's entries
-    ref: ObjectRef
-    start: int
-    length: int
-    etag: str | None
-    last: bool  # the entry's final chunk
-    probed: bool = False  # already read by the size check (FirstChunks)
-    size: int = 0  # the whole entry's
-    copied: bool = False  # of an entry the store copies: read, not written as it is
 
 
 def entry_chunks(
@@ -74,7 +56,7 @@ class ChunkFeed:
     def __init__(
         self,
         entries: Sequence[PlannedEntry],
-        sizing: Sizing,
+        sizing: SizedSources,
         range_size: int,
         copies: Copies | None = None,
     ) -> None:
@@ -111,15 +93,13 @@ class ChunkFeed:
                 self._sizing.settle()  # raises unless the policy skips missing files
                 continue
             # A repeated source is fetched again: its probed bytes went to its first entry.
-            probed = (
-                None if source in self._probes_used else self._sizing.first_chunks.size_of(source)
-            )
+            probed = None if source in self._probes_used else self._sizing.probed_size(source)
             self._probes_used.add(source)
             entry = self._entries[index]
             copied = (
                 self._copies is not None
                 and self._sizing.stored(entry)
-                and self._copies.take(outcome.size)
+                and self._copies.chooses(outcome.size)
             )
             # Its first bytes only, for the top-up, unless every byte is read for its CRC-32.
             upto = COPY_HEAD_BYTES if copied and self._sizing.checksum(source) is not None else None

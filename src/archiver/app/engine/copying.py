@@ -1,42 +1,18 @@
-"""Server-side copy: which entries the store copies from their sources, and their first bytes.
+"""Server-side copy: a copied entry's first bytes, and its CRC-32.
 
 An entry is copied when it is stored (never deflated: its bytes are the source's), at least
 `MIN_COPIED_ENTRY_BYTES`, and the job's share of parts for copies has room
-(`domain/multipart.py`). Its CRC-32 must be in its local header before any of it is written:
-it comes from the checksum the source was stored with (looked up while sizing); a source
-without one is read in full to learn it (reading only: its bytes are still copied).
+(`domain/multipart.py`, `Copies`). Its CRC-32 must be in its local header before any of it is
+written: it comes from the checksum the source was stored with (looked up while sizing); a
+source without one is read in full to learn it (reading only: its bytes are still copied).
 """
 
 from __future__ import annotations
 
 from isal import isal_zlib
 
-from archiver.domain.multipart import (
-    COPY_HEAD_BYTES,
-    COPY_PARTS_SHARE,
-    MIN_COPIED_ENTRY_BYTES,
-    parts_for_copy,
-)
+from archiver.domain.multipart import COPY_HEAD_BYTES
 from archiver.domain.ports import Buffer
-
-
-def worth_copying(size: int) -> bool:
-    return size >= MIN_COPIED_ENTRY_BYTES
-
-
-class Copies:
-    """A job's copy decisions, made in job order as its entries' chunks are planned."""
-
-    def __init__(self) -> None:
-        self._parts_left = COPY_PARTS_SHARE
-
-    def take(self, size: int) -> bool:
-        """Whether a stored entry of `size` bytes is copied (and its parts counted if so)."""
-        needed = parts_for_copy(size)
-        if not worth_copying(size) or needed > self._parts_left:
-            return False
-        self._parts_left -= needed
-        return True
 
 
 class CopiedEntry:
@@ -48,7 +24,7 @@ class CopiedEntry:
         self._stored_crc = stored_crc
         self._read_crc = 0
 
-    def take(self, data: Buffer) -> None:
+    def read(self, data: Buffer) -> None:
         room = COPY_HEAD_BYTES - len(self.head)
         if room > 0:
             self.head += memoryview(data)[:room]

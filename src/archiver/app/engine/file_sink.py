@@ -31,14 +31,10 @@ class FileSink:
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
         return 0 if self._aborted else self._file.seek(offset, whence)
 
-    def flush(self) -> None:
-        if not self._aborted:
-            self._file.flush()
-
     def hold(self, offset: int) -> None:
         """A file can be patched anywhere: nothing to hold."""
 
-    def release(self) -> None:
+    def unhold(self) -> None:
         """Nothing is held."""
 
     def top_up(self) -> int:
@@ -46,9 +42,6 @@ class FileSink:
 
     def copy(self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int) -> None:
         raise NotImplementedError("a local file is written byte by byte: nothing is copied")
-
-    def has_room(self) -> bool:
-        return True
 
     def wait_for_room(self) -> None:
         """A file takes every write at once."""

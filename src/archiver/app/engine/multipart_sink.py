@@ -140,16 +140,12 @@ class MultipartSink:
         self._position = target
         return target
 
-    def flush(self) -> None:
-        if not self._closed:
-            self._raise_failed_uploads()
-
     # -- holding the region a header patch will touch -------------------------------------
 
     def hold(self, offset: int) -> None:
         self._hold_from = offset
 
-    def release(self) -> None:
+    def unhold(self) -> None:
         self._hold_from = None
         self._send_ready_parts()
 
@@ -175,12 +171,6 @@ class MultipartSink:
         self._run(self._slots, self._upload_part, index + 1, self._parts.pop(index))
 
     # -- uploading ------------------------------------------------------------------------
-
-    def has_room(self) -> bool:
-        if not self._slots.acquire(blocking=False):  # copies have slots of their own
-            return False
-        self._slots.release()
-        return True
 
     def wait_for_room(self) -> None:
         """Waited for before the writer takes a chunk: no full part waits in memory meanwhile."""

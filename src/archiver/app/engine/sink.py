@@ -31,11 +31,11 @@ class ArchiveSink(Protocol):
 
     def seek(self, offset: int, whence: int = 0, /) -> int: ...
 
-    def flush(self) -> None: ...
-
     def hold(self, offset: int) -> None: ...
 
-    def release(self) -> None: ...
+    def unhold(self) -> None:
+        """The held header is patched: what held parts there are may go."""
+        ...
 
     def top_up(self) -> int:
         """Bytes to write before a `copy` may follow."""
@@ -43,10 +43,6 @@ class ArchiveSink(Protocol):
 
     def copy(self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int) -> None:
         """The next `length` bytes are the source's from `start` (CRC-32 `crc`), copied."""
-        ...
-
-    def has_room(self) -> bool:
-        """Whether bytes written now would go out at once (no upload backpressure)."""
         ...
 
     def wait_for_room(self) -> None:

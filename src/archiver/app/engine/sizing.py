@@ -17,34 +17,22 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from archiver.app.engine.budget import FirstChunks
-from archiver.app.engine.copying import Copies, worth_copying
 from archiver.app.engine.deflate import worth_deflating
-from archiver.app.engine.fetching import Transfer
 from archiver.app.engine.pool import JobOrderPool
+from archiver.app.engine.transfer import Transfer
+from archiver.app.stopping import STOP_POLL_SECONDS
 from archiver.domain.errors import JobCancelled, ObjectUnavailable, Unavailable
 from archiver.domain.job import ObjectRef
-from archiver.domain.multipart import COPY_HEAD_BYTES, Estimate, parts_for_copy
+from archiver.domain.multipart import Estimate, estimate, worth_copying
 from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
 from archiver.domain.policy import Admitted, SourceCheck
 from archiver.domain.ports import ObjectInfo, ObjectStore
+from archiver.domain.zipformat import archive_size_bound
 
 PROBE_BYTES = 1024 * 1024
-CANCEL_POLL_SECONDS = 0.2  # how soon a wait for the last sizes notices a shutdown
-# Local header + central directory record + ZIP64 extras, beyond the name (twice).
-ENTRY_OVERHEAD = 30 + 46 + 2 * 32
-END_RECORDS = 22 + 56 + 20
-
 
 Admit = Callable[[SourceCheck], Admitted]
 """The job's policy: raises PermanentError when the job cannot be done."""
-
-
-def expected_archive_size(plan: ArchivePlan, infos: dict[ObjectRef, ObjectInfo]) -> int:
-    """An upper estimate (stored sizes) used to choose the upload's part sizes."""
-    return END_RECORDS + sum(
-        infos[entry.source].size + ENTRY_OVERHEAD + 2 * len(entry.name.encode("utf-8"))
-        for entry in plan.entries
-    )
 
 
 class Sizing:
@@ -55,10 +43,10 @@ class Sizing:
         transfer: Transfer,
         admit: Admit,
         cancel: threading.Event | None = None,
-        copy: bool = False,
+        may_copy: bool = False,
     ) -> None:
         self.plan = plan
-        self.copy = copy  # whether the store may copy stored entries (server-side copy)
+        self.may_copy = may_copy  # whether the store may copy stored entries (server-side copy)
         self._cancel = cancel
         self.first_chunks = FirstChunks(transfer.budget)
         self.executor = JobOrderPool(transfer.concurrency, "fetch")
@@ -91,7 +79,7 @@ class Sizing:
         outcome: ObjectInfo | ObjectUnavailable | None = None
         try:
             info = self._probe_or_stat(ref)
-            if self.copy and worth_copying(info.size) and self._stored_somewhere(ref):
+            if self.may_copy and worth_copying(info.size) and self._stored_somewhere(ref):
                 self._checksums[ref] = self._store.checksum(ref, info.etag)
             outcome = info
         except ObjectUnavailable as unavailable:
@@ -146,6 +134,9 @@ class Sizing:
         """The source's CRC-32 from its stored checksum, if it was looked up and it has one."""
         return self._checksums.get(ref)
 
+    def probed_size(self, ref: ObjectRef) -> int | None:
+        return self.first_chunks.size_of(ref)
+
     def is_sized(self, ref: ObjectRef) -> bool:
         return self._outcomes[ref].done()
 
@@ -157,7 +148,7 @@ class Sizing:
     def settle(self) -> Admitted:
         """Wait for every source, then apply the job's policy (once): the entries to write.
         A shutdown ends the wait: the last sources of a large job may take a while to size."""
-        while not self._all_sized.wait(CANCEL_POLL_SECONDS):
+        while not self._all_sized.wait(STOP_POLL_SECONDS):
             self.check_cancel()
         with self._lock:
             if self._admitted is None and self._refused is None:
@@ -187,14 +178,13 @@ class Sizing:
 
     def _estimated(self, plan: ArchivePlan, infos: dict[ObjectRef, ObjectInfo]) -> Estimate:
         """Upper bounds, the feed's copy decisions replayed: they depend only on the sizes."""
-        total = expected_archive_size(plan, infos)
-        copies, saved, reserved = Copies(), 0, 0
-        for entry in self.plan.entries if self.copy else ():
-            info = infos.get(entry.source)
-            if info is not None and self.stored(entry) and copies.take(info.size):
-                saved += info.size - COPY_HEAD_BYTES
-                reserved += parts_for_copy(info.size)
-        return Estimate(total - saved, reserved)
+        bound = archive_size_bound((e.name, infos[e.source].size) for e in plan.entries)
+        stored = (
+            infos[entry.source].size
+            for entry in self.plan.entries
+            if self.may_copy and entry.source in infos and self.stored(entry)
+        )
+        return estimate(bound, stored)
 
     def totals(self) -> tuple[int, int]:
         """Entries and bytes to write, as far as known: exact once every source is sized."""

@@ -122,7 +122,7 @@ class ZipStream:
         self._sink.seek(entry.offset)
         self._sink.write(local_header(entry))
         self._sink.seek(end)
-        self._sink.release()
+        self._sink.unhold()
         self._entries.append(entry)
         self._streaming = None
 

@@ -1,9 +1,8 @@
-"""The application service: plan a job, build its archive (once), and link to it."""
+"""The archive service: plan a job, build its archive (once), and link to it."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,25 +11,19 @@ from typing import BinaryIO
 import structlog
 from pydantic import ValidationError
 
-from archiver.app.engine.archive import ProgressCallback, write_archive
+from archiver.app.engine.archive import write_archive
 from archiver.app.engine.budget import ByteBudget
-from archiver.app.engine.fetching import Transfer
 from archiver.app.engine.file_sink import FileSink
 from archiver.app.engine.multipart_sink import MultipartSink
 from archiver.app.engine.sink import SinkResult, destination_errors
 from archiver.app.engine.sizing import Sizing
-from archiver.app.jobs.resolve import read_job, resolve
+from archiver.app.engine.transfer import RANGE_BYTES, ProgressCallback, Transfer
+from archiver.app.jobs.resolve import resolve
 from archiver.domain.checksum import crc32_text
-from archiver.domain.errors import CopyRefused, InvalidPayload, ObjectUnavailable, TransientError
+from archiver.domain.errors import CopyRefused, ObjectUnavailable, TransientError
 from archiver.domain.job import JobRequest, ObjectRef
-from archiver.domain.notifications import (
-    ArchiveInfo,
-    ArchiveManifest,
-    JobFailed,
-    JobSucceeded,
-    omitted,
-)
-from archiver.domain.offload import offloaded_payload
+from archiver.domain.memory import prefetch_bytes
+from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, plan_archive
 from archiver.domain.policy import Admitted, admit
 from archiver.domain.ports import ObjectHeaders, ObjectStore
@@ -38,112 +31,51 @@ from archiver.domain.urls import content_disposition, public_url
 
 log = structlog.get_logger(__name__)
 
-MIB = 1024 * 1024
-Answer = JobSucceeded | JobFailed
 MANIFEST_MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    memory_budget: int = 128 * MIB
-    min_part_size: int = 8 * MIB
-    upload_concurrency: int = 4
-    download_concurrency: int = 16
-    range_size: int = 8 * MIB
-    worker_concurrency: int = 1
-    server_side_copy: bool = True
+    """How archives are built; every value comes from the settings (`Settings.build_options`)."""
 
-    @property
-    def held_bytes(self) -> int:
-        """Parts held until a streamed entry's header is patched (it may straddle two)."""
-        return 2 * self.min_part_size
-
-    @property
-    def sink_bytes(self) -> int:
-        """One job's upload side: parts in flight, the part being filled, the held parts."""
-        return (self.upload_concurrency + 1) * self.min_part_size + self.held_bytes
-
-    @property
-    def prefetch_bytes(self) -> int:
-        """What is left of the budget for fetched-but-unwritten source bytes, for all jobs."""
-        left = self.memory_budget - self.worker_concurrency * self.sink_bytes
-        return max(left, 2 * self.range_size)
+    memory_budget: int  # MEMORY_BUDGET_MB, in bytes
+    part_size: int  # UPLOAD_PART_SIZE_MB, in bytes: the smallest part
+    upload_concurrency: int
+    download_concurrency: int
+    worker_concurrency: int
+    server_side_copy: bool
 
 
 @dataclass(frozen=True)
 class LinkOptions:
-    base_url: str | None = None
-    presign_ttl: int = 604_800
+    base_url: str | None  # ARCHIVE_BASE_URL; None: presigned links
+    presign_ttl: int  # ARCHIVE_URL_TTL
 
 
 class ArchiveService:
+    """A planned job carried out: its archive built (once) in the destination bucket, linked."""
+
     def __init__(
-        self,
-        store: ObjectStore,
-        policy: ArchivePolicy,
-        build: BuildOptions,
-        links: LinkOptions,
-        *,
-        delete_offloaded: bool = False,
+        self, store: ObjectStore, policy: ArchivePolicy, build: BuildOptions, links: LinkOptions
     ) -> None:
-        self._store = store
-        self._delete_offloaded = delete_offloaded
-        self._policy = policy
+        self.store = store
+        self.policy = policy
         self._build = build
         self._links = links
-        self._transfer = Transfer(
-            budget=ByteBudget(build.prefetch_bytes),
-            concurrency=build.download_concurrency,
-            range_size=build.range_size,
+        budget = prefetch_bytes(
+            build.memory_budget,
+            build.part_size,
+            build.upload_concurrency,
+            build.worker_concurrency,
+            RANGE_BYTES,
         )
-
-    def read(self, body: str) -> JobRequest:
-        """The job in a message body, or in the object an SQS Extended Client offloaded it to
-        (PermanentError, TransientError)."""
-        return read_job(self._store, body, self._policy)
-
-    def acknowledged(self, body: str) -> None:
-        """The message is deleted: its offloaded body goes too, if `DELETE_OFFLOADED_PAYLOADS`."""
-        if not self._delete_offloaded:
-            return
-        try:
-            pointer = offloaded_payload(body)
-            if pointer is not None:
-                self._store.delete(pointer)
-        except (InvalidPayload, ObjectUnavailable, TransientError) as error:
-            log.warning("offloaded_payload_kept", error=str(error))
-
-    def reported(self, answer: Answer, listed: Sequence[str]) -> Answer:
-        """An answer whose list had to be cut links to the full report, written beside the
-        archive (`{job_id}/report.json`); if that cannot be written, the answer goes without."""
-        if not omitted(answer):
-            return answer
-        ref = ObjectRef(self._policy.destination_bucket, f"{answer.job_id}/report.json")
-        if isinstance(answer, JobSucceeded):
-            full = answer.archive.model_copy(update={"missing": list(listed), "missing_omitted": 0})
-            report: Answer = answer.model_copy(update={"archive": full})
-        else:
-            report = answer.model_copy(
-                update={
-                    "error": answer.error.model_copy(
-                        update={"sources": list(listed), "sources_omitted": 0}
-                    )
-                }
-            )
-        headers = ObjectHeaders(content_type="application/json")
-        try:
-            with destination_errors(ref):
-                self._store.put(ref, report.model_dump_json().encode("utf-8"), headers)
-        except TransientError as error:
-            log.warning("report_not_written", error=str(error))
-            return answer
-        return answer.model_copy(update={"report_url": self.url(ref)})
+        self._transfer = Transfer(ByteBudget(budget), build.download_concurrency, RANGE_BYTES)
 
     def plan(self, job_id: str, request: JobRequest, created_at: datetime) -> ArchivePlan:
         """Read the job's file list and list its prefixes, then plan (PermanentError,
         TransientError)."""
-        resolved, listings = resolve(self._store, request, self._policy)
-        return plan_archive(job_id, resolved, created_at, self._policy, listings)
+        resolved, listings = resolve(self.store, request, self.policy)
+        return plan_archive(job_id, resolved, created_at, self.policy, listings)
 
     def build(
         self,
@@ -164,14 +96,14 @@ class ArchiveService:
                 log.info("archive_reused", archive_key=plan.archive.key)
                 return completed
             with destination_errors(plan.archive):
-                aborted = self._store.abort_uploads(plan.archive)
+                aborted = self.store.abort_uploads(plan.archive)
             if aborted:
                 log.warning("stale_uploads_aborted", count=aborted)
         try:
             result, admitted = self._upload(plan, progress, cancel, self._build.server_side_copy)
         except CopyRefused as refused:
             log.warning("server_side_copy_refused", reason=str(refused), then="streaming")
-            result, admitted = self._upload(plan, progress, cancel, copy=False)
+            result, admitted = self._upload(plan, progress, cancel, may_copy=False)
         log.info("archive_uploaded", size_bytes=result.size_bytes, copied_bytes=result.copied_bytes)
         archive = ArchiveInfo(
             bucket=plan.archive.bucket,
@@ -189,72 +121,72 @@ class ArchiveService:
         plan: ArchivePlan,
         progress: ProgressCallback | None,
         cancel: threading.Event | None,
-        copy: bool,
+        may_copy: bool,
     ) -> tuple[SinkResult, Admitted]:
-        with closing(self._sizing(plan, cancel, copy)) as sizing:
+        with closing(self._sizing(plan, cancel, may_copy)) as sizing:
             sink = MultipartSink(
-                self._store,
+                self.store,
                 plan.archive,
                 self._headers(plan),
-                part_size=self._build.min_part_size,
+                part_size=self._build.part_size,
                 upload_concurrency=self._build.upload_concurrency,
                 expected_size=sizing.expected_size,
                 between_copies=sizing.check_cancel,
             )
-            result = write_archive(sizing, self._store, sink, self._transfer, progress)
+            result = write_archive(sizing, self.store, sink, self._transfer, progress)
             return result, sizing.settle()
 
     def build_to_file(
         self, plan: ArchivePlan, file: BinaryIO, progress: ProgressCallback | None = None
     ) -> SinkResult:
         with closing(self._sizing(plan)) as sizing:
-            return write_archive(sizing, self._store, FileSink(file), self._transfer, progress)
+            return write_archive(sizing, self.store, FileSink(file), self._transfer, progress)
 
     def url(self, archive: ObjectRef) -> str:
         if self._links.base_url:
             return public_url(self._links.base_url, archive.key)
-        return self._store.presigned_url(archive, self._links.presign_ttl)
+        return self.store.presigned_url(archive, self._links.presign_ttl)
 
     def _sizing(
-        self, plan: ArchivePlan, cancel: threading.Event | None = None, copy: bool = False
+        self, plan: ArchivePlan, cancel: threading.Event | None = None, may_copy: bool = False
     ) -> Sizing:
         """Start sizing every source; MISSING_FILES and MAX_ARCHIVE_BYTES apply once it ends."""
         return Sizing(
-            self._store,
+            self.store,
             plan,
             self._transfer,
-            lambda check: admit(plan, check, self._policy),
+            lambda check: admit(plan, check, self.policy),
             cancel,
-            copy,
+            may_copy,
         )
 
     def _record(self, plan: ArchivePlan, archive: ArchiveInfo) -> None:
         manifest = ArchiveManifest(
             job_id=plan.job_id,
-            fingerprint=plan.fingerprint(self._policy.missing_files),
+            fingerprint=plan.fingerprint(self.policy.missing_files),
             archive=archive,
         )
         headers = ObjectHeaders(content_type="application/json")
         data = manifest.model_dump_json().encode("utf-8")
         with destination_errors(plan.manifest):
-            self._store.put(plan.manifest, data, headers)
+            self.store.put(plan.manifest, data, headers)
 
     def _completed(self, plan: ArchivePlan) -> ArchiveInfo | None:
         """The archive an earlier attempt of this very job completed, if there is one."""
         try:
-            recorded = self._store.stat(plan.manifest)
+            recorded = self.store.stat(plan.manifest)
             if recorded.size > MANIFEST_MAX_BYTES:
                 return None
             manifest = ArchiveManifest.model_validate_json(
-                self._store.fetch(plan.manifest, 0, recorded.size, recorded.etag)
+                self.store.fetch(plan.manifest, 0, recorded.size, recorded.etag)
             )
-            stored = self._store.stat(plan.archive)
+            stored = self.store.stat(plan.archive)
         except (ObjectUnavailable, TransientError):
             return None
         except ValidationError:
             log.warning("manifest_unreadable", manifest=str(plan.manifest))
             return None
-        fingerprint = plan.fingerprint(self._policy.missing_files)
+        fingerprint = plan.fingerprint(self.policy.missing_files)
         if manifest.job_id != plan.job_id or manifest.fingerprint != fingerprint:
             return None
         if stored.size != manifest.archive.size_bytes:

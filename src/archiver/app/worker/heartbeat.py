@@ -27,7 +27,6 @@ class VisibilityHeartbeat:
         self._interval = max(timeout_seconds / 3, 0.5)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
-        self.beats = 0
 
     def __enter__(self) -> VisibilityHeartbeat:
         self._thread.start()
@@ -47,6 +46,5 @@ class VisibilityHeartbeat:
         while not self._stopped.wait(self._interval):
             try:
                 self._queue.set_visibility(self._message, self._timeout)
-                self.beats += 1
             except TransientError as error:
                 log.warning("heartbeat_failed", error=str(error), **context)

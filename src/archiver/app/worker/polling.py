@@ -13,22 +13,18 @@ from concurrent.futures import Future, wait
 
 import structlog
 
+from archiver.app.stopping import STOP_POLL_SECONDS
 from archiver.domain.ports import ReceivedMessage
 
 log = structlog.get_logger(__name__)
-
-STOP_CHECK_INTERVAL = 0.1
-ABANDON_POLL_SECONDS = 1.0
-"""On stop, how long an idle worker still waits for its long poll before leaving it behind:
-the default of the setting of the same name."""
 
 Receive = Callable[[int], list[ReceivedMessage]]
 
 
 class LongPoll:
-    def __init__(self, receive: Receive, release: Callable[[ReceivedMessage], None]) -> None:
+    def __init__(self, receive: Receive, hand_back: Callable[[ReceivedMessage], None]) -> None:
         self._receive = receive
-        self._release = release
+        self._hand_back = hand_back
 
     def start(self, count: int) -> Future[list[ReceivedMessage]]:
         poll: Future[list[ReceivedMessage]] = Future()
@@ -46,18 +42,18 @@ class LongPoll:
     def settled(poll: Future[list[ReceivedMessage]], stop: threading.Event) -> bool:
         """Wait for the poll; False if asked to stop first."""
         while not poll.done():
-            if stop.wait(STOP_CHECK_INTERVAL):
+            if stop.wait(STOP_POLL_SECONDS):
                 return poll.done()
         return True
 
     def abandon(self, poll: Future[list[ReceivedMessage]], seconds: float) -> None:
         """Stopping while the poll is out: what it still brings is handed straight back."""
 
-        def release(done: Future[list[ReceivedMessage]]) -> None:
+        def hand_back(done: Future[list[ReceivedMessage]]) -> None:
             if done.exception() is None:
                 for message in done.result():
-                    self._release(message)
+                    self._hand_back(message)
 
-        poll.add_done_callback(release)
+        poll.add_done_callback(hand_back)
         wait([poll], timeout=seconds)
         log.info("poll_abandoned", finished=poll.done())

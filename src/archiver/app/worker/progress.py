@@ -8,24 +8,38 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from archiver.app.engine.archive import Progress
 from archiver.domain.errors import ArchiverError
-from archiver.domain.notifications import JobRunning
-from archiver.domain.notifications import Progress as Reported
+from archiver.domain.notifications import JobRunning, Progress
 from archiver.domain.ports import Notifier
 
 log = structlog.get_logger(__name__)
 
+Clock = Callable[[], float]
 
-@dataclass(frozen=True)
-class Reporting:
-    log_seconds: float = 15.0
-    notify_seconds: float = 30.0
+
+class ProgressTracker:
+    """The worker's progress tracking (`ProgressTracking`): one `JobProgress` per job."""
+
+    def __init__(
+        self,
+        log_seconds: float,
+        notify_seconds: float,
+        notifier: Notifier,
+        beat: Callable[[], None],
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.log_seconds = log_seconds
+        self.notify_seconds = notify_seconds
+        self._notifier = notifier
+        self.beat = beat  # bytes moved: the worker is alive
+        self.clock = clock
+
+    def job(self, job_id: str, metadata: dict[str, Any], notify: bool) -> JobProgress:
+        return JobProgress(self, job_id, metadata, self._notifier if notify else None)
 
 
 class JobProgress:
@@ -33,31 +47,28 @@ class JobProgress:
 
     def __init__(
         self,
+        tracker: ProgressTracker,
         job_id: str,
         metadata: dict[str, Any],
-        reporting: Reporting,
         notifier: Notifier | None,
-        beat: Callable[[], None],
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._tracker = tracker
         self._job_id = job_id
         self._metadata = metadata
-        self._reporting = reporting
         self._notifier = notifier  # None: the job did not ask for progress notifications
-        self._beat = beat
-        self._clock = clock
-        self._started = clock()
-        self._next_log = self._started + reporting.log_seconds
-        self._next_notify = self._started + reporting.notify_seconds
+        self._started = tracker.clock()
+        self._next_log = self._started + tracker.log_seconds
+        self._next_notify = self._started + tracker.notify_seconds
 
     def __call__(self, progress: Progress) -> None:
-        self._beat()  # bytes moved: the job is alive
-        now = self._clock()
+        tracker = self._tracker
+        tracker.beat()
+        now = tracker.clock()
         if now >= self._next_log:
-            self._next_log = now + self._reporting.log_seconds
+            self._next_log = now + tracker.log_seconds
             self._log(progress, now)
         if self._notifier is not None and now >= self._next_notify:
-            self._next_notify = now + self._reporting.notify_seconds
+            self._next_notify = now + tracker.notify_seconds
             self._notify(self._notifier, progress)
 
     def _log(self, progress: Progress, now: float) -> None:
@@ -74,16 +85,7 @@ class JobProgress:
         )
 
     def _notify(self, notifier: Notifier, progress: Progress) -> None:
-        running = JobRunning(
-            job_id=self._job_id,
-            progress=Reported(
-                files_done=progress.files_done,
-                files_total=progress.files_total,
-                bytes_done=progress.bytes_done,
-                bytes_total=progress.bytes_total,
-            ),
-            metadata=self._metadata,
-        )
+        running = JobRunning(job_id=self._job_id, progress=progress, metadata=self._metadata)
         try:
             notifier.publish(running)
         except ArchiverError as error:  # progress is best effort: the job goes on

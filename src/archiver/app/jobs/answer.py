@@ -1,0 +1,174 @@
+"""The use case: one job message in, what to do with it out (`Jobs.answer`).
+
+Read the job (an offloaded body too), plan it, build its archive, link to it, and write the full
+report where the notification had to cut a list. Every outcome is an `Answer`; the worker's loop
+carries it out and knows nothing of archives.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from archiver.app.engine.sink import destination_errors
+from archiver.app.jobs.resolve import read_job
+from archiver.app.jobs.service import ArchiveService
+from archiver.domain.errors import (
+    InternalError,
+    InvalidPayload,
+    JobCancelled,
+    ObjectUnavailable,
+    PermanentError,
+    TransientError,
+)
+from archiver.domain.job import ObjectRef, salvage_metadata
+from archiver.domain.notifications import (
+    JobFailed,
+    JobSucceeded,
+    Progress,
+    failed,
+    omitted,
+    succeeded,
+)
+from archiver.domain.offload import offloaded_payload
+from archiver.domain.ports import ObjectHeaders, ReceivedMessage
+
+log = structlog.get_logger(__name__)
+
+Notification = JobSucceeded | JobFailed
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Publish the notification, delete the message, then call `deleted`."""
+
+    notification: Notification
+    deleted: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Leave the message for redelivery (after the loop's backoff). On the last delivery before
+    the dead-letter queue, a crashed job's consumer hears `last_word` instead."""
+
+    reason: str
+    error: Exception | None = None  # an unplanned error: the job crashed
+    last_word: Reply | None = None
+
+    @property
+    def crashed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass(frozen=True)
+class Release:
+    """Shutting down: hand the message back for another worker at once."""
+
+    reason: str
+
+
+Answer = Reply | Retry | Release
+
+
+class ProgressTracking(Protocol):
+    """Where a running job's progress goes (the worker logs it, and notifies if asked)."""
+
+    def job(
+        self, job_id: str, metadata: dict[str, Any], notify: bool
+    ) -> Callable[[Progress], None]: ...
+
+
+class Jobs:
+    def __init__(self, service: ArchiveService, *, delete_offloaded: bool) -> None:
+        self._service = service
+        self._store = service.store
+        self._delete_offloaded = delete_offloaded
+
+    def answer(
+        self, message: ReceivedMessage, progress: ProgressTracking, cancel: threading.Event
+    ) -> Answer:
+        """What to do with the message; never raises (an unplanned error is a crashed `Retry`)."""
+        try:
+            return Reply(self._notification(message, progress, cancel), self._deleted(message))
+        except JobCancelled as cancelled:
+            return Release(str(cancelled))
+        except TransientError as error:
+            return Retry(str(error))
+        except Exception as error:
+            failure = failed(
+                message.message_id,
+                InternalError(error, message.receive_count),
+                salvage_metadata(message.body),
+            )
+            return Retry(repr(error), error, Reply(failure, self._deleted(message)))
+
+    def _notification(
+        self, message: ReceivedMessage, progress: ProgressTracking, cancel: threading.Event
+    ) -> Notification:
+        """Build the archive; a permanent error becomes a failure notification."""
+        metadata: dict[str, Any] | None = None
+        try:
+            request = read_job(self._store, message.body, self._service.policy)
+            metadata = request.metadata
+            plan = self._service.plan(message.message_id, request, message.sent_at)
+            context = {
+                "file_count": len(plan.entries),
+                "archive_key": plan.archive.key,
+                # Metadata may hold personal data: log its keys only.
+                "metadata_keys": sorted(metadata)[:20],
+            }
+            structlog.contextvars.bind_contextvars(**context)
+            log.info("job_started", **context)
+            reports = progress.job(message.message_id, metadata, request.notify.progress)
+            archive = self._service.build(
+                plan, reports, cancel=cancel, redelivered=message.receive_count > 1
+            )
+            url = self._service.url(plan.archive)
+            answer = succeeded(message.message_id, url, archive, metadata)
+            return self._with_report(answer, archive.missing)
+        except PermanentError as error:
+            if metadata is None:
+                metadata = salvage_metadata(message.body)
+            return self._with_report(failed(message.message_id, error, metadata), error.sources)
+
+    def _with_report(self, answer: Notification, listed: Sequence[str]) -> Notification:
+        """An answer whose list had to be cut links to the full report, written beside the
+        archive (`{job_id}/report.json`); if that cannot be written, the answer goes without."""
+        if not omitted(answer):
+            return answer
+        ref = ObjectRef(self._service.policy.destination_bucket, f"{answer.job_id}/report.json")
+        report: Notification
+        if isinstance(answer, JobSucceeded):
+            full = answer.archive.model_copy(update={"missing": list(listed), "missing_omitted": 0})
+            report = answer.model_copy(update={"archive": full})
+        else:
+            error = answer.error.model_copy(update={"sources": list(listed), "sources_omitted": 0})
+            report = answer.model_copy(update={"error": error})
+        headers = ObjectHeaders(content_type="application/json")
+        try:
+            with destination_errors(ref):
+                self._store.put(ref, report.model_dump_json().encode("utf-8"), headers)
+        except TransientError as error:
+            log.warning("report_not_written", error=str(error))
+            return answer
+        return answer.model_copy(update={"report_url": self._service.url(ref)})
+
+    def _deleted(self, message: ReceivedMessage) -> Callable[[], None]:
+        """Once the message is deleted, its offloaded body goes too, if
+        `DELETE_OFFLOADED_PAYLOADS`."""
+
+        def delete_offloaded() -> None:
+            if not self._delete_offloaded:
+                return
+            try:
+                pointer = offloaded_payload(message.body)
+                if pointer is not None:
+                    self._store.delete(pointer)
+            except (InvalidPayload, ObjectUnavailable, TransientError) as error:
+                log.warning("offloaded_payload_kept", error=str(error))
+
+        return delete_offloaded

@@ -1,0 +1,27 @@
+"""How a process's memory budget (`MEMORY_BUDGET_MB`) is shared (pure arithmetic).
+
+Each running job's upload side holds its parts in flight, the part being filled, and the two
+parts a streamed entry's unpatched header may straddle; what is left, for all jobs together,
+bounds the source bytes fetched ahead of the writers.
+"""
+
+from __future__ import annotations
+
+
+def held_bytes(part_size: int) -> int:
+    """Parts held until a streamed entry's header is patched (it may straddle two)."""
+    return 2 * part_size
+
+
+def sink_bytes(part_size: int, upload_concurrency: int) -> int:
+    """One job's upload side: parts in flight, the part being filled, the held parts."""
+    return (upload_concurrency + 1) * part_size + held_bytes(part_size)
+
+
+def prefetch_bytes(
+    budget: int, part_size: int, upload_concurrency: int, jobs: int, range_size: int
+) -> int:
+    """What is left of the budget for fetched-but-unwritten source bytes, for all jobs; never
+    less than two ranges, so a job always has one in hand and one in flight."""
+    left = budget - jobs * sink_bytes(part_size, upload_concurrency)
+    return max(left, 2 * range_size)
