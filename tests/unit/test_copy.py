@@ -50,6 +50,10 @@ def test_a_copied_range_is_cut_into_even_parts_within_s3_limits(length: int) -> 
     assert len(parts) + 1 <= parts_for_copy(length + MIN_PART_BYTES)
 
 
+def unknown_size(wait: bool) -> None:
+    """A sink's expected size while no source is sized."""
+
+
 def test_a_range_under_the_part_minimum_is_never_copied() -> None:
     with pytest.raises(ValueError, match="5 MiB"):
         copy_parts(0, MIN_PART_BYTES - 1)
@@ -95,7 +99,7 @@ def test_the_sink_closes_a_part_at_5_mib_before_a_copy_and_combines_the_crcs(
     source = ObjectRef(SOURCE, "big.mp4")
     body = os.urandom(12 * MIB)
     store.add(source, body)
-    sink = MultipartSink(store, ARCHIVE, ObjectHeaders(), part_size=8 * MIB)
+    sink = MultipartSink(store, ARCHIVE, ObjectHeaders(), 8 * MIB, 4, unknown_size, lambda: None)
     sink.write(b"h" * 100)
     assert sink.top_up() == MIN_PART_BYTES - 100
     sink.write(body[: MIN_PART_BYTES - 100])
@@ -116,7 +120,7 @@ def test_the_sink_closes_a_part_at_5_mib_before_a_copy_and_combines_the_crcs(
 def test_a_copy_after_a_short_part_is_a_bug_not_an_archive(store: MemoryObjectStore) -> None:
     source = ObjectRef(SOURCE, "big.mp4")
     store.add(source, os.urandom(12 * MIB))
-    sink = MultipartSink(store, ARCHIVE, ObjectHeaders(), part_size=8 * MIB)
+    sink = MultipartSink(store, ARCHIVE, ObjectHeaders(), 8 * MIB, 4, unknown_size, lambda: None)
     sink.write(b"h" * 100)
     with pytest.raises(RuntimeError, match="under 5 MiB"):
         sink.copy(source, 0, 12 * MIB, None, 0)

@@ -34,6 +34,9 @@ _VERSION_ZIP64 = 45
 _MADE_BY_UNIX = 3 << 8
 _FILE_ATTRIBUTES = (stat.S_IFREG | 0o644) << 16
 
+LOCAL_HEADER_REACH = 30 + 65_535 + 32
+"""The most bytes a local header takes: 30, the name (< 64 KiB), the ZIP64 extra field."""
+
 
 def dos_stamp(moment: datetime) -> tuple[int, int]:
     """(time, date) in MS-DOS form: two-second resolution, 1980 to 2107."""

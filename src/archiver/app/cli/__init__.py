@@ -1,4 +1,7 @@
-"""Command line: archiver worker, submit, build, healthcheck, dev, demo, schema."""
+"""Command line: archiver worker, submit, build, healthcheck, dev, demo, schema.
+
+May import every package of the app: it reads the settings and builds the container.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """The archive engine: a job's sources streamed into one ZIP archive in a multipart upload.
 
+May import the domain only (and `stopping`); `transfer.py` is its bottom: what its modules pass
+each other (`Transfer`, `Chunk`) and the narrow view the chunk feed takes of the sizing.
+
 Data flow, and who runs where (one job; `WORKER_CONCURRENCY` jobs share the byte budget):
 
     size ──▶ fetch ──▶ write ──▶ upload

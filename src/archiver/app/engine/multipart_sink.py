@@ -37,11 +37,10 @@ from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.multipart import MAX_PARTS, Estimate, copy_parts, part_size_for, top_up
 from archiver.domain.ports import Buffer, MultipartUpload, ObjectHeaders, ObjectStore
+from archiver.domain.zipformat import LOCAL_HEADER_REACH
 
 log = structlog.get_logger(__name__)
 
-# A local header is 30 bytes plus the name (< 64 KiB) plus the ZIP64 extra field.
-HEADER_REACH = 30 + 65_535 + 32
 # Parts begun at the minimum size before the archive's size is known (8 GiB at 8 MiB): enough
 # for sizing to finish first in practice; past it the sink waits, so 10,000 parts always do.
 EARLY_PARTS = 1_000
@@ -57,9 +56,9 @@ class MultipartSink:
         ref: ObjectRef,
         headers: ObjectHeaders,
         part_size: int,
-        upload_concurrency: int = 4,
-        expected_size: ExpectedSize | None = None,
-        between_copies: Callable[[], None] | None = None,
+        upload_concurrency: int,
+        expected_size: ExpectedSize,
+        between_copies: Callable[[], None],
     ) -> None:
         self._store = store
         self._ref = ref
@@ -75,7 +74,7 @@ class MultipartSink:
         self._copy_slots = threading.BoundedSemaphore(upload_concurrency)
         self._copied_bytes = 0
         self._copy_parts_used = 0  # as `Estimate.copy_parts` counts them
-        self._between_copies = between_copies or (lambda: None)  # a shutdown raises there
+        self._between_copies = between_copies  # a shutdown raises there
         self._position = 0
         self._end = 0
         self._hold_from: int | None = None
@@ -85,8 +84,6 @@ class MultipartSink:
         self._concurrency = upload_concurrency
         self._pending: list[Future[None]] = []
         self._closed = False
-
-    # -- the file interface the writer uses ------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
         if self._closed:
@@ -121,8 +118,6 @@ class MultipartSink:
         return bisect.bisect_right(self._starts, position) - 1
 
     def _next_part_size(self, index: int, start: int) -> int:
-        if self._expected_size is None:
-            return self._min_part_size
         expected = self._expected_size(index >= EARLY_PARTS)
         if expected is None:
             return self._min_part_size
@@ -140,8 +135,6 @@ class MultipartSink:
         self._position = target
         return target
 
-    # -- holding the region a header patch will touch -------------------------------------
-
     def hold(self, offset: int) -> None:
         self._hold_from = offset
 
@@ -155,7 +148,8 @@ class MultipartSink:
             return False
         start = self._starts[index]
         return (
-            start <= self._hold_from + HEADER_REACH and start + self._sizes[index] > self._hold_from
+            start <= self._hold_from + LOCAL_HEADER_REACH
+            and start + self._sizes[index] > self._hold_from
         )
 
     def _is_full(self, index: int) -> bool:
@@ -169,8 +163,6 @@ class MultipartSink:
     def _send(self, index: int) -> None:
         self._crcs[index] = 0  # taken: written to no more; its CRC comes with the upload
         self._run(self._slots, self._upload_part, index + 1, self._parts.pop(index))
-
-    # -- uploading ------------------------------------------------------------------------
 
     def wait_for_room(self) -> None:
         """Waited for before the writer takes a chunk: no full part waits in memory meanwhile."""
@@ -203,8 +195,6 @@ class MultipartSink:
             # Uploads and copies each have `concurrency` slots.
             self._executor = ThreadPoolExecutor(2 * self._concurrency, thread_name_prefix="part")
         return self._upload
-
-    # -- copying --------------------------------------------------------------------------
 
     def top_up(self) -> int:
         """Bytes to write before a copy may follow: the part in progress must reach 5 MiB."""

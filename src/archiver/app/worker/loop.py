@@ -64,8 +64,7 @@ class Done(NamedTuple):
     file_count: int = 0
 
 
-@dataclass(frozen=True)
-class Ops:
+class Ops(NamedTuple):
     """What the worker tells ECS: liveness, job metrics, scale-in protection."""
 
     liveness: Liveness
