@@ -37,6 +37,42 @@ def test_configuration_table_matches_the_settings() -> None:
     assert documented_variables() == setting_variables()
 
 
+def documented_defaults() -> dict[str, str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    cells = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `")]
+    return {re.findall(r"`([A-Z0-9_]+)`", name)[0]: default.strip() for name, default in cells}
+
+
+def shown(value: Any) -> str:
+    """A default as the table shows it."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return f"`{int(value)}`"
+    if isinstance(value, frozenset) and not value:
+        return "empty"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    if isinstance(value, int) and value >= 1024**4 and value % 1024**4 == 0:
+        return f"{value // 1024**4} TiB"
+    return f"`{getattr(value, 'value', value)}`"
+
+
+def test_the_tables_defaults_are_the_settings_models() -> None:
+    """Every default lives in the settings model; the README shows the same one."""
+    documented = documented_defaults()
+    for field_name, field in Settings.model_fields.items():
+        name = field_name.upper() if field.validation_alias is None else "AWS_REGION"
+        cell = documented[name]
+        if field.default_factory is not None:  # METRICS_ENABLED: depends on where it runs
+            assert cell == "`1` on ECS, else `0`", name
+            continue
+        if cell.startswith("— ("):  # required by one command, no default
+            cell = "—"
+        assert cell == shown(field.default), name
+
+
 def notification_examples() -> dict[str, dict[str, Any]]:
     text = README.read_text(encoding="utf-8")
     section = text.split("## Notification (output)", 1)[1].split("\n## ", 1)[0]

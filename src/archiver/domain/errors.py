@@ -76,8 +76,9 @@ class Unavailable(StrEnum):
 class ObjectUnavailable(ArchiverError):
     """An object cannot be read or written, and retrying will not change that.
 
-    Raised by object-store adapters; the service decides whose fault it is: the job's
-    (a missing source) or the deployment's (a missing destination bucket).
+    Raised by object-store adapters; the caller decides whose fault it is: the job's (a missing
+    source: `policy.source_failure`) or the deployment's (a missing destination bucket: the
+    engine's `destination_errors`, a transient error).
     """
 
     def __init__(self, location: str, reason: Unavailable, detail: str) -> None:

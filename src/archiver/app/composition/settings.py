@@ -93,7 +93,10 @@ class Settings(BaseSettings):
         " falling back to streaming for a job the store refuses; off: stream every byte.",
     )
     download_concurrency: int = Field(
-        default=16, ge=1, le=256, description="Source requests in flight at once."
+        default=16,
+        ge=1,
+        le=256,
+        description="Source requests (size checks and ranged GETs) in flight at once, per job.",
     )
     sqs_wait_time_seconds: int = Field(
         default=20, ge=0, le=20, description="Long-poll wait of each receive."

@@ -23,7 +23,8 @@ class SinkResult:
 
 
 class ArchiveSink(Protocol):
-    """What the archive writer needs beyond a seekable binary file."""
+    """Where the writer's bytes go: a stream it seeks back into to patch a header, which
+    holds what may still be patched and may take a range the store copies instead."""
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
 

@@ -40,7 +40,7 @@ MAX_RETRY_DELAY = 900  # SQS caps a single visibility change at 12 h; 15 min is 
 class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # permanent: failure notified, message deleted
-    DEFERRED = "deferred"  # transient or unexpected: redelivered later, then dead-lettered
+    DEFERRED = "deferred"  # transient, or a crash before the last delivery: redelivered later
     RELEASED = "released"  # shutting down: handed back for another worker at once
 
 
