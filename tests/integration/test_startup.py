@@ -111,6 +111,31 @@ def test_a_reply_cut_before_its_document_is_retried_then_reported_in_one_line(
     assert empty.hits >= 2  # retried, not a crash on the first
 
 
+def events_until_started(environment: dict[str, str]) -> list[str]:
+    """Start the worker, read its events until it runs, stop it; exit 0 asserted."""
+    worker = subprocess.Popen(ARCHIVER, env=environment, stderr=subprocess.PIPE, text=True)
+    events: list[str] = []
+    read: list[str] = []
+    try:
+        assert worker.stderr is not None
+        for line in worker.stderr:
+            read.append(line)
+            if line.startswith("{"):
+                events.append(json.loads(line)["event"])
+            if "worker_started" in events:
+                break
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            _, rest = worker.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # seen once under load: say what it was doing
+            worker.kill()
+            _, rest = worker.communicate()
+            pytest.fail(f"no exit 30 s after SIGTERM; events {events}; then:\n{rest[-4000:]}")
+    assert worker.returncode == 0, "".join(read)[-4000:] + rest[-4000:]
+    return events
+
+
 def test_a_reply_cut_once_is_retried_and_the_worker_starts(
     resources: DevResources, proxy: FaultProxy
 ) -> None:
@@ -120,26 +145,22 @@ def test_a_reply_cut_once_is_retried_and_the_worker_starts(
         AWS_ENDPOINT_URL=proxy.url,
         SQS_SOURCE_QUEUE=resources.source_queue_url.rsplit("/", 1)[1],
     )
-    worker = subprocess.Popen(ARCHIVER, env=environment, stderr=subprocess.PIPE, text=True)
-    events: list[str] = []
-    try:
-        assert worker.stderr is not None
-        for line in worker.stderr:
-            if line.startswith("{"):
-                events.append(json.loads(line)["event"])
-            if "worker_started" in events:
-                break
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.communicate(timeout=30)
-        except subprocess.TimeoutExpired:  # seen once under load: say what it was doing
-            worker.kill()
-            _, rest = worker.communicate()
-            pytest.fail(f"no exit 30 s after SIGTERM; events {events}; then:\n{rest[-4000:]}")
+    events = events_until_started(environment)
     assert empty.hits == 1
     assert events[:3] == ["start_up_retry", "start_up_checked", "worker_started"]
-    assert worker.returncode == 0
+
+
+def test_a_missing_key_reply_whose_error_body_is_cut_is_not_a_missing_bucket(
+    resources: DevResources, proxy: FaultProxy
+) -> None:
+    """The source bucket's check reads a key that is not there: S3 answers 404 NoSuchKey. With
+    that body cut mid-transfer the reply names no code, and says nothing of the bucket: the
+    check must not call the bucket missing (exit 2), it retries or asks HeadBucket."""
+    check = f"/{resources.source_bucket}/archiver-start-up-check"
+    cut = proxy.add(Fault("cut", method="GET", path=check, times=1))
+    events = events_until_started(worker_environment(resources, AWS_ENDPOINT_URL=proxy.url))
+    assert cut.hits == 1
+    assert events[-2:] == ["start_up_checked", "worker_started"]
 
 
 def test_an_idle_worker_stops_within_two_seconds_of_sigterm(resources: DevResources) -> None:

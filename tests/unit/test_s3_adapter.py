@@ -347,3 +347,33 @@ def test_a_copy_part_is_a_range_pinned_to_the_etag() -> None:
     with stub:
         upload = S3MultipartUpload(client, ObjectRef("dst", "a.zip"), "upload-1")
         upload.copy_part(2, REF, 100, 100, '"e"')
+
+
+@pytest.mark.parametrize("write", [False, True])
+@pytest.mark.parametrize(
+    ("head_status", "raised"),
+    [(None, None), ("404", ObjectUnavailable), ("403", TransientError), ("503", TransientError)],
+)
+def test_a_bucket_check_without_an_error_code_asks_head_bucket(
+    write: bool, head_status: str | None, raised: type[Exception] | None
+) -> None:
+    """A bare 404 (the error document lost) is no proof the bucket is missing: HeadBucket's
+    status decides; when it cannot (forbidden, throttled), the check is retried."""
+    client, stub = stubbed()
+    operation = "list_multipart_uploads" if write else "get_object"
+    stub.add_client_error(operation, service_error_code="404", http_status_code=404)
+    if head_status is None:
+        stub.add_response("head_bucket", {}, {"Bucket": "src"})
+    else:
+        status = int(head_status)
+        stub.add_client_error(
+            "head_bucket", service_error_code=head_status, http_status_code=status
+        )
+    store = S3ObjectStore(client)
+    with stub:
+        if raised is None:
+            store.check_bucket("src", write=write)
+        else:
+            with pytest.raises(raised):
+                store.check_bucket("src", write=write)
+        stub.assert_no_pending_responses()

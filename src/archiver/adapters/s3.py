@@ -154,18 +154,35 @@ class S3ObjectStore:
         needs no s3:ListBucket, so there a missing (or forbidden) key is fine, a bucket is not.
         """
         with translated(f"s3://{bucket}"):
-            if write:
-                self._client.list_multipart_uploads(Bucket=bucket, MaxUploads=1)
-                return
             try:
+                if write:
+                    self._client.list_multipart_uploads(Bucket=bucket, MaxUploads=1)
+                    return
                 response = self._client.get_object(
                     Bucket=bucket, Key=NO_SUCH_KEY, Range="bytes=0-0"
                 )
             except ClientError as error:
-                if error_code(error) in ("NoSuchKey", "AccessDenied", "InvalidRange", "416"):
+                code = error_code(error)
+                if not write and code in ("NoSuchKey", "AccessDenied", "InvalidRange", "416"):
+                    return  # the bucket answered for a key in it
+                if code.isdigit():  # a bare status: the error document was lost on the way
+                    self._confirm_bucket(bucket, code)
                     return
                 raise
             response["Body"].close()
+
+    def _confirm_bucket(self, bucket: str, status: str) -> None:
+        """A reply whose error code could not be read says nothing of the bucket: HeadBucket
+        (whose answer is its status alone) tells a missing bucket (404) from one that is there;
+        a forbidden HeadBucket (it needs s3:ListBucket) leaves the check to be retried."""
+        try:
+            self._client.head_bucket(Bucket=bucket)
+        except ClientError as error:
+            if error_code(error) in ("404", "NoSuchBucket"):
+                raise
+            raise TransientError(
+                f"s3://{bucket}: {status} without an error code; HeadBucket: {error_code(error)}"
+            ) from error
 
     def checksum(self, ref: ObjectRef, etag: str | None) -> int | None:
         """A full-object CRC-32 is the HEAD's (checksum mode on). A composite one (a multipart
