@@ -83,7 +83,11 @@ class Sizing:
                 self._checksums[ref] = self._store.checksum(ref, info.etag)
             outcome = info
         except ObjectUnavailable as unavailable:
-            outcome = unavailable
+            # Kept until the job ends, for every missing source: a copy that was never raised
+            # holds no traceback and no cause (botocore's response, its frames: ~20 KiB each).
+            outcome = ObjectUnavailable(
+                unavailable.location, unavailable.reason, unavailable.detail
+            )
         finally:
             self._count(ref, outcome)  # before the outcome is published: it comes with totals
         return outcome
