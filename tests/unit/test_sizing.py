@@ -5,7 +5,7 @@ import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.app.engine.budget import ByteBudget
-from archiver.app.engine.sizing import Sizing
+from archiver.app.engine.sizing import SIZING_AHEAD, Sizing
 from archiver.app.engine.transfer import RANGE_BYTES, Transfer
 from archiver.domain.errors import JobCancelled, ObjectUnavailable
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
@@ -102,3 +102,38 @@ def test_a_missing_source_is_kept_compact_until_the_job_ends() -> None:
     assert all(isinstance(outcome, ObjectUnavailable) for outcome in outcomes)
     assert all(outcome.__traceback__ is None for outcome in outcomes)
     assert all(outcome.__cause__ is None and outcome.__context__ is None for outcome in outcomes)
+
+
+def test_a_long_job_queues_a_few_size_checks_at_a_time_and_keeps_one_outcome_per_source() -> None:
+    """A job's length must not cost queued requests (a future each): 3,000 sources, 4 threads,
+    never more than SIZING_AHEAD per thread waiting; every outcome kept, reported in job order."""
+    store = MemoryObjectStore()
+    store.create_bucket(SOURCE)
+    keys = [f"gone/{number:05d}.bin" for number in range(3_000)]
+    for key in keys[::500]:
+        store.add(ObjectRef(SOURCE, key), b"here")
+    request = JobRequest(files=[FileSpec(source=key) for key in keys])
+    policy = ArchivePolicy(SOURCE, DESTINATION, missing_files=MissingFiles.SKIP, max_files=3_000)
+    plan = plan_archive("job-long", request, SENT, policy)
+    waiting: list[int] = []
+    sizings: list[Sizing] = []
+    original_probe = store.probe
+
+    def probe(ref: ObjectRef, length: int):  # type: ignore[no-untyped-def]
+        waiting.append(sizings[0].executor.waiting if sizings else 0)
+        return original_probe(ref, length)
+
+    store.probe = probe  # type: ignore[method-assign]
+    transfer = Transfer(ByteBudget(16 * 1024 * KIB), 4, RANGE_BYTES)
+    sizing = Sizing(store, plan, transfer, lambda check: admit(plan, check, policy))
+    sizings.append(sizing)
+    try:
+        admitted = sizing.settle()
+        assert sizing.totals() == (6, 6 * 4)
+    finally:
+        sizing.close()
+    assert len(waiting) == 3_000  # each source sized once, by a ranged GET (the budget has room)
+    assert max(waiting) <= SIZING_AHEAD * 4
+    gone = [key for number, key in enumerate(keys) if number % 500]
+    assert admitted.missing == [f"s3://{SOURCE}/{key}" for key in gone]  # in job order
+    assert [entry.source.key for entry in admitted.plan.entries] == keys[::500]

@@ -82,10 +82,13 @@ class ObjectUnavailable(ArchiverError):
     """
 
     def __init__(self, location: str, reason: Unavailable, detail: str) -> None:
-        super().__init__(f"{location}: {detail}")
-        self.location = location
+        super().__init__(location, reason, detail)  # the message is made when asked for:
+        self.location = location  # a job may keep 100,000 of these (its missing sources)
         self.reason = reason
         self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.detail}"
 
 
 class ConfigurationError(ArchiverError):

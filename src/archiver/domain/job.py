@@ -25,7 +25,7 @@ MAX_KEY_BYTES = 1024
 MAX_REPORTED_ERRORS = 5
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)  # one per entry of a job: 100,000s of them
 class ObjectRef:
     """An object's address in the object store."""
 

@@ -70,7 +70,7 @@ class ArchivePolicy:
         return bucket == self.source_bucket or ANY_BUCKET in allowed or bucket in allowed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedEntry:
     source: ObjectRef
     name: str

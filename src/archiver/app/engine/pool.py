@@ -45,6 +45,12 @@ class JobOrderPool:
             self._changed.notify()
         return future
 
+    @property
+    def waiting(self) -> int:
+        """Requests queued that no thread has begun."""
+        with self._changed:
+            return len(self._queue)
+
     def _work(self) -> None:
         while True:
             with self._changed:

@@ -1,7 +1,9 @@
 """Size a job's sources in the background, so writing starts with the first one sized.
 
 Every distinct source is sized in job order by a pool of `concurrency` threads, which the
-prefetcher then shares: sizing and fetching together never have more requests in flight. A
+prefetcher then shares: sizing and fetching together never have more requests in flight, and
+only a few sources per thread are queued at a time, so a job's length costs one kept outcome
+per source (its size, or why it cannot be read) and nothing more. A
 source is sized by a ranged GET of its first bytes, kept for the writer while the budget has
 room (a small file then costs one request), past that by a HEAD. The job's policy (missing
 files, largest archive) is applied once, when the last source is sized; the writer checks it
@@ -11,10 +13,10 @@ copy (`copying.py`) has its stored checksum looked up too, still before it count
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
 
 from archiver.app.engine.budget import FirstChunks
 from archiver.app.engine.deflate import worth_deflating
@@ -30,6 +32,9 @@ from archiver.domain.ports import ObjectInfo, ObjectStore
 from archiver.domain.zipformat import archive_size_bound
 
 PROBE_BYTES = 1024 * 1024
+SIZING_AHEAD = 2
+"""Sources queued for sizing per thread of the job's pool: enough that no thread waits for the
+next, few enough that queued requests cost nothing against the job's length."""
 
 Admit = Callable[[SourceCheck], Admitted]
 """The job's policy: raises PermanentError when the job cannot be done."""
@@ -59,8 +64,12 @@ class Sizing:
         self._checksums: dict[ObjectRef, int | None] = {}  # of the sources that may be copied
         self._to_store = {e.source for e in plan.entries if e.method is EntryMethod.STORED}
         self._lock = threading.Lock()
+        self._sized = threading.Condition(self._lock)  # notified as each outcome is recorded
+        self._outcomes: dict[ObjectRef, ObjectInfo | ObjectUnavailable] = {}
+        self._errors: dict[ObjectRef, BaseException] = {}  # could not be sized: not the job's fault
         self._left = len(self._uses)
         self._all_sized = threading.Event()
+        self._closed = False
         self._known_bytes = 0
         self._unavailable_entries = 0
         self._admitted: Admitted | None = None
@@ -71,11 +80,23 @@ class Sizing:
         first_use: dict[ObjectRef, int] = {}
         for index, entry in enumerate(plan.entries):
             first_use.setdefault(entry.source, index)
-        self._outcomes: dict[ObjectRef, Future[ObjectInfo | ObjectUnavailable]] = {
-            ref: self.executor.submit(index, self._size, ref) for ref, index in first_use.items()
-        }
+        # Queued a few at a time, not all at once: a queued request costs ~1.5 KiB (its future),
+        # and a job may list 100,000 sources.
+        self._unqueued = iter(first_use.items())
+        with self._lock:
+            for _ in range(SIZING_AHEAD * max(1, transfer.concurrency)):
+                self._queue_next()
 
-    def _size(self, ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
+    def _queue_next(self) -> None:
+        """Queue the next source to size, if any (holding the lock)."""
+        if self._closed:
+            return
+        upcoming = next(self._unqueued, None)
+        if upcoming is not None:
+            ref, index = upcoming
+            self.executor.submit(index, self._size, ref)
+
+    def _size(self, ref: ObjectRef) -> None:
         outcome: ObjectInfo | ObjectUnavailable | None = None
         try:
             info = self._probe_or_stat(ref)
@@ -86,21 +107,34 @@ class Sizing:
             # Kept until the job ends, for every missing source: a copy that was never raised
             # holds no traceback and no cause (botocore's response, its frames: ~20 KiB each).
             outcome = ObjectUnavailable(
-                unavailable.location, unavailable.reason, unavailable.detail
+                unavailable.location, unavailable.reason, sys.intern(unavailable.detail)
             )
-        finally:
-            self._count(ref, outcome)  # before the outcome is published: it comes with totals
-        return outcome
+        except BaseException as error:
+            self._record(ref, None, error)
+            raise
+        self._record(ref, outcome, None)
 
-    def _count(self, ref: ObjectRef, outcome: ObjectInfo | ObjectUnavailable | None) -> None:
+    def _record(
+        self,
+        ref: ObjectRef,
+        outcome: ObjectInfo | ObjectUnavailable | None,
+        error: BaseException | None,
+    ) -> None:
         with self._lock:
             if isinstance(outcome, ObjectInfo):
                 self._known_bytes += outcome.size * self._uses[ref]
             elif outcome is not None:
                 self._unavailable_entries += self._uses[ref]
+            if outcome is not None:
+                self._outcomes[ref] = outcome
+            else:
+                assert error is not None
+                self._errors[ref] = error
             self._left -= 1
             if self._left == 0:
                 self._all_sized.set()
+            self._sized.notify_all()
+            self._queue_next()
 
     def _probe_or_stat(self, ref: ObjectRef) -> ObjectInfo:
         kept = self.first_chunks
@@ -118,7 +152,14 @@ class Sizing:
 
     def outcome(self, ref: ObjectRef) -> ObjectInfo | ObjectUnavailable:
         """The source's size, waiting for it; TransientError if it could not be sized."""
-        return self._outcomes[ref].result()
+        with self._lock:
+            while ref not in self._outcomes and ref not in self._errors:
+                if self._closed:
+                    raise JobCancelled("sizing was stopped before this source was sized")
+                self._sized.wait(STOP_POLL_SECONDS)
+            if ref in self._errors:
+                raise self._errors[ref]
+            return self._outcomes[ref]
 
     def compressible(self, ref: ObjectRef) -> bool | None:
         """The deflate trial on the source's first bytes, if it was made while sizing."""
@@ -142,7 +183,8 @@ class Sizing:
         return self.first_chunks.size_of(ref)
 
     def is_sized(self, ref: ObjectRef) -> bool:
-        return self._outcomes[ref].done()
+        with self._lock:
+            return ref in self._outcomes or ref in self._errors
 
     def check_cancel(self) -> None:
         """Raise JobCancelled once the worker has asked running jobs to stop."""
@@ -201,8 +243,10 @@ class Sizing:
             ObjectUnavailable(str(prefix), Unavailable.NOT_FOUND, "no object under this prefix")
             for prefix in self.plan.unmatched
         ]
-        for future in self._outcomes.values():
-            outcome = future.result()
+        if self._errors:
+            raise next(iter(self._errors.values()))
+        for ref in self._uses:  # in job order, as the report lists them
+            outcome = self._outcomes[ref]
             if isinstance(outcome, ObjectInfo):
                 infos[outcome.ref] = outcome
             else:
@@ -211,5 +255,8 @@ class Sizing:
 
     def close(self) -> None:
         """Stop sizing; every byte kept for the writer goes back to the budget."""
+        with self._lock:
+            self._closed = True
+            self._sized.notify_all()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.first_chunks.release_all()
