@@ -81,15 +81,14 @@ def test_copies_stop_at_their_share_of_parts(monkeypatch: pytest.MonkeyPatch) ->
     assert not copies.chooses(20 * MIB)  # the rest of the archive keeps its parts
 
 
-def test_a_copied_entry_keeps_its_first_bytes_and_reads_a_crc_only_when_none_is_stored() -> None:
+def test_a_copied_entry_keeps_only_its_first_bytes() -> None:
     data = os.urandom(7 * MIB)
-    read = CopiedEntry(None)
-    known = CopiedEntry(1234)
-    for entry in (read, known):
+    unknown, known = CopiedEntry(None), CopiedEntry(1234)
+    for entry in (unknown, known):
         entry.read(data[: 3 * MIB])
         entry.read(data[3 * MIB :])
-    assert read.head == known.head == data[:MIN_PART_BYTES]
-    assert read.crc == zlib.crc32(data)
+    assert unknown.head == known.head == data[:MIN_PART_BYTES]
+    assert unknown.crc is None  # the copies will tell
     assert known.crc == 1234
 
 
@@ -176,6 +175,32 @@ def test_large_stored_entries_are_copied_by_the_store_and_the_archive_is_exact(
     assert uploaded[0]["copied_bytes"] == store.copied_bytes
     assert seen[-1].bytes_done == seen[-1].bytes_total == sum(map(len, bodies.values()))
     assert seen[-1].files_done == len(bodies)
+    assert not store.uploads
+
+
+@pytest.mark.parametrize("store_says", [True, False], ids=["copy-answers-crc", "moto-like"])
+def test_a_source_without_a_stored_crc_is_read_no_further_than_its_top_up(
+    store: MemoryObjectStore, make_service: ServiceFactory, store_says: bool
+) -> None:
+    """Its CRC-32 is what the store computed of each part it copied (S3 into a CRC32 upload):
+    the worker reads the top-up only. A store that does not say has the copied range read."""
+    store.copy_checksums = store_says
+    bodies = {f"{n}.mkv": os.urandom(12 * MIB + n) for n in range(3)}
+    for key, body in bodies.items():
+        store.add(ObjectRef(SOURCE, key), body, Checksum.NONE)
+    service = make_service()
+    plan = service.plan("job-1", _request(list(bodies)), SENT)
+    archive = service.build(plan)
+    data = store.objects[ARCHIVE]
+    assert isinstance(data, bytes)
+    assert contents(data) == {f"media/{key}": body for key, body in bodies.items()}
+    check_layout(data)
+    assert archive.crc32 == crc32_text(zlib.crc32(data))
+    total = sum(map(len, bodies.values()))
+    if store_says:
+        assert store.read_bytes <= len(bodies) * MIN_PART_BYTES
+    else:
+        assert store.read_bytes >= total
     assert not store.uploads
 
 

@@ -44,7 +44,7 @@ def test_patching_a_held_region_across_parts() -> None:
     sink.seek(5 * MIB - 10)
     sink.write(data[5 * MIB - 10 : 5 * MIB + 10])
     sink.seek(0, 2)
-    sink.unhold()
+    sink.unhold(5 * MIB - 10)
     result = sink.close()
     assert store.objects[TARGET] == bytes(data)
     assert result.crc32 == zlib.crc32(data)
@@ -64,11 +64,39 @@ def test_parts_past_a_held_header_go_out_at_once_and_the_crc_still_holds() -> No
     sink.seek(0)
     sink.write(data[:100])
     sink.seek(0, 2)
-    sink.unhold()
+    sink.unhold(0)
     result = sink.close()
     assert store.objects[TARGET] == bytes(data)
     assert result.crc32 == zlib.crc32(data)  # the parts' CRCs, combined in order
     assert result.size_bytes == len(data)
+
+
+def test_two_held_headers_each_keep_their_own_part_until_patched() -> None:
+    """Copied entries' headers wait for their copies while the writer goes on: each held
+    header keeps only the part it is in, and is let go on its own."""
+    store = MemoryObjectStore()
+    sink = make_sink(store)
+    data = bytearray(random.Random(3).randbytes(16 * MIB))
+    sink.write(b"A" * 100)
+    sink.hold(0)  # in part 1
+    sink.write(data[100 : 6 * MIB])
+    sink.hold(6 * MIB)  # in part 2
+    sink.write(b"B" * 100)
+    sink.write(data[6 * MIB + 100 :])
+    [upload] = store.uploads.values()
+    wait_until(lambda: sorted(upload.parts) == [3], timeout=10)
+    sink.seek(6 * MIB)
+    sink.write(data[6 * MIB : 6 * MIB + 100])
+    sink.seek(0, 2)
+    sink.unhold(6 * MIB)
+    wait_until(lambda: sorted(upload.parts) == [2, 3], timeout=10)  # part 1 still held
+    sink.seek(0)
+    sink.write(data[:100])
+    sink.seek(0, 2)
+    sink.unhold(0)
+    result = sink.close()
+    assert store.objects[TARGET] == bytes(data)
+    assert result.crc32 == zlib.crc32(data)
 
 
 def test_cannot_patch_what_was_already_uploaded() -> None:

@@ -68,8 +68,11 @@ class MemoryObjectStore:
         self.checksums: dict[ObjectRef, tuple[Checksum, int]] = {}  # with the part size
         self.refuse_copies: str | None = None
         """Set to an error code: every part copy is refused with it (CopyRefused)."""
+        self.copy_checksums = True
+        """Whether a part copy answers with the copied range's CRC-32 (S3 does; moto not)."""
         self.uploaded_bytes = 0  # part and object bodies sent to the store
         self.copied_bytes = 0  # bytes the store copied itself
+        self.read_bytes = 0  # bytes fetched by the store's callers
         self._lock = threading.Lock()
 
     def create_bucket(self, bucket: str) -> None:
@@ -122,6 +125,13 @@ class MemoryObjectStore:
         return info, self.fetch(ref, 0, min(length, info.size), info.etag)
 
     def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
+        data = self.read(ref, start, length, etag)
+        with self._lock:
+            self.read_bytes += len(data)
+        return data
+
+    def read(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
+        """`fetch` as the store itself reads (a copy): not counted as read by a caller."""
         self._check(ref, must_exist=True)
         body = self.objects[ref]
         if etag is not None and etag != _etag(body):
@@ -197,14 +207,15 @@ class MemoryMultipartUpload:
 
     def copy_part(
         self, number: int, source: ObjectRef, start: int, length: int, etag: str | None
-    ) -> None:
+    ) -> int | None:
         self._check_part(number)
         if self.store.refuse_copies is not None:
             raise CopyRefused(f"{source} into {self.ref}: {self.store.refuse_copies}")
-        data = self.store.fetch(source, start, length, etag)
+        data = self.store.read(source, start, length, etag)
         with self.store._lock:
             self.store.copied_bytes += length
         self.parts[number] = bytes(data)
+        return zlib.crc32(data) if self.store.copy_checksums else None
 
     def _check_part(self, number: int) -> None:
         if self.upload_id not in self.store.uploads:

@@ -9,7 +9,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from archiver.adapters.errors import classify, error_code, translated
-from archiver.domain.checksum import crc32_text
+from archiver.domain.checksum import crc32_text, crc32_value
 from archiver.domain.errors import CopyRefused, TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.ports import Buffer
@@ -92,7 +92,7 @@ class S3MultipartUpload:
 
     def copy_part(
         self, number: int, source: ObjectRef, start: int, length: int, etag: str | None
-    ) -> None:
+    ) -> int | None:
         arguments: dict[str, Any] = {
             "Bucket": self._ref.bucket,
             "Key": self._ref.key,
@@ -120,6 +120,8 @@ class S3MultipartUpload:
             part["ChecksumCRC32"] = result["ChecksumCRC32"]
         with self._lock:
             self._parts[number] = part
+        # The copied range's own CRC-32: S3 computes it for an upload created with CRC32.
+        return crc32_value(result["ChecksumCRC32"]) if "ChecksumCRC32" in result else None
 
     def complete(self, crc32: int) -> None:
         with self._lock:

@@ -38,8 +38,10 @@ class MultipartUpload(Protocol):
 
     def copy_part(
         self, number: int, source: ObjectRef, start: int, length: int, etag: str | None
-    ) -> None:
-        """Part `number` is `length` bytes of `source` from `start`, copied by the store itself.
+    ) -> int | None:
+        """Part `number` is `length` bytes of `source` from `start`, copied by the store itself;
+        the CRC-32 of those bytes as the store computed them (S3 does, into an upload created
+        with CRC32), or None when the store does not say.
 
         Pinned to `etag` (TransientError if the source changed); ObjectUnavailable names the
         source; CopyRefused when the store will not copy parts (permission, support).

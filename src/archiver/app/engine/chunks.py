@@ -2,7 +2,7 @@
 
 A small source is one chunk (often the bytes its size check already read); a large one is
 ranged GETs of `range_size`, all pinned to the version (ETag) that was sized. Of an entry the
-store copies (`copying.py`) only the first bytes are fetched, unless its CRC-32 must be read.
+store copies (`copying.py`) only the first bytes are fetched.
 """
 
 from __future__ import annotations
@@ -101,8 +101,7 @@ class ChunkFeed:
                 and self._sizing.stored(entry)
                 and self._copies.chooses(outcome.size)
             )
-            # Its first bytes only, for the top-up, unless every byte is read for its CRC-32.
-            upto = COPY_HEAD_BYTES if copied and self._sizing.checksum(source) is not None else None
+            upto = COPY_HEAD_BYTES if copied else None  # its first bytes only, for the top-up
             self._current = entry_chunks(
                 index, outcome, self._range_size, probed, copied=copied, upto=upto
             )

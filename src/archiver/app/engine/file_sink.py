@@ -7,6 +7,7 @@ from typing import BinaryIO
 
 from isal import isal_zlib
 
+from archiver.app.engine.copying import CopiedRange
 from archiver.app.engine.sink import SinkResult
 from archiver.domain.job import ObjectRef
 
@@ -34,13 +35,15 @@ class FileSink:
     def hold(self, offset: int) -> None:
         """A file can be patched anywhere: nothing to hold."""
 
-    def unhold(self) -> None:
+    def unhold(self, offset: int) -> None:
         """Nothing is held."""
 
     def top_up(self) -> int:
         return 0
 
-    def copy(self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int) -> None:
+    def copy(
+        self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int | None
+    ) -> CopiedRange:
         raise NotImplementedError("a local file is written byte by byte: nothing is copied")
 
     def wait_for_room(self) -> None:

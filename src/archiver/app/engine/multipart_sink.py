@@ -10,9 +10,9 @@ A stored entry's bytes may instead be copied by S3 from its source (`copy`, see
 topped it up to 5 MiB, `top_up`), the copied range becomes copy parts, and the next part begins
 after it. Copy parts hold no memory, so they have their own slots and never hold the writer.
 
-The archive's CRC-32 is each part's CRC-32 (taken as the part goes out, on the upload thread)
-and each copied range's (known from its source) combined in order, so no byte is held for it;
-the upload is completed with it as the object's full checksum, which S3 verifies.
+The archive's CRC-32 is each part's (taken as it goes out) and each copied range's (from its
+source, or S3's answers to the copies) combined in order, and S3 verifies it at completion.
+Several headers may be held at once: a copied entry's waits for its copies' CRC-32s.
 
 Writing may begin before the sources are all sized. A part's size is fixed when it is begun:
 the minimum until the `Estimate` is known, then what fits the bytes left to upload in the parts
@@ -24,13 +24,14 @@ from __future__ import annotations
 import bisect
 import io
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import structlog
 from isal import isal_zlib
 
+from archiver.app.engine.copying import CopiedRange
 from archiver.app.engine.sink import SinkResult, destination_errors
 from archiver.domain.checksum import combine
 from archiver.domain.errors import ObjectUnavailable, TransientError
@@ -69,15 +70,15 @@ class MultipartSink:
         self._sizes: list[int] = []
         self._parts: dict[int, bytearray] = {}
         self._crcs: dict[int, int] = {}  # of the parts sent, by index
-        # Copy parts by index: the first of a copied range has its (crc, length), others None.
-        self._copied: dict[int, tuple[int, int] | None] = {}
+        # Copy parts by index: the range each belongs to, and which of its parts it is.
+        self._copied: dict[int, tuple[CopiedRange, int]] = {}
         self._copy_slots = threading.BoundedSemaphore(upload_concurrency)
         self._copied_bytes = 0
         self._copy_parts_used = 0  # as `Estimate.copy_parts` counts them
         self._between_copies = between_copies  # a shutdown raises there
         self._position = 0
         self._end = 0
-        self._hold_from: int | None = None
+        self._holds: list[int] = []  # offsets of headers still to be patched
         self._upload: MultipartUpload | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._slots = threading.BoundedSemaphore(upload_concurrency)
@@ -136,21 +137,16 @@ class MultipartSink:
         return target
 
     def hold(self, offset: int) -> None:
-        self._hold_from = offset
+        self._holds.append(offset)
 
-    def unhold(self) -> None:
-        self._hold_from = None
+    def unhold(self, offset: int) -> None:
+        self._holds.remove(offset)
         self._send_ready_parts()
 
     def _is_held(self, index: int) -> bool:
-        """The part may still be patched: it overlaps the held header's reach."""
-        if self._hold_from is None:
-            return False
-        start = self._starts[index]
-        return (
-            start <= self._hold_from + LOCAL_HEADER_REACH
-            and start + self._sizes[index] > self._hold_from
-        )
+        """The part may still be patched: it overlaps a held header's reach."""
+        start, end = self._starts[index], self._starts[index] + self._sizes[index]
+        return any(start <= held + LOCAL_HEADER_REACH and end > held for held in self._holds)
 
     def _is_full(self, index: int) -> bool:
         return self._starts[index] + self._sizes[index] <= self._end
@@ -204,32 +200,35 @@ class MultipartSink:
         fill = self._position - self._starts[index]
         return 0 if fill == self._sizes[index] else top_up(fill)
 
-    def copy(self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int) -> None:
+    def copy(
+        self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int | None
+    ) -> CopiedRange:
         """Close the part in progress where the copy begins; the range goes as copy parts."""
+        ranges = copy_parts(start, length)
+        copied = CopiedRange(ranges, crc)
         if self._closed:
-            return
-        if self._position != self._end or self._hold_from is not None:
-            raise RuntimeError("a copy must follow the last byte written, with nothing held")
+            return copied
+        if self._position != self._end:
+            raise RuntimeError("a copy must follow the last byte written")
         if self.top_up():
             raise RuntimeError(f"a copy at {self._position} follows a part under 5 MiB")
         if self._position:
             index = self._part_at(self._position - 1)
             self._sizes[index] = self._position - self._starts[index]
             self._send_ready_parts()
-        upload = self._started()
-        first = len(self._starts)
-        ranges = copy_parts(start, length)
+        upload, copying = self._started(), (self._store, source, etag)
         self._copied_bytes += length
         self._copy_parts_used += 1 + len(ranges)
-        for offset, size in ranges:
+        for number, (_, size) in enumerate(ranges):
             self._between_copies()
             index = len(self._starts)
             self._starts.append(self._position)
             self._sizes.append(size)
-            self._copied[index] = (crc, length) if index == first else None
+            self._copied[index] = (copied, number)
             self._position += size
             self._end = self._position
-            self._run(self._copy_slots, upload.copy_part, index + 1, source, offset, size, etag)
+            self._run(self._copy_slots, copied.copy_part, index + 1, upload, *copying, number)
+        return copied
 
     def _upload_part(self, number: int, data: Buffer) -> None:
         assert self._upload is not None
@@ -250,7 +249,7 @@ class MultipartSink:
         """Send what is left and complete the upload (one PutObject if it fits in one part)."""
         if self._closed:
             raise RuntimeError("sink already closed")
-        self._hold_from = None
+        self._holds.clear()
         if self._upload is None and len(self._sizes) <= 1:
             data = bytes(self._parts.pop(0, b""))
             with destination_errors(self._ref):
@@ -262,18 +261,21 @@ class MultipartSink:
         for future in self._pending:
             future.result()
         self._pending = []
-        crc = combine(  # a copied range's first part stands for the whole range
-            self._copied[index] or (0, 0)
-            if index in self._copied
-            else (self._crcs[index], min(size, self._end - self._starts[index]))
-            for index, size in enumerate(self._sizes)
-        )
+        crc = combine(self._pieces())
         assert self._upload is not None
         with destination_errors(self._ref):
             self._upload.complete(crc)
         self._shutdown()
         self._closed = True
         return SinkResult(self._end, crc, self._copied_bytes)
+
+    def _pieces(self) -> Iterator[tuple[int, int]]:
+        """(crc, length) of the archive in order: each part's, a copied range's as it says."""
+        for index, size in enumerate(self._sizes):
+            if index not in self._copied:
+                yield self._crcs[index], min(size, self._end - self._starts[index])
+            elif self._copied[index][1] == 0:  # a range's first part stands for the range
+                yield from self._copied[index][0].pieces()
 
     def abort(self) -> None:
         """Stop uploading and abort the multipart upload, so no storage is left behind."""

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+from archiver.app.engine.copying import CopiedRange
 from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
 
@@ -32,18 +33,23 @@ class ArchiveSink(Protocol):
 
     def seek(self, offset: int, whence: int = 0, /) -> int: ...
 
-    def hold(self, offset: int) -> None: ...
+    def hold(self, offset: int) -> None:
+        """The header at `offset` will be patched: keep what it is in (several may be held)."""
+        ...
 
-    def unhold(self) -> None:
-        """The held header is patched: what held parts there are may go."""
+    def unhold(self, offset: int) -> None:
+        """The header at `offset` is patched: what only it held may go."""
         ...
 
     def top_up(self) -> int:
         """Bytes to write before a `copy` may follow."""
         ...
 
-    def copy(self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int) -> None:
-        """The next `length` bytes are the source's from `start` (CRC-32 `crc`), copied."""
+    def copy(
+        self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int | None
+    ) -> CopiedRange:
+        """The next `length` bytes are the source's from `start`, copied; their CRC-32 is
+        `crc` when known, else the range tells it once the copies answer."""
         ...
 
     def wait_for_room(self) -> None:

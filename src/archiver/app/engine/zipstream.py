@@ -4,17 +4,20 @@ An entry whose bytes are all in hand (most small files: one probe or one range) 
 and compressed first, so its header goes out complete and nothing is held. A larger entry is
 streamed: its header goes out with placeholders, the sink holds the part(s) it is in, and once
 the data is written the header is patched in place (same length) and released. A stored entry
-the store copies from its source goes out with its header complete (its CRC-32 is known), then
-as many of its first bytes as the part before the copy needs, then the copy.
+the store copies from its source goes out with its header, then as many of its first bytes as
+the part before the copy needs, then the copy; when its CRC-32 was not known beforehand, the
+header is held and patched once the copies tell it, while the writer goes on.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from isal import isal_zlib
 
+from archiver.app.engine.copying import CopiedRange
 from archiver.app.engine.deflate import compressor
 from archiver.app.engine.sink import ArchiveSink
 from archiver.domain.checksum import crc32_of_rest
@@ -30,6 +33,17 @@ from archiver.domain.zipformat import (
     local_header,
     needs_zip64,
 )
+
+HELD_COPIES = 4
+"""Copied entries whose headers may wait for their CRC-32 at once: the writer goes on past
+them, up to this many parts held (each at most a part's size: the one the header is in)."""
+
+
+@dataclass
+class _Unpatched:
+    index: int  # in the stream's entries
+    head_crc: int  # of the entry's bytes topped up before the copy
+    copied: CopiedRange
 
 
 @dataclass
@@ -49,10 +63,12 @@ class ZipStream:
         self._stamp = dos_stamp(modified)
         self._entries: list[Entry] = []
         self._streaming: _Streaming | None = None
+        self._unpatched: deque[_Unpatched] = deque()
 
     def add(self, name: str, data: Buffer, deflate: bool) -> None:
         """An entry whose bytes are all here: its header is complete before it is written."""
         self._check_idle()
+        self._patch(HELD_COPIES)
         payload: Buffer = data
         if deflate:
             stream = compressor()
@@ -67,26 +83,57 @@ class ZipStream:
         self._entries.append(entry)
 
     def copy(
-        self, name: str, source: ObjectRef, etag: str | None, crc: int, size: int, head: Buffer
+        self,
+        name: str,
+        source: ObjectRef,
+        etag: str | None,
+        crc: int | None,
+        size: int,
+        head: Buffer,
     ) -> None:
-        """A stored entry of `size` bytes (CRC-32 `crc`) the sink copies from `source`,
-        after the top-up taken from its first bytes (`head`)."""
+        """A stored entry of `size` bytes the sink copies from `source`, after the top-up
+        taken from its first bytes (`head`). Without its CRC-32 (`crc`), its header is held
+        and patched once the copies tell it."""
         self._check_idle()
+        offset = self._sink.tell()
         entry = Entry(
-            name, STORED, self._stamp, crc, size, size, self._sink.tell(), needs_zip64(size, STORED)
+            name, STORED, self._stamp, crc or 0, size, size, offset, needs_zip64(size, STORED)
         )
+        if crc is None:
+            self._sink.hold(offset)
         self._sink.write(local_header(entry))
         sent = self._sink.top_up()
         if sent > len(head) or size - sent < MIN_PART_BYTES:
             raise RuntimeError(f"{name}: {size} bytes cannot be copied after a {sent}-byte top-up")
         self._sink.write(memoryview(head)[:sent])
-        rest = crc32_of_rest(crc, isal_zlib.crc32(memoryview(head)[:sent]), size - sent)
-        self._sink.copy(source, sent, size - sent, etag, rest)
+        head_crc = isal_zlib.crc32(memoryview(head)[:sent])
+        rest = None if crc is None else crc32_of_rest(crc, head_crc, size - sent)
+        copied = self._sink.copy(source, sent, size - sent, etag, rest)
         self._entries.append(entry)
+        if crc is None:
+            self._unpatched.append(_Unpatched(len(self._entries) - 1, head_crc, copied))
+            self._patch(HELD_COPIES)
+
+    def _patch(self, keep: int) -> None:
+        """Patch the headers whose copies have answered, waiting for the oldest while more
+        than `keep` are held (each holds the part its header is in)."""
+        while self._unpatched and (len(self._unpatched) > keep or self._unpatched[0].copied.done()):
+            unpatched = self._unpatched.popleft()
+            entry = self._entries[unpatched.index]
+            crc = isal_zlib.crc32_combine(
+                unpatched.head_crc, unpatched.copied.crc(), unpatched.copied.length
+            )
+            entry = self._entries[unpatched.index] = replace(entry, crc=crc)
+            end = self._sink.tell()
+            self._sink.seek(entry.offset)
+            self._sink.write(local_header(entry))
+            self._sink.seek(end)
+            self._sink.unhold(entry.offset)
 
     def begin(self, name: str, size: int, deflate: bool) -> None:
         """An entry of `size` bytes that will arrive in pieces (`write`, then `end`)."""
         self._check_idle()
+        self._patch(HELD_COPIES)
         method = DEFLATED if deflate else STORED
         offset = self._sink.tell()
         header = Entry(name, method, self._stamp, 0, 0, size, offset, needs_zip64(size, method))
@@ -122,13 +169,14 @@ class ZipStream:
         self._sink.seek(entry.offset)
         self._sink.write(local_header(entry))
         self._sink.seek(end)
-        self._sink.unhold()
+        self._sink.unhold(entry.offset)
         self._entries.append(entry)
         self._streaming = None
 
     def close(self) -> None:
         """Write the central directory and the end records after the last entry."""
         self._check_idle()
+        self._patch(0)
         start = self._sink.tell()
         for piece in central_directory(self._entries, start):
             self._sink.write(piece)
