@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from archiver.adapters.memory import MemoryObjectStore
 from archiver.app.composition.settings import Settings
 from archiver.app.engine.budget import ByteBudget
 from archiver.app.jobs.answer import Jobs
@@ -15,6 +16,7 @@ from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.app.worker.loop import Ops, Outcome, Worker
 from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection
 from archiver.app.worker.progress import ProgressTracker
+from archiver.domain.multipart import STAGING_PREFIX
 from archiver.domain.ports import Notifier, Queue
 
 KIB = 1024
@@ -92,3 +94,9 @@ def make_worker(
         ops,
         max_receives=max_receives,
     )
+
+
+def staging_left(store: MemoryObjectStore) -> list[str]:
+    """Staging objects and open uploads still in the store: none may be once a job ends."""
+    objects = [ref.key for ref in store.objects if ref.key.startswith(STAGING_PREFIX)]
+    return objects + [upload.ref.key for upload in store.uploads.values()]

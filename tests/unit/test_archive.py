@@ -323,8 +323,8 @@ def test_a_missing_source_sized_after_writing_began_aborts_and_names_them_all(
     uploads_seen: list[int] = []
 
     def progress(_: Progress) -> None:
-        uploads_seen.append(len(store.uploads))
-        if store.uploads:
+        uploads_seen.append(sum(up.ref == plan.archive for up in store.uploads.values()))
+        if uploads_seen[-1]:
             writing.set()  # gone-1 is sized only once the upload has begun
 
     with pytest.raises(PermanentError) as caught:

@@ -12,8 +12,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from archiver.adapters.memory import Checksum, MemoryMultipartUpload, MemoryObjectStore
-from archiver.app.engine.copying import CopiedEntry
 from archiver.app.engine.multipart_sink import MultipartSink
+from archiver.app.engine.sizing import PROBE_BYTES
 from archiver.domain import multipart
 from archiver.domain.checksum import combine, crc32_of_rest, crc32_text, crc32_value
 from archiver.domain.errors import ErrorCode, JobCancelled, PermanentError, TransientError
@@ -23,6 +23,7 @@ from archiver.domain.multipart import (
     MAX_PART_BYTES,
     MIN_COPIED_ENTRY_BYTES,
     MIN_PART_BYTES,
+    STAGED_BYTES,
     Copies,
     copy_parts,
     parts_for_copy,
@@ -30,7 +31,7 @@ from archiver.domain.multipart import (
 )
 from archiver.domain.notifications import Progress
 from archiver.domain.ports import ObjectHeaders
-from tests.support import MIB, build_options
+from tests.support import MIB, build_options, staging_left
 from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
 from tests.zipcheck import check_layout, contents
 
@@ -38,15 +39,24 @@ ARCHIVE = ObjectRef(DESTINATION, "job-1/download-2026-11-27.zip")
 
 
 @pytest.mark.parametrize(
-    "length", [MIN_PART_BYTES, 100 * MIB, COPY_PART_BYTES, COPY_PART_BYTES + 1, 5 * 1024**3 + 7]
-)
-def test_a_copied_range_is_cut_into_even_parts_within_s3_limits(length: int) -> None:
+    "length",
+    [MIN_PART_BYTES, 2 * MIN_PART_BYTES - 1, 2 * MIN_PART_BYTES, 100 * MIB, COPY_PART_BYTES,
+     COPY_PART_BYTES + 1, 5 * 1024**3 + 7],
+)  # fmt: skip
+def test_a_copied_range_is_cut_into_parts_within_s3_limits_its_last_5_mib_apart(
+    length: int,
+) -> None:
     parts = copy_parts(1000, length)
     assert parts[0][0] == 1000
     assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(parts))
     assert sum(n for _, n in parts) == length
     assert all(MIN_PART_BYTES <= n <= min(COPY_PART_BYTES, MAX_PART_BYTES) for _, n in parts)
-    assert max(n for _, n in parts) - min(n for _, n in parts) <= 1
+    if length >= STAGED_BYTES + MIN_PART_BYTES:
+        assert parts[-1][1] == STAGED_BYTES  # the part a staging object copies first
+        body = [n for _, n in parts[:-1]]
+        assert max(body) - min(body) <= 1
+    else:
+        assert parts == [(1000, length)]
     assert len(parts) + 1 <= parts_for_copy(length + MIN_PART_BYTES)
 
 
@@ -81,17 +91,6 @@ def test_copies_stop_at_their_share_of_parts(monkeypatch: pytest.MonkeyPatch) ->
     assert not copies.chooses(20 * MIB)  # the rest of the archive keeps its parts
 
 
-def test_a_copied_entry_keeps_only_its_first_bytes() -> None:
-    data = os.urandom(7 * MIB)
-    unknown, known = CopiedEntry(None), CopiedEntry(1234)
-    for entry in (unknown, known):
-        entry.read(data[: 3 * MIB])
-        entry.read(data[3 * MIB :])
-    assert unknown.head == known.head == data[:MIN_PART_BYTES]
-    assert unknown.crc is None  # the copies will tell
-    assert known.crc == 1234
-
-
 def test_the_sink_closes_a_part_at_5_mib_before_a_copy_and_combines_the_crcs(
     store: MemoryObjectStore,
 ) -> None:
@@ -112,8 +111,11 @@ def test_the_sink_closes_a_part_at_5_mib_before_a_copy_and_combines_the_crcs(
     assert store.objects[ARCHIVE] == expected
     assert result.crc32 == zlib.crc32(expected)
     assert result.copied_bytes == len(rest)
-    assert store.copied_bytes == len(rest)
+    # Its last part went into a staging object first; with only the end after it, the
+    # archive copied it from the source, and the staging object was dropped.
+    assert store.copied_bytes == 2 * len(rest)
     assert store.uploaded_bytes == MIN_PART_BYTES + 4
+    assert not staging_left(store)
 
 
 def test_a_copy_after_a_short_part_is_a_bug_not_an_archive(store: MemoryObjectStore) -> None:
@@ -133,7 +135,7 @@ def _sources(store: MemoryObjectStore) -> dict[str, bytes]:
         "full.mp4": (os.urandom(12 * MIB), Checksum.FULL_OBJECT),
         "composite.mov": (os.urandom(21 * MIB + 5), Checksum.COMPOSITE),
         "none.mkv": (os.urandom(30 * MIB + 1), Checksum.NONE),
-        "small.jpg": (os.urandom(7 * MIB), Checksum.FULL_OBJECT),  # under 10 MiB: streamed
+        "small.jpg": (os.urandom(7 * MIB), Checksum.FULL_OBJECT),  # one copied part
         "random.bin": (os.urandom(15 * MIB), Checksum.FULL_OBJECT),  # sampled, does not shrink
         "notes.txt": (text, Checksum.FULL_OBJECT),  # deflated: never copied
     }
@@ -142,7 +144,7 @@ def _sources(store: MemoryObjectStore) -> dict[str, bytes]:
     return {key: body for key, (body, _) in bodies.items()}
 
 
-COPIED = ("full.mp4", "composite.mov", "none.mkv", "random.bin")
+COPIED = ("full.mp4", "composite.mov", "none.mkv", "small.jpg", "random.bin")
 
 
 def _request(keys: list[str]) -> JobRequest:
@@ -167,12 +169,17 @@ def test_large_stored_entries_are_copied_by_the_store_and_the_archive_is_exact(
     assert methods["media/notes.txt"] == zipfile.ZIP_DEFLATED
     assert archive.crc32 == crc32_text(zlib.crc32(data))
     copied = sum(len(bodies[key]) for key in COPIED)
-    # Each copied entry gives up at most 5 MiB to the part before it; nothing else is copied.
-    assert copied - len(COPIED) * MIN_PART_BYTES <= store.copied_bytes < copied
-    manifest = len(store.objects[plan.manifest])  # type: ignore[arg-type]
-    assert store.uploaded_bytes - manifest + store.copied_bytes == len(data)
+    # Only the first copied entry tops up the part before it (at most 5 MiB): the others'
+    # headers go with the previous entry's staging object.
     uploaded = [e for e in logs if e["event"] == "archive_uploaded"]
-    assert uploaded[0]["copied_bytes"] == store.copied_bytes
+    assert copied - MIN_PART_BYTES <= uploaded[0]["copied_bytes"] < copied
+    # The worker read the deflated entry, that one top-up, and what probing read; it sent
+    # the deflated entry, the top-up, headers and the central directory.
+    deflated = zipfile.ZipFile(io.BytesIO(data)).getinfo("media/notes.txt").compress_size
+    assert store.read_bytes <= len(bodies["notes.txt"]) + MIN_PART_BYTES + 6 * PROBE_BYTES
+    manifest = len(store.objects[plan.manifest])  # type: ignore[arg-type]
+    assert store.uploaded_bytes - manifest <= deflated + MIN_PART_BYTES + 64 * 1024
+    assert not staging_left(store)
     assert seen[-1].bytes_done == seen[-1].bytes_total == sum(map(len, bodies.values()))
     assert seen[-1].files_done == len(bodies)
     assert not store.uploads
@@ -293,7 +300,7 @@ def test_a_shutdown_between_copies_aborts_the_upload(
     with pytest.raises(JobCancelled):
         service.build(plan, progress, cancel=cancel)
     assert ARCHIVE not in store.objects
-    assert not store.uploads
+    assert not staging_left(store)
     assert max(seen) == 1  # stopped at the next chunk, before another entry
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from archiver.adapters.memory import MemoryMultipartUpload, MemoryObjectStore
 from archiver.app.engine import multipart_sink as sink_module
+from archiver.app.engine import parts as parts_module
 from archiver.app.engine.multipart_sink import MultipartSink
 from archiver.domain.errors import JobCancelled, ObjectUnavailable, TransientError, Unavailable
 from archiver.domain.job import ObjectRef
@@ -193,7 +194,7 @@ def test_part_size_fits_ten_thousand_parts(expected: int, minimum: int, part: in
 def test_parts_grow_once_the_expected_size_is_known(monkeypatch: pytest.MonkeyPatch) -> None:
     """Writing starts before the sources are all sized: the first parts are the minimum, then
     each new part takes what fits the rest into the parts left (here 6 parts in all)."""
-    monkeypatch.setattr(sink_module, "MAX_PARTS", 6)
+    monkeypatch.setattr(parts_module, "MAX_PARTS", 6)
     store = MemoryObjectStore()
     known: list[Estimate | None] = [None]
     asked: list[bool] = []
@@ -220,7 +221,7 @@ def test_parts_grow_once_the_expected_size_is_known(monkeypatch: pytest.MonkeyPa
 def test_past_the_early_parts_the_sink_waits_for_the_size(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sink_module, "EARLY_PARTS", 2)
+    monkeypatch.setattr(parts_module, "EARLY_PARTS", 2)
     store = MemoryObjectStore()
     asked: list[bool] = []
 
@@ -242,7 +243,7 @@ def test_parts_leave_room_for_the_copies_to_come_and_count_only_uploaded_bytes(
 ) -> None:
     """Copied bytes need no uploaded parts, and copies need parts of their own: 6 parts in all,
     2 kept for a copy, so 30 MiB to upload start in parts of 9 MiB."""
-    monkeypatch.setattr(sink_module, "MAX_PARTS", 6)
+    monkeypatch.setattr(parts_module, "MAX_PARTS", 6)
     store = MemoryObjectStore()
     store.create_bucket(TARGET.bucket)
     source = ObjectRef(TARGET.bucket, "video.mp4")
@@ -260,7 +261,7 @@ def test_parts_leave_room_for_the_copies_to_come_and_count_only_uploaded_bytes(
     rest = video[top_up:]
     sink.copy(source, top_up, len(rest), None, zlib.crc32(rest))
     sink.write(after)
-    [upload] = store.uploads.values()
+    [upload] = [upload for upload in store.uploads.values() if upload.ref == TARGET]
     sink.close()
     sizes = [len(upload.parts[number]) for number in sorted(upload.parts)]
     assert sizes == [9 * MIB, 9 * MIB, 5 * MIB, 9 * MIB, 5 * MIB, 4 * MIB]

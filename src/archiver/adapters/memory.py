@@ -173,8 +173,13 @@ class MemoryObjectStore:
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str:
         return f"memory://{ref.bucket}/{ref.key}?expires_in={expires_in}"
 
-    def abort_uploads(self, ref: ObjectRef) -> int:
-        stale = [upload for upload in list(self.uploads.values()) if upload.ref == ref]
+    def abort_uploads(self, ref: ObjectRef, *, under: bool = False) -> int:
+        stale = [
+            upload
+            for upload in list(self.uploads.values())
+            if upload.ref == ref
+            or (under and upload.ref.bucket == ref.bucket and upload.ref.key.startswith(ref.key))
+        ]
         for upload in stale:
             upload.abort()
         return len(stale)

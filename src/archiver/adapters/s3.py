@@ -272,10 +272,12 @@ class S3ObjectStore:
             "get_object", Params={"Bucket": ref.bucket, "Key": ref.key}, ExpiresIn=expires_in
         )
 
-    def abort_uploads(self, ref: ObjectRef) -> int:
+    def abort_uploads(self, ref: ObjectRef, *, under: bool = False) -> int:
+        """One listing page (1,000 uploads): a job leaves far fewer."""
         with translated(str(ref)):
             listing = self._client.list_multipart_uploads(Bucket=ref.bucket, Prefix=ref.key)
-            stale = [up for up in listing.get("Uploads", []) if up.get("Key") == ref.key]
-            for upload in stale:
-                S3MultipartUpload(self._client, ref, upload["UploadId"]).abort()
+            stale = [up for up in listing.get("Uploads", []) if under or up.get("Key") == ref.key]
+            for up in stale:
+                key = ObjectRef(ref.bucket, up["Key"])
+                S3MultipartUpload(self._client, key, up["UploadId"]).abort()
         return len(stale)

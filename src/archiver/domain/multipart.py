@@ -1,14 +1,19 @@
 """S3's multipart rules, and which part of an archive S3 may copy itself (pure arithmetic).
 
 Every part but the last is 5 MiB to 5 GiB, and an upload has at most 10,000 parts. A stored
-entry's bytes are its source's bytes unchanged, so `UploadPartCopy` can place them: the
-entry's local header, and the stream before it, travel in an uploaded part that must still
-reach 5 MiB, topped up with the entry's first bytes; the rest of the entry is copied.
+entry's bytes are its source's bytes unchanged, so `UploadPartCopy` can place them. What is
+written between two copied entries (the next one's local header, small entries) is usually
+under 5 MiB, too small for a part of its own: it goes out as the last part of a *staging
+object*, whose first part is the previous entry's last 5 MiB, copied; the archive copies the
+staging object whole. Only the first copied entry of a job may need its part before it topped
+up with its own first bytes (or one after 5 MiB of streamed entries).
 
-    ... | header + first bytes | copied (1..n parts) | next header + first bytes | ...
-          uploaded part, >= 5 MiB                     uploaded part, >= 5 MiB
+    first part: what comes before, the header, a top-up | copied (1..n parts) | copy of T | ...
+    T (staging): the entry's last 5 MiB, copied | the next header (+ small entries), uploaded
 
-An entry is copied when, whatever the top-up, at least 5 MiB are left to copy: from 10 MiB.
+Each copy into an upload created with CRC32 answers with the CRC-32 of what it copied, so an
+entry's CRC-32 is known without reading it, whatever checksum its source has. An entry is
+copied from 5 MiB.
 """
 
 from __future__ import annotations
@@ -21,8 +26,14 @@ MAX_PART_BYTES: Final = 5 * 1024**3
 MAX_PARTS: Final = 10_000
 
 COPY_HEAD_BYTES: Final = MIN_PART_BYTES
-"""The most of an entry's first bytes a top-up may take (and so what is fetched of it)."""
-MIN_COPIED_ENTRY_BYTES: Final = COPY_HEAD_BYTES + MIN_PART_BYTES
+"""The most of an entry's first bytes a top-up may take."""
+MIN_COPIED_ENTRY_BYTES: Final = MIN_PART_BYTES
+STAGED_BYTES: Final = MIN_PART_BYTES
+"""A copied range's last part, copied first into a staging object: the part that lets what
+follows it go out with it, whatever its size."""
+STAGING_PREFIX: Final = "archiver-staging/"
+"""Where staging objects live in the archive bucket: one literal prefix, so one lifecycle rule
+can expire what a killed worker left behind."""
 COPY_PART_BYTES: Final = 256 * 1024 * 1024
 """Copied ranges are cut into parts of about this size: S3 copies them in parallel, and a
 shutdown waits for no more than one such part per upload thread."""
@@ -47,22 +58,37 @@ def part_size_for(expected_bytes: int, minimum: int, parts: int = MAX_PARTS) -> 
 
 
 def copy_parts(start: int, length: int) -> list[tuple[int, int]]:
-    """A copied range cut into even parts of at most `COPY_PART_BYTES`: (start, length)."""
+    """A copied range cut into parts: (start, length). The last is `STAGED_BYTES` when the
+    rest can be a part too (else the whole range is one), the rest even parts of at most
+    `COPY_PART_BYTES`."""
     if length < MIN_PART_BYTES:
         raise ValueError(f"a copied range of {length} bytes is below the 5 MiB part minimum")
-    count = -(-length // COPY_PART_BYTES)
-    base, extra = divmod(length, count)
+    if length < STAGED_BYTES + MIN_PART_BYTES:
+        return [(start, length)]
+    body = length - STAGED_BYTES
+    count = -(-body // COPY_PART_BYTES)
+    base, extra = divmod(body, count)
     parts = []
     for index in range(count):
         size = base + (index < extra)
         parts.append((start, size))
         start += size
-    return parts
+    return [*parts, (start, STAGED_BYTES)]
 
 
 def parts_for_copy(size: int) -> int:
     """The most parts copying an entry of `size` bytes takes, the part it closes included."""
-    return 1 + -(-size // COPY_PART_BYTES)
+    return 2 + -(-size // COPY_PART_BYTES)
+
+
+def staging_prefix(archive_key: str) -> str:
+    """Where an archive's staging objects are written: `archiver-staging/{archive key}/`."""
+    return f"{STAGING_PREFIX}{archive_key}/"
+
+
+def staging_key(archive_key: str, part_number: int) -> str:
+    """The staging object that becomes the archive's part `part_number`."""
+    return f"{staging_prefix(archive_key)}part-{part_number:05d}"
 
 
 def top_up(part_fill: int) -> int:
@@ -95,7 +121,7 @@ def estimate(archive_bound: int, stored_sizes: Iterable[int]) -> Estimate:
     sizes of its stored entries in job order (the copy decisions replayed)."""
     copies, saved, reserved = Copies(), 0, 0
     for size in stored_sizes:
-        if copies.chooses(size):
-            saved += size - COPY_HEAD_BYTES
+        if copies.chooses(size):  # one under 10 MiB may be written whole after a top-up
+            saved += size - COPY_HEAD_BYTES if size >= COPY_HEAD_BYTES + MIN_PART_BYTES else 0
             reserved += parts_for_copy(size)
     return Estimate(archive_bound - saved, reserved)

@@ -87,8 +87,9 @@ class ObjectStore(Protocol):
 
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str: ...
 
-    def abort_uploads(self, ref: ObjectRef) -> int:
-        """Abort every unfinished multipart upload to `ref`; return how many there were."""
+    def abort_uploads(self, ref: ObjectRef, *, under: bool = False) -> int:
+        """Abort every unfinished multipart upload to `ref` (with `under`: to any key that
+        starts with `ref.key`); return how many there were."""
         ...
 
     def check_bucket(self, bucket: str, *, write: bool) -> None:

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing
 
 from archiver.app.engine.chunks import ChunkFeed
-from archiver.app.engine.copying import CopiedEntry
 from archiver.app.engine.deflate import worth_deflating
 from archiver.app.engine.fetching import Prefetcher
 from archiver.app.engine.sink import ArchiveSink, SinkResult
@@ -60,7 +59,7 @@ def write_archive(
                 pace=sink.wait_for_room,
             )
         ) as fetched:
-            archive = _Writer(sizing, ZipStream(sink, plan.created_at))
+            archive = _Writer(sizing, store, ZipStream(sink, plan.created_at))
             for chunk, data in _translated(fetched):
                 sizing.check_cancel()
                 sizing.check_policy()
@@ -92,13 +91,13 @@ class _Writer:
     """Chunks, in job order, into the ZIP stream: each entry written whole, streamed, or
     copied by the store after its first bytes."""
 
-    def __init__(self, sizing: Sizing, stream: ZipStream) -> None:
+    def __init__(self, sizing: Sizing, store: ObjectStore, stream: ZipStream) -> None:
         self.stream = stream
         self._sizing = sizing
-        self._copied: CopiedEntry | None = None
+        self._store = store
 
     def write(self, chunk: Chunk, data: Buffer) -> int:
-        """Write (or, for a copied entry, read) a chunk; the entry's bytes now done."""
+        """Write a chunk (or have a copied entry copied); the entry's bytes now done."""
         entry = self._sizing.plan.entries[chunk.entry]
         if chunk.copied:
             return self._copy(entry, chunk, data)
@@ -116,17 +115,19 @@ class _Writer:
         return len(data)
 
     def _copy(self, entry: PlannedEntry, chunk: Chunk, data: Buffer) -> int:
-        if chunk.start == 0:
-            self._copied = CopiedEntry(self._sizing.checksum(entry.source))
-        copied = self._copied
-        assert copied is not None
-        copied.read(data)
-        if not chunk.last:
-            return 0
+        """An entry the store copies: of its bytes, only what a top-up needs is read."""
+        probed = bytes(data)
+
+        def first_bytes(count: int) -> Buffer:
+            if count <= len(probed):
+                return probed[:count]
+            rest = self._store.fetch(chunk.ref, len(probed), count - len(probed), chunk.etag)
+            return probed + rest
+
+        stored_crc = self._sizing.checksum(entry.source)
         self.stream.copy(
-            entry.name, chunk.ref, chunk.etag, copied.crc, chunk.entry_size, copied.head
+            entry.name, chunk.ref, chunk.etag, stored_crc, chunk.entry_size, first_bytes
         )
-        self._copied = None
         return chunk.entry_size
 
 

@@ -2,7 +2,8 @@
 
 A small source is one chunk (often the bytes its size check already read); a large one is
 ranged GETs of `range_size`, all pinned to the version (ETag) that was sized. Of an entry the
-store copies (`copying.py`) only the first bytes are fetched.
+store copies (`copying.py`) nothing more is fetched: one chunk stands for it, holding what its
+size check read, if anything.
 """
 
 from __future__ import annotations
@@ -12,35 +13,28 @@ from collections.abc import Iterator, Sequence
 from archiver.app.engine.transfer import Chunk, SizedSources
 from archiver.domain.errors import ObjectUnavailable
 from archiver.domain.job import ObjectRef
-from archiver.domain.multipart import COPY_HEAD_BYTES, Copies
+from archiver.domain.multipart import Copies
 from archiver.domain.plan import PlannedEntry
 from archiver.domain.ports import ObjectInfo
 
 
 def entry_chunks(
-    index: int,
-    info: ObjectInfo,
-    range_size: int,
-    probed: int | None = None,
-    *,
-    copied: bool = False,
-    upto: int | None = None,
+    index: int, info: ObjectInfo, range_size: int, probed: int | None = None
 ) -> Iterator[Chunk]:
-    """Every byte of one entry (up to `upto`) once, in order: a probed first chunk, then
-    ranges."""
-    end = info.size if upto is None else min(upto, info.size)
+    """Every byte of one entry once, in order: a probed first chunk, then ranges."""
+    end = info.size
     start = 0
     if probed is not None:
         length = min(probed, end)
         last = length >= end
-        yield Chunk(index, info.ref, 0, length, info.etag, last, True, info.size, copied)
+        yield Chunk(index, info.ref, 0, length, info.etag, last, True, info.size)
         if last:
             return
         start = length
     while True:
         length = min(range_size, end - start)
         last = start + length >= end
-        yield Chunk(index, info.ref, start, length, info.etag, last, False, info.size, copied)
+        yield Chunk(index, info.ref, start, length, info.etag, last, False, info.size)
         if last:
             return
         start += length
@@ -101,9 +95,10 @@ class ChunkFeed:
                 and self._sizing.stored(entry)
                 and self._copies.chooses(outcome.size)
             )
-            upto = COPY_HEAD_BYTES if copied else None  # its first bytes only, for the top-up
-            self._current = entry_chunks(
-                index, outcome, self._range_size, probed, copied=copied, upto=upto
-            )
+            if copied:  # nothing fetched: the bytes its size check read, if it kept them
+                length = probed or 0
+                ref, etag, size = outcome.ref, outcome.etag, outcome.size
+                return Chunk(index, ref, 0, length, etag, True, bool(probed), size, True)
+            self._current = entry_chunks(index, outcome, self._range_size, probed)
             return next(self._current)
         raise StopIteration

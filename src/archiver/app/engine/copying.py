@@ -1,12 +1,13 @@
-"""Server-side copy: a copied entry's first bytes, and the CRC-32 of what the store copies.
+"""Server-side copy: the CRC-32 of what the store copies.
 
 An entry is copied when it is stored (never deflated: its bytes are the source's), at least
 `MIN_COPIED_ENTRY_BYTES`, and the job's share of parts for copies has room
 (`domain/multipart.py`, `Copies`). Its CRC-32 belongs in its local header, before its bytes:
 it is the checksum the source was stored with when it has one (looked up while sizing), else
-what S3 computes of each part it copies into the archive's upload (created with CRC32), the
-header patched once the copies answer. A store that does not say (moto) has the copied range
-read to learn it: reading only, its bytes are still copied.
+what S3 computes of each part it copies into an upload created with CRC32, the header patched
+once the copies answer. A store that does not say (moto) has the copied range read to learn
+it: reading only, its bytes are still copied. Of the entry itself the worker reads at most a
+top-up (`ZipStream.copy`), once per job in practice.
 """
 
 from __future__ import annotations
@@ -17,24 +18,10 @@ from isal import isal_zlib
 
 from archiver.domain.checksum import combine
 from archiver.domain.job import ObjectRef
-from archiver.domain.multipart import COPY_HEAD_BYTES
-from archiver.domain.ports import Buffer, MultipartUpload, ObjectStore
+from archiver.domain.ports import MultipartUpload, ObjectStore
 
 READ_BYTES = 8 * 1024 * 1024
 """How much of a copied range is read at once when the store does not give its CRC-32."""
-
-
-class CopiedEntry:
-    """A copied entry as the writer receives it: its first `COPY_HEAD_BYTES`, for the top-up."""
-
-    def __init__(self, stored_crc: int | None) -> None:
-        self.head = bytearray()
-        self.crc = stored_crc  # None: the copies will tell
-
-    def read(self, data: Buffer) -> None:
-        room = COPY_HEAD_BYTES - len(self.head)
-        if room > 0:
-            self.head += memoryview(data)[:room]
 
 
 class CopiedRange:
@@ -91,6 +78,16 @@ class CopiedRange:
         if self._error is not None:
             raise self._error
         return combine(self.pieces())
+
+    def part_crc(self, part: int) -> int:
+        """The CRC-32 of one part, once copied (or read) without error."""
+        with self._lock:
+            crc, error = self._crcs[part], self._error
+        if error is not None:
+            raise error
+        if crc is None:
+            raise RuntimeError(f"part {part} of the range has no CRC-32 yet")
+        return crc
 
     def pieces(self) -> list[tuple[int, int]]:
         """(crc, length) of the range, for the archive's CRC-32: its parts' if each told."""

@@ -80,10 +80,10 @@ class Prefetcher:
             chunk = self._upcoming
             probed = self.first.hand_over(chunk.ref) if chunk.probed else None
             future: Future[Buffer]
-            if probed is not None:
+            if probed is not None or chunk.length == 0:  # nothing to fetch
                 future = Future()
-                future.set_result(probed)
-                reserved = len(probed)
+                future.set_result(probed or b"")
+                reserved = len(probed or b"")
             else:
                 reserved = min(chunk.length, self.budget.capacity)
                 if not self.budget.try_acquire(reserved):

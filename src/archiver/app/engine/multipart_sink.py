@@ -6,48 +6,36 @@ sink cuts the stream into parts, each uploaded as soon as it is full unless it h
 still to be patched (`hold`): later parts go out meanwhile, out of order (S3 allows it).
 
 A stored entry's bytes may instead be copied by S3 from its source (`copy`, see
-`domain/multipart.py`): the part in progress is closed where the copy begins (the writer has
-topped it up to 5 MiB, `top_up`), the copied range becomes copy parts, and the next part begins
-after it. Copy parts hold no memory, so they have their own slots and never hold the writer.
+`domain/multipart.py`): the part in progress is closed where the copy begins, the copied
+range becomes copy parts, and the next part begins after it. The part before must reach
+5 MiB: the writer tops it up (`top_up`), unless it follows a copied range, whose last part
+then takes it along in a staging object (`staging.py`). Copy parts hold no memory, so they
+have their own slots and never hold the writer.
 
 The archive's CRC-32 is each part's (taken as it goes out) and each copied range's (from its
 source, or S3's answers to the copies) combined in order, and S3 verifies it at completion.
-Several headers may be held at once: a copied entry's waits for its copies' CRC-32s.
-
-Writing may begin before the sources are all sized. A part's size is fixed when it is begun:
-the minimum until the `Estimate` is known, then what fits the bytes left to upload in the parts
-left (those the copies to come need excluded). Past `EARLY_PARTS` the sink waits for it.
+Several headers may be held at once: a copied entry's waits for its copies' CRC-32s. Part
+sizes, and which parts are held, are `parts.py`'s.
 """
 
 from __future__ import annotations
 
-import bisect
 import io
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import structlog
 from isal import isal_zlib
 
 from archiver.app.engine.copying import CopiedRange
-from archiver.app.engine.sink import SinkResult, destination_errors
+from archiver.app.engine.parts import ExpectedSize, PartLayout
+from archiver.app.engine.sink import SinkResult, destination_errors, quietly
+from archiver.app.engine.staging import StagedPart
 from archiver.domain.checksum import combine
-from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
-from archiver.domain.multipart import MAX_PARTS, Estimate, copy_parts, part_size_for, top_up
+from archiver.domain.multipart import MAX_PARTS, MIN_PART_BYTES, copy_parts, top_up
 from archiver.domain.ports import Buffer, MultipartUpload, ObjectHeaders, ObjectStore
-from archiver.domain.zipformat import LOCAL_HEADER_REACH
-
-log = structlog.get_logger(__name__)
-
-# Parts begun at the minimum size before the archive's size is known (8 GiB at 8 MiB): enough
-# for sizing to finish first in practice; past it the sink waits, so 10,000 parts always do.
-EARLY_PARTS = 1_000
-
-ExpectedSize = Callable[[bool], Estimate | None]
-"""What the archive will upload and copy, or None while unknown; True asks to wait for it."""
 
 
 class MultipartSink:
@@ -64,21 +52,18 @@ class MultipartSink:
         self._store = store
         self._ref = ref
         self._headers = headers
-        self._min_part_size = part_size
-        self._expected_size = expected_size
-        self._starts: list[int] = []  # where each begun part starts in the archive
-        self._sizes: list[int] = []
+        self._layout = PartLayout(part_size, expected_size)
         self._parts: dict[int, bytearray] = {}
         self._crcs: dict[int, int] = {}  # of the parts sent, by index
         # Copy parts by index: the range each belongs to, and which of its parts it is.
         self._copied: dict[int, tuple[CopiedRange, int]] = {}
         self._copy_slots = threading.BoundedSemaphore(upload_concurrency)
-        self._copied_bytes = 0
-        self._copy_parts_used = 0  # as `Estimate.copy_parts` counts them
         self._between_copies = between_copies  # a shutdown raises there
         self._position = 0
         self._end = 0
-        self._holds: list[int] = []  # offsets of headers still to be patched
+        self._staged: dict[int, StagedPart] = {}  # every copied range's last part, by index
+        self._deferred: int | None = None  # the one not yet sent: what follows decides how
+        self._skips: dict[int, int] = {}  # a staged part's copied bytes, before its tail
         self._upload: MultipartUpload | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._slots = threading.BoundedSemaphore(upload_concurrency)
@@ -91,14 +76,15 @@ class MultipartSink:
             return len(data)  # after an abort: discard
         view = memoryview(data).cast("B")
         while view:
-            index = self._part_at(self._position)
-            offset = self._position - self._starts[index]
-            if index in self._crcs or index in self._copied:
+            index = self._layout.part_at(self._position)
+            skip = self._skips.get(index, 0)
+            offset = self._position - self._layout.starts[index] - skip
+            if index in self._crcs or offset < 0 or (index in self._copied and not skip):
                 raise RuntimeError(f"write at {self._position} into part {index + 1}, already sent")
             part = self._parts.setdefault(index, bytearray())
             if offset > len(part):
                 raise RuntimeError(f"write at {self._position} would leave a gap")
-            count = min(len(view), self._sizes[index] - offset)
+            count = min(len(view), self._layout.sizes[index] - skip - offset)
             part[offset : offset + count] = view[:count]
             self._position += count
             view = view[count:]
@@ -108,23 +94,6 @@ class MultipartSink:
 
     def tell(self) -> int:
         return self._position
-
-    def _part_at(self, position: int) -> int:
-        """The part holding `position`, beginning parts up to it as needed."""
-        while not self._starts or position >= self._starts[-1] + self._sizes[-1]:
-            start = self._starts[-1] + self._sizes[-1] if self._starts else 0
-            size = self._next_part_size(len(self._sizes), start)
-            self._starts.append(start)
-            self._sizes.append(size)
-        return bisect.bisect_right(self._starts, position) - 1
-
-    def _next_part_size(self, index: int, start: int) -> int:
-        expected = self._expected_size(index >= EARLY_PARTS)
-        if expected is None:
-            return self._min_part_size
-        left = max(0, expected.upload_bytes - (start - self._copied_bytes))
-        copies_to_come = max(0, expected.copy_parts - self._copy_parts_used)
-        return part_size_for(left, self._min_part_size, MAX_PARTS - index - copies_to_come)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
         if self._closed:
@@ -137,28 +106,45 @@ class MultipartSink:
         return target
 
     def hold(self, offset: int) -> None:
-        self._holds.append(offset)
+        self._layout.holds.append(offset)
 
     def unhold(self, offset: int) -> None:
-        self._holds.remove(offset)
+        self._layout.holds.remove(offset)
         self._send_ready_parts()
 
-    def _is_held(self, index: int) -> bool:
-        """The part may still be patched: it overlaps a held header's reach."""
-        start, end = self._starts[index], self._starts[index] + self._sizes[index]
-        return any(start <= held + LOCAL_HEADER_REACH and end > held for held in self._holds)
-
-    def _is_full(self, index: int) -> bool:
-        return self._starts[index] + self._sizes[index] <= self._end
-
     def _send_ready_parts(self) -> None:
+        deferred = self._deferred
+        if deferred is not None and self._position - self._layout.starts[deferred] >= (
+            self._layout.sizes[deferred] + MIN_PART_BYTES
+        ):
+            self._copy_direct()  # 5 MiB follow the range: its last part needs no staging
         for index in sorted(self._parts):
-            if self._is_full(index) and not self._is_held(index):
+            if self._layout.end_of(index) <= self._end and not self._layout.is_held(index):
                 self._send(index)
 
     def _send(self, index: int) -> None:
         self._crcs[index] = 0  # taken: written to no more; its CRC comes with the upload
-        self._run(self._slots, self._upload_part, index + 1, self._parts.pop(index))
+        if index in self._skips:  # a staged part: its tail goes with the staging object
+            staged, tail = self._staged[index], self._parts.pop(index)
+            self._run(self._copy_slots, staged.copy_staged, index + 1, self._started(), tail)
+        else:
+            self._run(self._slots, self._upload_part, index + 1, self._parts.pop(index))
+
+    def _copy_direct(self) -> None:
+        """The deferred part is followed by 5 MiB, or by the end: copied from its source."""
+        if self._deferred is not None:
+            index, self._deferred = self._deferred, None
+            staged = self._staged[index]
+            self._run(self._copy_slots, staged.copy_direct, index + 1, self._started())
+
+    def _stage(self, index: int) -> None:
+        """The part in progress (under 5 MiB) joins the deferred part before it: the staging
+        object's tail."""
+        deferred, self._deferred = self._deferred, None
+        assert deferred == index - 1
+        self._layout.merge(index, self._position)
+        self._skips[deferred] = self._staged[deferred].length
+        self._parts[deferred] = self._parts.pop(index)
 
     def wait_for_room(self) -> None:
         """Waited for before the writer takes a chunk: no full part waits in memory meanwhile."""
@@ -193,12 +179,14 @@ class MultipartSink:
         return self._upload
 
     def top_up(self) -> int:
-        """Bytes to write before a copy may follow: the part in progress must reach 5 MiB."""
+        """Bytes to write before a copy may follow: the part in progress must reach 5 MiB,
+        unless it follows a copied range (it then goes with that range's staging object)."""
         if self._position == 0:
             return 0  # nothing before it: the copy begins the archive
-        index = self._part_at(self._position - 1)
-        fill = self._position - self._starts[index]
-        return 0 if fill == self._sizes[index] else top_up(fill)
+        index = self._layout.part_at(self._position - 1)
+        fill = self._position - self._layout.starts[index]
+        staged = self._deferred is not None and self._deferred == index - 1
+        return 0 if staged or fill == self._layout.sizes[index] else top_up(fill)
 
     def copy(
         self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int | None
@@ -213,21 +201,29 @@ class MultipartSink:
         if self.top_up():
             raise RuntimeError(f"a copy at {self._position} follows a part under 5 MiB")
         if self._position:
-            index = self._part_at(self._position - 1)
-            self._sizes[index] = self._position - self._starts[index]
+            index = self._layout.part_at(self._position - 1)
+            fill = self._position - self._layout.starts[index]
+            if self._deferred == index - 1 and fill < MIN_PART_BYTES:
+                self._stage(index)
+            else:
+                self._layout.sizes[index] = fill
+                self._copy_direct()
             self._send_ready_parts()
         upload, copying = self._started(), (self._store, source, etag)
-        self._copied_bytes += length
-        self._copy_parts_used += 1 + len(ranges)
+        self._layout.copied_bytes += length
+        self._layout.copy_parts_used += 1 + len(ranges)
         for number, (_, size) in enumerate(ranges):
             self._between_copies()
-            index = len(self._starts)
-            self._starts.append(self._position)
-            self._sizes.append(size)
+            index = self._layout.add(size)
             self._copied[index] = (copied, number)
             self._position += size
             self._end = self._position
-            self._run(self._copy_slots, copied.copy_part, index + 1, upload, *copying, number)
+            if number < len(ranges) - 1:
+                self._run(self._copy_slots, copied.copy_part, index + 1, upload, *copying, number)
+                continue
+            staged = StagedPart(self._store, self._ref, index + 1, copied, source, etag)
+            self._staged[index], self._deferred = staged, index
+            self._run(self._copy_slots, staged.begin, index + 1)
         return copied
 
     def _upload_part(self, number: int, data: Buffer) -> None:
@@ -249,8 +245,9 @@ class MultipartSink:
         """Send what is left and complete the upload (one PutObject if it fits in one part)."""
         if self._closed:
             raise RuntimeError("sink already closed")
-        self._holds.clear()
-        if self._upload is None and len(self._sizes) <= 1:
+        self._layout.holds.clear()
+        self._copy_direct()  # the end follows the last range
+        if self._upload is None and len(self._layout.sizes) <= 1:
             data = bytes(self._parts.pop(0, b""))
             with destination_errors(self._ref):
                 self._store.put(self._ref, data, self._headers)
@@ -267,15 +264,17 @@ class MultipartSink:
             self._upload.complete(crc)
         self._shutdown()
         self._closed = True
-        return SinkResult(self._end, crc, self._copied_bytes)
+        return SinkResult(self._end, crc, self._layout.copied_bytes)
 
     def _pieces(self) -> Iterator[tuple[int, int]]:
         """(crc, length) of the archive in order: each part's, a copied range's as it says."""
-        for index, size in enumerate(self._sizes):
+        for index, size in enumerate(self._layout.sizes):
             if index not in self._copied:
-                yield self._crcs[index], min(size, self._end - self._starts[index])
+                yield self._crcs[index], min(size, self._end - self._layout.starts[index])
             elif self._copied[index][1] == 0:  # a range's first part stands for the range
                 yield from self._copied[index][0].pieces()
+            if index in self._skips:  # a staged part: the range's last part, then its tail
+                yield self._staged[index].tail_crc, self._staged[index].tail_length
 
     def abort(self) -> None:
         """Stop uploading and abort the multipart upload, so no storage is left behind."""
@@ -288,13 +287,12 @@ class MultipartSink:
         self._pending = []
         self._shutdown()
         if self._upload is not None:
-            try:
-                self._upload.abort()
-            except (ObjectUnavailable, TransientError) as error:
-                # The bucket's lifecycle rule for incomplete uploads is the backstop.
-                log.warning("multipart_abort_failed", archive=str(self._ref), error=str(error))
+            quietly("multipart_abort_failed", self._ref, self._upload.abort)
 
     def _shutdown(self) -> None:
+        """Wait for the part threads, then drop every staging object: nothing is left."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        for staged in self._staged.values():
+            staged.discard()

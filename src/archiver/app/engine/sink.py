@@ -6,14 +6,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+import structlog
+
 from archiver.app.engine.copying import CopiedRange
 from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,14 @@ class ArchiveSink(Protocol):
     def close(self) -> SinkResult: ...
 
     def abort(self) -> None: ...
+
+
+def quietly(event: str, ref: ObjectRef, clean_up: Callable[[], None]) -> None:
+    """A clean-up the store may fail: logged, not raised (lifecycle rules are the backstop)."""
+    try:
+        clean_up()
+    except (ObjectUnavailable, TransientError) as error:
+        log.warning(event, ref=str(ref), error=str(error))
 
 
 @contextmanager

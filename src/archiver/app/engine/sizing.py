@@ -31,7 +31,7 @@ from archiver.domain.policy import Admitted, SourceCheck
 from archiver.domain.ports import ObjectInfo, ObjectStore
 from archiver.domain.zipformat import archive_size_bound
 
-PROBE_BYTES = 1024 * 1024
+PROBE_BYTES = 256 * 1024
 SIZING_AHEAD = 2
 """Sources queued for sizing per thread of the job's pool: enough that no thread waits for the
 next, few enough that queued requests cost nothing against the job's length."""

@@ -43,7 +43,7 @@ class Chunk:
     last: bool  # the entry's final chunk
     probed: bool = False  # already read by the size check (FirstChunks)
     entry_size: int = 0  # the whole entry's size
-    copied: bool = False  # of an entry the store copies: read, not written as it is
+    copied: bool = False  # stands for an entry the store copies: only what probing read
 
 
 class SizedSources(Protocol):

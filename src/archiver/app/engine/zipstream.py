@@ -12,6 +12,7 @@ header is held and patched once the copies tell it, while the writer goes on.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -89,11 +90,11 @@ class ZipStream:
         etag: str | None,
         crc: int | None,
         size: int,
-        head: Buffer,
+        first_bytes: Callable[[int], Buffer],
     ) -> None:
-        """A stored entry of `size` bytes the sink copies from `source`, after the top-up
-        taken from its first bytes (`head`). Without its CRC-32 (`crc`), its header is held
-        and patched once the copies tell it."""
+        """A stored entry of `size` bytes the sink copies from `source`, after what top-up
+        the sink needs (`first_bytes(n)`: the source's first n bytes). Without its CRC-32
+        (`crc`), its header is held and patched once the copies tell it."""
         self._check_idle()
         offset = self._sink.tell()
         entry = Entry(
@@ -103,16 +104,30 @@ class ZipStream:
             self._sink.hold(offset)
         self._sink.write(local_header(entry))
         sent = self._sink.top_up()
-        if sent > len(head) or size - sent < MIN_PART_BYTES:
-            raise RuntimeError(f"{name}: {size} bytes cannot be copied after a {sent}-byte top-up")
-        self._sink.write(memoryview(head)[:sent])
-        head_crc = isal_zlib.crc32(memoryview(head)[:sent])
+        if size - sent < MIN_PART_BYTES:  # too little would be left to copy: written whole
+            self._write_whole(entry, first_bytes(size), placeholder=crc is None)
+            return
+        head = first_bytes(sent)
+        self._sink.write(head)
+        head_crc = isal_zlib.crc32(head)
         rest = None if crc is None else crc32_of_rest(crc, head_crc, size - sent)
         copied = self._sink.copy(source, sent, size - sent, etag, rest)
         self._entries.append(entry)
         if crc is None:
             self._unpatched.append(_Unpatched(len(self._entries) - 1, head_crc, copied))
             self._patch(HELD_COPIES)
+
+    def _write_whole(self, entry: Entry, data: Buffer, placeholder: bool) -> None:
+        """A copied entry's bytes, all here, written after its header after all."""
+        self._sink.write(data)
+        if placeholder:
+            end = self._sink.tell()
+            entry = replace(entry, crc=isal_zlib.crc32(data))
+            self._sink.seek(entry.offset)
+            self._sink.write(local_header(entry))
+            self._sink.seek(end)
+            self._sink.unhold(entry.offset)
+        self._entries.append(entry)
 
     def _patch(self, keep: int) -> None:
         """Patch the headers whose copies have answered, waiting for the oldest while more

@@ -23,6 +23,7 @@ from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import CopyRefused, ObjectUnavailable, TransientError
 from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.memory import prefetch_bytes
+from archiver.domain.multipart import staging_prefix
 from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, plan_archive
 from archiver.domain.policy import Admitted, admit
@@ -87,10 +88,15 @@ class ArchiveService:
     ) -> ArchiveInfo:
         """Stream the archive to the destination bucket. Raises PermanentError/TransientError.
 
-        A redelivered job first looks for the archive an earlier attempt completed, and
-        aborts any upload an earlier attempt left behind (a worker killed mid-job).
+        A redelivered job first removes the staging objects an earlier attempt left, looks
+        for the archive it completed, and aborts any upload it left behind (a worker killed
+        mid-job).
         """
         if redelivered:
+            with destination_errors(plan.archive):
+                swept = self._sweep_staging(plan.archive)
+            if swept:
+                log.warning("stale_staging_removed", count=swept)
             completed = self._completed(plan)
             if completed is not None:
                 log.info("archive_reused", archive_key=plan.archive.key)
@@ -115,6 +121,14 @@ class ArchiveService:
         )
         self._record(plan, archive)
         return archive
+
+    def _sweep_staging(self, archive: ObjectRef) -> int:
+        """What an earlier attempt, killed mid-job, left of its staging objects: removed."""
+        staging = ObjectRef(archive.bucket, staging_prefix(archive.key))
+        left = [info.ref for info in self.store.list_prefix(staging)]
+        for ref in left:
+            self.store.delete(ref)
+        return self.store.abort_uploads(staging, under=True) + len(left)
 
     def _upload(
         self,

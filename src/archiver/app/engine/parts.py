@@ -1,0 +1,69 @@
+"""Where each part of the archive starts and ends, and how large a new part is.
+
+A part's size is fixed when it is begun: the minimum until the `Estimate` is known, then what
+fits the bytes left to upload in the parts left (those the copies to come need excluded).
+Past `EARLY_PARTS` it waits for the estimate, so 10,000 parts always do.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+
+from archiver.domain.multipart import MAX_PARTS, Estimate, part_size_for
+from archiver.domain.zipformat import LOCAL_HEADER_REACH
+
+# Parts begun at the minimum size before the archive's size is known (8 GiB at 8 MiB): enough
+# for sizing to finish first in practice.
+EARLY_PARTS = 1_000
+
+ExpectedSize = Callable[[bool], Estimate | None]
+"""What the archive will upload and copy, or None while unknown; True asks to wait for it."""
+
+
+class PartLayout:
+    """The parts begun so far, by index (the part number less one)."""
+
+    def __init__(self, min_part_size: int, expected_size: ExpectedSize) -> None:
+        self.starts: list[int] = []  # where each begun part starts in the archive
+        self.sizes: list[int] = []
+        self.copied_bytes = 0  # of the archive, placed by copies from sources
+        self.copy_parts_used = 0  # as `Estimate.copy_parts` counts them
+        self.holds: list[int] = []  # offsets of local headers still to be patched
+        self._min_part_size = min_part_size
+        self._expected_size = expected_size
+
+    def part_at(self, position: int) -> int:
+        """The part holding `position`, beginning parts up to it as needed."""
+        while not self.starts or position >= self.end_of(len(self.starts) - 1):
+            start = self.end_of(len(self.starts) - 1) if self.starts else 0
+            self.starts.append(start)
+            self.sizes.append(self._next_size(len(self.sizes), start))
+        return bisect.bisect_right(self.starts, position) - 1
+
+    def end_of(self, index: int) -> int:
+        return self.starts[index] + self.sizes[index]
+
+    def add(self, size: int) -> int:
+        """A part of `size` bytes after the last one (a copied one): its index."""
+        self.starts.append(self.end_of(len(self.starts) - 1) if self.starts else 0)
+        self.sizes.append(size)
+        return len(self.starts) - 1
+
+    def merge(self, index: int, end: int) -> None:
+        """The last part, `index`, cut at `end`, becomes the end of the part before it."""
+        self.sizes[index - 1] = end - self.starts[index - 1]
+        del self.starts[index], self.sizes[index]
+
+    def is_held(self, index: int) -> bool:
+        """The part may still be patched: it overlaps a held header's reach."""
+        start, end = self.starts[index], self.end_of(index)
+        return any(start <= held + LOCAL_HEADER_REACH and end > held for held in self.holds)
+
+    def _next_size(self, index: int, start: int) -> int:
+        expected = self._expected_size(index >= EARLY_PARTS)
+        if expected is None:
+            return self._min_part_size
+        left = max(0, expected.upload_bytes - (start - self.copied_bytes))
+        copies_to_come = max(0, expected.copy_parts - self.copy_parts_used)
+        return part_size_for(left, self._min_part_size, MAX_PARTS - index - copies_to_come)
