@@ -65,6 +65,13 @@ class FaultProxy:
     faults: list[Fault] = field(default_factory=list)
     log: list[tuple[str, str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    sent_bytes: int = 0  # request bodies relayed to the store
+    read_bytes: int = 0  # response bodies relayed back
+
+    def count(self, sent: int, read: int) -> None:
+        with self.lock:
+            self.sent_bytes += sent
+            self.read_bytes += read
 
     def add(self, fault: Fault) -> Fault:
         with self.lock:
@@ -141,6 +148,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 payload = response.read()
             finally:
                 connection.close()
+            proxy.count(len(body), len(payload))
             self.send_response(response.status)
             for name, value in response.getheaders():
                 if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":

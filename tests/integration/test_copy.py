@@ -216,3 +216,56 @@ def test_a_store_that_refuses_part_copies_gets_the_job_streamed(
     assert "NotImplemented" in refused[0]["reason"]
     [uploaded] = [e for e in logs if e["event"] == "archive_uploaded"]
     assert uploaded["copied_bytes"] == 0
+
+
+def test_copied_entries_of_every_checksum_kind_are_neither_read_nor_sent_by_the_worker(
+    resources: DevResources,
+    s3: S3Client,
+    drain: Drain,
+    proxy: FaultProxy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """8 x 40 MiB (4 sent with CRC64NVME, 2 sent with none: the store stamps CRC64NVME, 2 with
+    CRC32) between 10 small files: the worker reads and sends at most 2.5 % of the large
+    entries' bytes each way (small files and request overhead aside); nothing is left."""
+    large = {f"big/{n}.mp4": random.Random(100 + n).randbytes(40 * MIB) for n in range(8)}
+    small = {f"small/{n}.jpg": random.Random(200 + n).randbytes(20_000) for n in range(10)}
+    plain = plain_client(s3)
+    for n, (key, body) in enumerate(large.items()):
+        if n < 4:
+            plain.put_object(
+                Bucket=resources.source_bucket, Key=key, Body=body,
+                ChecksumCRC64NVME=crc64nvme_text(body),
+            )  # fmt: skip
+        elif n < 6:
+            plain.put_object(Bucket=resources.source_bucket, Key=key, Body=body)
+        else:
+            s3.put_object(Bucket=resources.source_bucket, Key=key, Body=body)
+    for key, body in small.items():
+        s3.put_object(Bucket=resources.source_bucket, Key=key, Body=body)
+    order = [key for pair in zip(small, [*large, "", ""], strict=True) for key in pair if key]
+    sources = {**large, **small}
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    container = proxied_container(resources, proxy)
+    body = json.dumps({"files": [{"source": key} for key in order]})
+    container.source_queue().send(body)
+    before_sent, before_read = proxy.sent_bytes, proxy.read_bytes
+    assert drive(container.worker(max_receives=None)) == [Outcome.SUCCEEDED]
+    sent, read = proxy.sent_bytes - before_sent, proxy.read_bytes - before_read
+    [notification] = drain(resources.destination_queue_url)
+    assert notification["status"] == "succeeded"
+    key = notification["archive"]["key"]
+    data = s3.get_object(Bucket=resources.destination_bucket, Key=key)["Body"].read()
+    assert contents(data) == {name.rsplit("/", 1)[1]: sources[name] for name in order}
+    check_layout(data)
+    large_bytes, small_bytes = sum(map(len, large.values())), sum(map(len, small.values()))
+    overhead = 256 * 1024  # XML answers, queue messages, headers, the central directory
+    print(
+        f"\nlarge entries {large_bytes / MIB:.0f} MiB: worker read {read / MIB:.2f} MiB "
+        f"({read / large_bytes:.2%}), sent {sent / MIB:.2f} MiB ({sent / large_bytes:.2%})"
+    )
+    assert read - small_bytes - overhead <= 0.025 * large_bytes
+    assert sent - small_bytes - overhead <= 0.025 * large_bytes
+    bucket = resources.destination_bucket
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert not s3.list_objects_v2(Bucket=bucket, Prefix=STAGING_PREFIX).get("Contents")
