@@ -16,7 +16,7 @@ from archiver.app.worker.ops import NAMESPACE, emf_document
 
 TEMPLATE = Path(__file__).parents[2] / "deploy" / "cloudformation" / "archiver.yaml"
 # The only wildcards the APIs need: object keys in a bucket, task ids in a cluster.
-ALLOWED_WILDCARD = re.compile(r"(:s3:::[^*/]+/\*|:task/[^*/]+/\*)$")
+ALLOWED_WILDCARD = re.compile(r"(:s3:::[^*/]+/(archiver-staging/)?\*|:task/[^*/]+/\*)$")
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -164,6 +164,9 @@ def test_task_role_resources_are_wildcard_free_but_for_keys_and_task_ids(
     assert resources["ReadSources"] == expected_sources
     assert resources["ListSources"] == [arn.removesuffix("/*") for arn in expected_sources]
     assert resources["DecryptSources"] == PARAMETERS["SourceKmsKeyArns"]
+    # Server-side copy's staging objects: deleted, listed, only under their own prefix.
+    [archive_bucket] = resources["FindStagingObjectsLeftByKilledWorkers"]
+    assert resources["RemoveStagingObjects"] == [f"{archive_bucket}/archiver-staging/*"]
 
 
 @pytest.mark.parametrize("source_keys", [True, False])
@@ -180,6 +183,7 @@ def test_task_role_grants_exactly_what_the_worker_calls(
         "s3:PutObject",
         "s3:AbortMultipartUpload",
         "s3:ListBucketMultipartUploads",
+        "s3:DeleteObject",  # staging objects only: see the test below
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
