@@ -20,6 +20,7 @@ from archiver.adapters.memory import (
 )
 from archiver.app.jobs.service import ArchiveService
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
+from archiver.domain.multipart import STAGING_PREFIX
 from archiver.domain.plan import ArchivePolicy, CompressionMode
 from archiver.domain.ports import Buffer, ObjectHeaders
 from tests.support import MIB, build_options, link_options
@@ -48,6 +49,8 @@ class DiskObjectStore(MemoryObjectStore):
         self._path(ref).write_bytes(data)
 
     def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> MemoryMultipartUpload:
+        if ref.key.startswith(STAGING_PREFIX):  # 5 MiB and a header: kept in memory
+            return super().start_upload(ref, headers)
         return DiskMultipartUpload(self, ref, headers, target=self._path(ref))
 
 

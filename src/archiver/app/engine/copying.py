@@ -45,12 +45,15 @@ class CopiedRange:
         source: ObjectRef,
         etag: str | None,
         part: int,
+        *,
+        exact: bool = False,
     ) -> None:
-        """Have the store copy the range's `part` as the upload's part `number`."""
+        """Have the store copy the range's `part` as the upload's part `number` (`exact`:
+        this part's own CRC-32 is needed, even when the range's is known)."""
         start, length = self.parts[part]
         try:
             crc = upload.copy_part(number, source, start, length, etag)
-            if crc is None and self.known_crc is None:  # a store that does not say
+            if crc is None and (exact or self.known_crc is None):  # a store that does not say
                 crc = read_crc(store, source, start, length, etag)
         except BaseException as error:
             self.failed(error)

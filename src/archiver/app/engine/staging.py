@@ -63,7 +63,8 @@ class StagedPart:
         learns its CRC-32."""
         try:
             self._upload = self._store.start_upload(self.ref, STAGING_HEADERS)
-            self.copied.copy_part(1, self._upload, self._store, self._source, self._etag, self.part)
+            upload, store = self._upload, self._store
+            self.copied.copy_part(1, upload, store, self._source, self._etag, self.part, exact=True)
         except BaseException as error:
             self.copied.failed(error)
             raise
