@@ -121,12 +121,8 @@ class ZipStream:
         """A copied entry's bytes, all here, written after its header after all."""
         self._sink.write(data)
         if placeholder:
-            end = self._sink.tell()
             entry = replace(entry, crc=isal_zlib.crc32(data))
-            self._sink.seek(entry.offset)
-            self._sink.write(local_header(entry))
-            self._sink.seek(end)
-            self._sink.unhold(entry.offset)
+            self._rewrite_header(entry)
         self._entries.append(entry)
 
     def _patch(self, keep: int) -> None:
@@ -139,11 +135,15 @@ class ZipStream:
                 unpatched.head_crc, unpatched.copied.crc(), unpatched.copied.length
             )
             entry = self._entries[unpatched.index] = replace(entry, crc=crc)
-            end = self._sink.tell()
-            self._sink.seek(entry.offset)
-            self._sink.write(local_header(entry))
-            self._sink.seek(end)
-            self._sink.unhold(entry.offset)
+            self._rewrite_header(entry)
+
+    def _rewrite_header(self, entry: Entry) -> None:
+        """Patch an entry's held local header in place (same length) and let its part go."""
+        end = self._sink.tell()
+        self._sink.seek(entry.offset)
+        self._sink.write(local_header(entry))
+        self._sink.seek(end)
+        self._sink.unhold(entry.offset)
 
     def begin(self, name: str, size: int, deflate: bool) -> None:
         """An entry of `size` bytes that will arrive in pieces (`write`, then `end`)."""
@@ -180,11 +180,7 @@ class ZipStream:
                 f"{streaming.header.size} announced"
             )
         entry = replace(streaming.header, crc=streaming.crc, compressed=streaming.written)
-        end = self._sink.tell()
-        self._sink.seek(entry.offset)
-        self._sink.write(local_header(entry))
-        self._sink.seek(end)
-        self._sink.unhold(entry.offset)
+        self._rewrite_header(entry)
         self._entries.append(entry)
         self._streaming = None
 
