@@ -85,10 +85,27 @@ def test_crc32_pieces_combine_and_a_head_comes_off_a_whole() -> None:
 def test_copies_stop_at_their_share_of_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(multipart, "COPY_PARTS_SHARE", 2 * parts_for_copy(20 * MIB))
     copies = Copies()
-    assert not copies.chooses(MIN_COPIED_ENTRY_BYTES - 1)
-    assert copies.chooses(20 * MIB)
-    assert copies.chooses(20 * MIB)
-    assert not copies.chooses(20 * MIB)  # the rest of the archive keeps its parts
+    assert not copies.chooses(MIN_COPIED_ENTRY_BYTES - 1, True, 100)
+    assert copies.chooses(20 * MIB, True, 100)
+    assert copies.chooses(20 * MIB, True, 100)
+    assert not copies.chooses(20 * MIB, True, 100)  # the rest of the archive keeps its parts
+
+
+def test_an_entry_under_10_mib_is_copied_only_where_it_needs_no_top_up() -> None:
+    """Copied whole after a copied entry (what lies between goes with its staging object);
+    elsewhere a top-up would leave under 5 MiB to copy, so it streams, prefetched."""
+    copies = Copies()
+    assert not copies.chooses(8 * MIB, True, 100)  # first of the job: would need a top-up
+    assert not copies.chooses(8 * MIB, True, 100)  # still nothing copied before it
+    assert copies.chooses(12 * MIB, True, 100)  # topped up, 7 MiB or more left to copy
+    assert copies.chooses(8 * MIB, True, 100)  # chained: copied whole
+    assert not copies.chooses(3 * MIB, False, 100)  # deflated, written between
+    assert copies.chooses(MIN_COPIED_ENTRY_BYTES, True, 100)  # 3 MiB + headers: chained
+    assert not copies.chooses(6 * MIB, False, 100)  # 6 MiB deflated between: no chain now
+    assert not copies.chooses(8 * MIB, True, 100)
+    assert not copies.chooses(8 * MIB, False, 100)  # not stored: never copied
+    assert copies.chooses(10 * MIB, True, 100)
+    assert not copies.chooses(8 * MIB, True, MIN_PART_BYTES)  # a header bound of 5 MiB
 
 
 def test_the_sink_closes_a_part_at_5_mib_before_a_copy_and_combines_the_crcs(
@@ -97,7 +114,9 @@ def test_the_sink_closes_a_part_at_5_mib_before_a_copy_and_combines_the_crcs(
     source = ObjectRef(SOURCE, "big.mp4")
     body = os.urandom(12 * MIB)
     store.add(source, body)
-    sink = MultipartSink(store, ARCHIVE, ObjectHeaders(), 8 * MIB, 4, unknown_size, lambda: None)
+    sink = MultipartSink(
+        store, ARCHIVE, ObjectHeaders(), 8 * MIB, 4, unknown_size, lambda: None, copy_concurrency=4
+    )
     sink.write(b"h" * 100)
     assert sink.top_up() == MIN_PART_BYTES - 100
     sink.write(body[: MIN_PART_BYTES - 100])
@@ -121,7 +140,9 @@ def test_the_sink_closes_a_part_at_5_mib_before_a_copy_and_combines_the_crcs(
 def test_a_copy_after_a_short_part_is_a_bug_not_an_archive(store: MemoryObjectStore) -> None:
     source = ObjectRef(SOURCE, "big.mp4")
     store.add(source, os.urandom(12 * MIB))
-    sink = MultipartSink(store, ARCHIVE, ObjectHeaders(), 8 * MIB, 4, unknown_size, lambda: None)
+    sink = MultipartSink(
+        store, ARCHIVE, ObjectHeaders(), 8 * MIB, 4, unknown_size, lambda: None, copy_concurrency=4
+    )
     sink.write(b"h" * 100)
     with pytest.raises(RuntimeError, match="under 5 MiB"):
         sink.copy(source, 0, 12 * MIB, None, 0)

@@ -19,7 +19,9 @@ TARGET = ObjectRef("zip-storage", "job/archive.zip")
 
 def make_sink(store: MemoryObjectStore, part: int = 5 * MIB) -> MultipartSink:
     store.create_bucket(TARGET.bucket)
-    return MultipartSink(store, TARGET, ObjectHeaders(), part, 2, lambda wait: None, lambda: None)
+    return MultipartSink(
+        store, TARGET, ObjectHeaders(), part, 2, lambda wait: None, lambda: None, copy_concurrency=2
+    )
 
 
 def test_small_archive_is_one_put_with_its_hash() -> None:
@@ -204,7 +206,9 @@ def test_parts_grow_once_the_expected_size_is_known(monkeypatch: pytest.MonkeyPa
         return known[0]
 
     store.create_bucket(TARGET.bucket)
-    sink = MultipartSink(store, TARGET, ObjectHeaders(), 5 * MIB, 2, expected_size, lambda: None)
+    sink = MultipartSink(
+        store, TARGET, ObjectHeaders(), 5 * MIB, 2, expected_size, lambda: None, copy_concurrency=2
+    )
     data = random.Random(7).randbytes(48 * MIB)
     sink.write(data[: 12 * MIB])  # parts 1-3 begun at 5 MiB, the size still unknown
     known[0] = Estimate(len(data), 0)
@@ -230,7 +234,9 @@ def test_past_the_early_parts_the_sink_waits_for_the_size(
         return Estimate(20 * MIB, 0) if wait else None
 
     store.create_bucket(TARGET.bucket)
-    sink = MultipartSink(store, TARGET, ObjectHeaders(), 5 * MIB, 2, expected_size, lambda: None)
+    sink = MultipartSink(
+        store, TARGET, ObjectHeaders(), 5 * MIB, 2, expected_size, lambda: None, copy_concurrency=2
+    )
     data = random.Random(8).randbytes(20 * MIB)
     sink.write(data)
     sink.close()
@@ -251,7 +257,14 @@ def test_parts_leave_room_for_the_copies_to_come_and_count_only_uploaded_bytes(
     store.add(source, video)
     estimate = Estimate(upload_bytes=30 * MIB, copy_parts=2)
     sink = MultipartSink(
-        store, TARGET, ObjectHeaders(), 5 * MIB, 2, lambda wait: estimate, lambda: None
+        store,
+        TARGET,
+        ObjectHeaders(),
+        5 * MIB,
+        2,
+        lambda wait: estimate,
+        lambda: None,
+        copy_concurrency=2,
     )
     before, after = random.Random(10).randbytes(20 * MIB), random.Random(11).randbytes(9 * MIB)
     sink.write(before)
@@ -285,7 +298,9 @@ def test_a_shutdown_is_seen_between_the_parts_of_one_copy(
         if len(checks) == 4:
             raise JobCancelled("shutting down")
 
-    sink = MultipartSink(store, TARGET, ObjectHeaders(), 5 * MIB, 2, lambda wait: None, between)
+    sink = MultipartSink(
+        store, TARGET, ObjectHeaders(), 5 * MIB, 2, lambda wait: None, between, copy_concurrency=2
+    )
     sink.write(bytes(5 * MIB))
     with pytest.raises(JobCancelled):
         sink.copy(source, 0, 10, None, zlib.crc32(b"0123456789"))

@@ -2,18 +2,22 @@
 last part, so neither is read nor topped up; nothing of them outlives the job."""
 
 import os
+import threading
+import time
 import zlib
 
 import pytest
 
 from archiver.adapters.memory import Checksum, MemoryMultipartUpload, MemoryObjectStore
+from archiver.app.engine.multipart_sink import MultipartSink
 from archiver.app.engine.sizing import PROBE_BYTES
+from archiver.app.engine.zipstream import ZipStream
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import TransientError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.multipart import MIN_PART_BYTES, STAGING_PREFIX, staging_prefix
 from archiver.domain.ports import ObjectHeaders
-from tests.support import MIB, staging_left
+from tests.support import MIB, build_options, staging_left
 from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
 from tests.zipcheck import check_layout, contents
 
@@ -34,10 +38,10 @@ def completed_staging(store: MemoryObjectStore, monkeypatch: pytest.MonkeyPatch)
     return completed
 
 
-def mixed_job(store: MemoryObjectStore, small: int = 10 * 1024) -> dict[str, bytes]:
-    """Four large sources without a stored CRC-32, each after a small file."""
+def mixed_job(store: MemoryObjectStore, small: int = 10 * 1024, large: int = 4) -> dict[str, bytes]:
+    """`large` large sources without a stored CRC-32, each after a small file."""
     bodies: dict[str, bytes] = {}
-    for number in range(4):
+    for number in range(large):
         bodies[f"note-{number}.bin"] = os.urandom(small)
         bodies[f"clip-{number}.mp4"] = os.urandom(12 * MIB + number)
     for key, body in bodies.items():
@@ -129,3 +133,69 @@ def test_a_redelivered_job_removes_the_staging_objects_a_killed_attempt_left(
         unrelated.key
     ]
     assert not store.uploads
+
+
+@pytest.mark.parametrize(("large", "crowd_size"), [(4, 6), (8, 14)])
+def test_copies_run_copy_concurrency_at_once_whatever_the_upload_slots(
+    store: MemoryObjectStore,
+    make_service: ServiceFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    large: int,
+    crowd_size: int,
+) -> None:
+    """Copies hold no bytes in the worker: COPY_CONCURRENCY of them run beside one upload, and
+    the writer goes on past copied entries whose CRC-32 S3 has not answered yet (8 here: their
+    headers' parts hold only the small files between)."""
+    bodies = mixed_job(store, large=large)
+    copy_part = MemoryMultipartUpload.copy_part
+    lock, running, peak, crowd = threading.Lock(), [0], [0], threading.Event()
+
+    def counted(upload: MemoryMultipartUpload, *rest):  # type: ignore[no-untyped-def]
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            if running[0] == crowd_size:
+                crowd.set()
+        crowd.wait(5)  # until that many copies run at once (never, were fewer allowed)
+        try:
+            return copy_part(upload, *rest)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(MemoryMultipartUpload, "copy_part", counted)
+    build = build_options(upload_concurrency=1, copy_concurrency=crowd_size)
+    service = make_service(build=build)
+    service.build(service.plan("job-1", request(list(bodies)), SENT))
+    assert contents(store.objects[ARCHIVE]) == bodies  # type: ignore[arg-type]
+    assert crowd.is_set()
+    assert peak[0] == crowd_size
+    assert not staging_left(store)
+
+
+def test_headers_waiting_for_s3s_crc_keep_at_most_a_parts_worth_of_memory(
+    store: MemoryObjectStore, make_service: ServiceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3 MiB between copied entries whose copies answer slowly: the writer waits for the
+    oldest before the parts kept for their headers pass one part (5 MiB here)."""
+    bodies = mixed_job(store, small=3 * MIB, large=6)
+    copy_part, patch = MemoryMultipartUpload.copy_part, ZipStream._patch
+    held: list[int] = []
+
+    def slow(upload: MemoryMultipartUpload, *rest):  # type: ignore[no-untyped-def]
+        time.sleep(0.2)
+        return copy_part(upload, *rest)
+
+    def recorded(stream: ZipStream, keep: int) -> None:
+        patch(stream, keep)
+        sink = stream._sink
+        assert isinstance(sink, MultipartSink)
+        held.append(sink._layout.held_bytes(sink._parts))
+
+    monkeypatch.setattr(MemoryMultipartUpload, "copy_part", slow)
+    monkeypatch.setattr(ZipStream, "_patch", recorded)
+    service = make_service(build=build_options(part_size=5 * MIB))
+    service.build(service.plan("job-1", request(list(bodies)), SENT))
+    assert contents(store.objects[ARCHIVE]) == bodies  # type: ignore[arg-type]
+    assert 3 * MIB < max(held) <= 5 * MIB  # one small file's part kept, never two
+    assert not staging_left(store)

@@ -1,16 +1,18 @@
 """How a process's memory budget (`MEMORY_BUDGET_MB`) is shared (pure arithmetic).
 
-Each running job's upload side holds its parts in flight, the part being filled, and the two
-parts a streamed entry's unpatched header may straddle; what is left, for all jobs together,
-bounds the source bytes fetched ahead of the writers.
+Each running job's upload side holds its parts in flight, the part being filled, the two
+parts a streamed entry's unpatched header may straddle, and a part's worth of parts kept for
+copied entries' headers waiting for S3's CRC-32 (`holds_too_much`); what is left, for all
+jobs together, bounds the source bytes fetched ahead of the writers.
 """
 
 from __future__ import annotations
 
 
 def held_bytes(part_size: int) -> int:
-    """Parts held until a streamed entry's header is patched (it may straddle two)."""
-    return 2 * part_size
+    """Parts held until headers are patched: a streamed entry's (it may straddle two), and
+    copied entries' (a part's worth in all)."""
+    return 3 * part_size
 
 
 def sink_bytes(part_size: int, upload_concurrency: int) -> int:

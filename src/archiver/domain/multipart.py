@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, NamedTuple
 
+from archiver.domain.zipformat import deflate_bound
+
 MIN_PART_BYTES: Final = 5 * 1024 * 1024
 MAX_PART_BYTES: Final = 5 * 1024**3
 MAX_PARTS: Final = 10_000
@@ -97,31 +99,49 @@ def top_up(part_fill: int) -> int:
 
 
 def worth_copying(size: int) -> bool:
+    """Whether an entry of `size` bytes may be copied at all (where it stands decides)."""
     return size >= MIN_COPIED_ENTRY_BYTES
 
 
 class Copies:
-    """A job's copy decisions, made in job order: each stored entry, by its size, is copied
-    while the copies' share of parts has room."""
+    """A job's copy decisions, made in job order over every entry written. A stored entry is
+    copied while the copies' share of parts has room, and when nothing of it need be read:
+    - from 10 MiB, always (a top-up of at most 5 MiB leaves a range S3 can copy);
+    - from 5 MiB, when it follows a copied entry with under 5 MiB written between (the next
+      header and small entries): that goes with the previous range's staging object, so no
+      top-up is needed and the entry is copied whole. Elsewhere it streams: a top-up would
+      leave too little to copy."""
 
     def __init__(self) -> None:
         self._parts_left = COPY_PARTS_SHARE
+        self._since: int | None = None  # bytes written since the last copied range, at most
 
-    def chooses(self, size: int) -> bool:
-        """Whether a stored entry of `size` bytes is copied (and its parts counted if so)."""
+    def chooses(self, size: int, stored: bool, header: int) -> bool:
+        """Whether an entry of `size` bytes (`stored`: its bytes are its source's, else at
+        most `deflate_bound` of them) whose local header takes at most `header` is copied."""
+        since = None if self._since is None else self._since + header
+        chained = since is not None and since < MIN_PART_BYTES
         needed = parts_for_copy(size)
-        if not worth_copying(size) or needed > self._parts_left:
-            return False
-        self._parts_left -= needed
-        return True
+        copied = (
+            stored
+            and worth_copying(size)
+            and (chained or size >= COPY_HEAD_BYTES + MIN_PART_BYTES)
+            and needed <= self._parts_left
+        )
+        if copied:
+            self._parts_left -= needed
+            self._since = 0
+        elif since is not None:
+            self._since = since + (size if stored else deflate_bound(size))
+        return copied
 
 
-def estimate(archive_bound: int, stored_sizes: Iterable[int]) -> Estimate:
-    """What the archive uploads and the parts its copies take, from its size bound and the
-    sizes of its stored entries in job order (the copy decisions replayed)."""
+def estimate(archive_bound: int, entries: Iterable[tuple[int, bool, int]]) -> Estimate:
+    """What the archive uploads and the parts its copies take, from its size bound and its
+    entries' (size, stored, header bound) in job order (the copy decisions replayed)."""
     copies, saved, reserved = Copies(), 0, 0
-    for size in stored_sizes:
-        if copies.chooses(size):  # one under 10 MiB may be written whole after a top-up
-            saved += size - COPY_HEAD_BYTES if size >= COPY_HEAD_BYTES + MIN_PART_BYTES else 0
+    for size, stored, header in entries:
+        if copies.chooses(size, stored, header):  # at most 5 MiB of it topped up
+            saved += size - COPY_HEAD_BYTES
             reserved += parts_for_copy(size)
     return Estimate(archive_bound - saved, reserved)

@@ -39,7 +39,12 @@ def _s3_client(
     config = Config(
         retries={"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts},
         max_pool_connections=settings.worker_concurrency
-        * (settings.download_concurrency + 2 * settings.upload_concurrency + 2),
+        * (
+            settings.download_concurrency
+            + settings.upload_concurrency
+            + settings.copy_concurrency
+            + 2
+        ),
         signature_version="s3v4",
         s3={"addressing_style": "path" if endpoint_url or settings.aws_endpoint_url else "auto"},
         connect_timeout=10,

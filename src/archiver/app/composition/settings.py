@@ -84,8 +84,13 @@ class Settings(BaseSettings):
     upload_part_size_mb: int = Field(
         default=8, ge=5, le=5 * 1024, description="Smallest multipart part size (grows as needed)."
     )
-    upload_concurrency: int = Field(
-        default=4, ge=1, le=64, description="Parts uploaded at once (and as many copied)."
+    upload_concurrency: int = Field(default=4, ge=1, le=64, description="Parts uploaded at once.")
+    copy_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=64,
+        description="Parts S3 copies at once per job (server-side copy): S3's work, holding no "
+        "bytes in the worker.",
     )
     server_side_copy: Literal["auto", "off"] = Field(
         default="auto",
@@ -195,6 +200,7 @@ class Settings(BaseSettings):
             memory_budget=self.memory_budget_mb * MIB,
             part_size=self.upload_part_size_mb * MIB,
             upload_concurrency=self.upload_concurrency,
+            copy_concurrency=self.copy_concurrency,
             download_concurrency=self.download_concurrency,
             worker_concurrency=self.worker_concurrency,
             server_side_copy=self.server_side_copy == "auto",

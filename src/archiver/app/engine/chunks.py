@@ -16,6 +16,7 @@ from archiver.domain.job import ObjectRef
 from archiver.domain.multipart import Copies
 from archiver.domain.plan import PlannedEntry
 from archiver.domain.ports import ObjectInfo
+from archiver.domain.zipformat import local_header_size
 
 
 def entry_chunks(
@@ -90,10 +91,8 @@ class ChunkFeed:
             probed = None if source in self._probes_used else self._sizing.probed_size(source)
             self._probes_used.add(source)
             entry = self._entries[index]
-            copied = (
-                self._copies is not None
-                and self._sizing.stored(entry)
-                and self._copies.chooses(outcome.size)
+            copied = self._copies is not None and self._copies.chooses(
+                outcome.size, self._sizing.stored(entry), local_header_size(entry.name, True)
             )
             if copied:  # nothing fetched: the bytes its size check read, if it kept them
                 length = probed or 0

@@ -38,6 +38,9 @@ class FileSink:
     def unhold(self, offset: int) -> None:
         """Nothing is held."""
 
+    def holds_too_much(self) -> bool:
+        return False
+
     def top_up(self) -> int:
         return 0
 

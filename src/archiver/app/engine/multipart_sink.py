@@ -6,16 +6,14 @@ sink cuts the stream into parts, each uploaded as soon as it is full unless it h
 still to be patched (`hold`): later parts go out meanwhile, out of order (S3 allows it).
 
 A stored entry's bytes may instead be copied by S3 from its source (`copy`, see
-`domain/multipart.py`): the part in progress is closed where the copy begins, the copied
-range becomes copy parts, and the next part begins after it. The part before must reach
-5 MiB: the writer tops it up (`top_up`), unless it follows a copied range, whose last part
-then takes it along in a staging object (`staging.py`). Copy parts hold no memory, so they
-have their own slots and never hold the writer.
+`domain/multipart.py`): the part in progress is closed where the copy begins, the range
+becomes copy parts, the next part begins after it. The part before must reach 5 MiB: the
+writer tops it up (`top_up`), unless it follows a copied range, whose last part then takes it
+along in a staging object (`staging.py`). Copy parts hold no memory: they have their own slots.
 
-The archive's CRC-32 is each part's (taken as it goes out) and each copied range's (from its
-source, or S3's answers to the copies) combined in order, and S3 verifies it at completion.
-Several headers may be held at once: a copied entry's waits for its copies' CRC-32s. Part
-sizes, and which parts are held, are `parts.py`'s.
+The archive's CRC-32 combines each part's (taken as it goes out) and each copied range's (its
+source's, or S3's answers) in order; S3 verifies it at completion. Several headers may be held
+at once (a copied entry's waits for its copies' CRC-32s); part sizes and holds: `parts.py`.
 """
 
 from __future__ import annotations
@@ -48,6 +46,8 @@ class MultipartSink:
         upload_concurrency: int,
         expected_size: ExpectedSize,
         between_copies: Callable[[], None],
+        *,
+        copy_concurrency: int,
     ) -> None:
         self._store = store
         self._ref = ref
@@ -57,7 +57,7 @@ class MultipartSink:
         self._crcs: dict[int, int] = {}  # of the parts sent, by index
         # Copy parts by index: the range each belongs to, and which of its parts it is.
         self._copied: dict[int, tuple[CopiedRange, int]] = {}
-        self._copy_slots = threading.BoundedSemaphore(upload_concurrency)
+        self._copy_slots = threading.BoundedSemaphore(copy_concurrency)
         self._between_copies = between_copies  # a shutdown raises there
         self._position = 0
         self._end = 0
@@ -67,7 +67,7 @@ class MultipartSink:
         self._upload: MultipartUpload | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._slots = threading.BoundedSemaphore(upload_concurrency)
-        self._concurrency = upload_concurrency
+        self._threads = upload_concurrency + copy_concurrency
         self._pending: list[Future[None]] = []
         self._closed = False
 
@@ -112,6 +112,9 @@ class MultipartSink:
         self._layout.holds.remove(offset)
         self._send_ready_parts()
 
+    def holds_too_much(self) -> bool:
+        return self._layout.held_bytes(self._parts) > self._layout.min_part_size
+
     def _send_ready_parts(self) -> None:
         deferred = self._deferred
         if deferred is not None and self._position - self._layout.starts[deferred] >= (
@@ -138,8 +141,7 @@ class MultipartSink:
             self._run(self._copy_slots, staged.copy_direct, index + 1, self._started())
 
     def _stage(self, index: int) -> None:
-        """The part in progress (under 5 MiB) joins the deferred part before it: the staging
-        object's tail."""
+        """The part in progress (under 5 MiB) joins the deferred one: its staging object's tail."""
         deferred, self._deferred = self._deferred, None
         assert deferred == index - 1
         self._layout.merge(index, self._position)
@@ -174,8 +176,8 @@ class MultipartSink:
         if self._upload is None:
             with destination_errors(self._ref):
                 self._upload = self._store.start_upload(self._ref, self._headers)
-            # Uploads and copies each have `concurrency` slots.
-            self._executor = ThreadPoolExecutor(2 * self._concurrency, thread_name_prefix="part")
+            # Uploads and copies each have their own slots.
+            self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="part")
         return self._upload
 
     def top_up(self) -> int:

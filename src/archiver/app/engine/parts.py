@@ -30,7 +30,7 @@ class PartLayout:
         self.copied_bytes = 0  # of the archive, placed by copies from sources
         self.copy_parts_used = 0  # as `Estimate.copy_parts` counts them
         self.holds: list[int] = []  # offsets of local headers still to be patched
-        self._min_part_size = min_part_size
+        self.min_part_size = min_part_size
         self._expected_size = expected_size
 
     def part_at(self, position: int) -> int:
@@ -60,10 +60,14 @@ class PartLayout:
         start, end = self.starts[index], self.end_of(index)
         return any(start <= held + LOCAL_HEADER_REACH and end > held for held in self.holds)
 
+    def held_bytes(self, parts: dict[int, bytearray]) -> int:
+        """What the parts in memory that a held header is in take."""
+        return sum(len(part) for index, part in parts.items() if self.is_held(index))
+
     def _next_size(self, index: int, start: int) -> int:
         expected = self._expected_size(index >= EARLY_PARTS)
         if expected is None:
-            return self._min_part_size
+            return self.min_part_size
         left = max(0, expected.upload_bytes - (start - self.copied_bytes))
         copies_to_come = max(0, expected.copy_parts - self.copy_parts_used)
-        return part_size_for(left, self._min_part_size, MAX_PARTS - index - copies_to_come)
+        return part_size_for(left, self.min_part_size, MAX_PARTS - index - copies_to_come)

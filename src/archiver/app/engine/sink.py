@@ -45,6 +45,11 @@ class ArchiveSink(Protocol):
         """The header at `offset` is patched: what only it held may go."""
         ...
 
+    def holds_too_much(self) -> bool:
+        """Whether the parts kept for headers still to be patched fill the one part's worth
+        of memory the budget gives them (`domain/memory.py`)."""
+        ...
+
     def top_up(self) -> int:
         """Bytes to write before a `copy` may follow."""
         ...

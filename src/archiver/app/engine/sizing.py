@@ -29,7 +29,7 @@ from archiver.domain.multipart import Estimate, estimate, worth_copying
 from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
 from archiver.domain.policy import Admitted, SourceCheck
 from archiver.domain.ports import ObjectInfo, ObjectStore
-from archiver.domain.zipformat import archive_size_bound
+from archiver.domain.zipformat import archive_size_bound, local_header_size
 
 PROBE_BYTES = 256 * 1024
 SIZING_AHEAD = 2
@@ -223,14 +223,17 @@ class Sizing:
         return self._estimate
 
     def _estimated(self, plan: ArchivePlan, infos: dict[ObjectRef, ObjectInfo]) -> Estimate:
-        """Upper bounds, the feed's copy decisions replayed: they depend only on the sizes."""
+        """Upper bounds, the feed's copy decisions replayed: they depend only on the sizes
+        (and on which entries are stored)."""
         bound = archive_size_bound((e.name, infos[e.source].size) for e in plan.entries)
-        stored = (
-            infos[entry.source].size
+        if not self.may_copy:
+            return estimate(bound, ())
+        written = (
+            (infos[entry.source].size, self.stored(entry), local_header_size(entry.name, True))
             for entry in self.plan.entries
-            if self.may_copy and entry.source in infos and self.stored(entry)
+            if entry.source in infos
         )
-        return estimate(bound, stored)
+        return estimate(bound, written)
 
     def totals(self) -> tuple[int, int]:
         """Entries and bytes to write, as far as known: exact once every source is sized."""

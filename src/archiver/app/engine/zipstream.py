@@ -35,9 +35,10 @@ from archiver.domain.zipformat import (
     needs_zip64,
 )
 
-HELD_COPIES = 4
+HELD_COPIES = 64
 """Copied entries whose headers may wait for their CRC-32 at once: the writer goes on past
-them, up to this many parts held (each at most a part's size: the one the header is in)."""
+them while the parts their headers are in hold at most a part's worth (`holds_too_much`);
+usually each holds only what was written since the copy before it."""
 
 
 @dataclass
@@ -104,7 +105,7 @@ class ZipStream:
             self._sink.hold(offset)
         self._sink.write(local_header(entry))
         sent = self._sink.top_up()
-        if size - sent < MIN_PART_BYTES:  # too little would be left to copy: written whole
+        if size - sent < MIN_PART_BYTES:  # too little left to copy (`Copies` avoids it): whole
             self._write_whole(entry, first_bytes(size), placeholder=crc is None)
             return
         head = first_bytes(sent)
@@ -128,7 +129,11 @@ class ZipStream:
     def _patch(self, keep: int) -> None:
         """Patch the headers whose copies have answered, waiting for the oldest while more
         than `keep` are held (each holds the part its header is in)."""
-        while self._unpatched and (len(self._unpatched) > keep or self._unpatched[0].copied.done()):
+        while self._unpatched and (
+            len(self._unpatched) > keep
+            or self._sink.holds_too_much()
+            or self._unpatched[0].copied.done()
+        ):
             unpatched = self._unpatched.popleft()
             entry = self._entries[unpatched.index]
             crc = isal_zlib.crc32_combine(

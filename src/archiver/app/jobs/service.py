@@ -42,6 +42,7 @@ class BuildOptions:
     memory_budget: int  # MEMORY_BUDGET_MB, in bytes
     part_size: int  # UPLOAD_PART_SIZE_MB, in bytes: the smallest part
     upload_concurrency: int
+    copy_concurrency: int
     download_concurrency: int
     worker_concurrency: int
     server_side_copy: bool
@@ -144,6 +145,7 @@ class ArchiveService:
                 self._headers(plan),
                 part_size=self._build.part_size,
                 upload_concurrency=self._build.upload_concurrency,
+                copy_concurrency=self._build.copy_concurrency,
                 expected_size=sizing.expected_size,
                 between_copies=sizing.check_cancel,
             )
