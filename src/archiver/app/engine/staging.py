@@ -11,8 +11,8 @@ what follows:
 - 5 MiB or more, or the end of the archive (`copy_direct`): the archive copies the range's
   last part from the source itself, and the staging object is dropped.
 
-Staging objects live under `STAGING_PREFIX` in the archive's bucket and are deleted once the
-archive is complete or aborted (`discard`); a redelivered job sweeps what a killed attempt
+Staging objects live under `STAGING_PREFIX` in the archive's bucket and are deleted as soon as
+the archive's part is copied from them, or when the archive is aborted (`discard`); a redelivered job sweeps what a killed attempt
 left, and a lifecycle rule on the prefix is the backstop.
 """
 
@@ -90,6 +90,7 @@ class StagedPart:
         upload.complete(combine([(range_crc, self.length), (self.tail_crc, self.tail_length)]))
         self._completed = True
         archive.copy_part(number, self.ref, 0, self.length + self.tail_length, None)
+        self.discard()  # the part holds its own copy of the bytes: done with, on this thread
 
     def discard(self) -> None:
         """Leave nothing behind: delete the staging object, or abort its upload."""
