@@ -36,6 +36,7 @@ MIB = 1024 * 1024
 _DEFAULTS = Settings.model_construct()
 CONCURRENCY = _DEFAULTS.download_concurrency
 UPLOAD_CONCURRENCY = _DEFAULTS.upload_concurrency
+COPY_CONCURRENCY = _DEFAULTS.copy_concurrency
 PART = _DEFAULTS.upload_part_size_mb * MIB
 RANGE = RANGE_BYTES
 BUDGET = _DEFAULTS.memory_budget_mb * MIB
@@ -46,7 +47,7 @@ def client() -> Any:
         "s3",
         config=Config(
             s3={"addressing_style": "path"},
-            max_pool_connections=CONCURRENCY + UPLOAD_CONCURRENCY + 4,
+            max_pool_connections=CONCURRENCY + UPLOAD_CONCURRENCY + COPY_CONCURRENCY + 4,
             retries={"mode": "standard"},
         ),
     )
@@ -154,10 +155,11 @@ STAND_IN_DIRECTORY = b"D" * 1024  # where the central directory would be
 def copy_floor(spec: dict[str, Any]) -> None:
     """Server-side copy with nothing zipped, the least work an archive of copied entries takes:
     per source a 5 MiB stitching part (a stand-in header and the source's first bytes), the rest
-    placed by UploadPartCopy (parts of up to 256 MiB, as archiver cuts them), uploads and copies
-    `UPLOAD_CONCURRENCY` each at once. Each source's CRC-32 comes from its stored full-object
-    checksum, else from reading it (8 MiB ranged GETs, `CONCURRENCY` at once). Completed with the
-    whole's CRC-32 as a full-object checksum, as archiver completes."""
+    copied once by UploadPartCopy (parts of up to 256 MiB, as archiver cuts them),
+    `UPLOAD_CONCURRENCY` uploads and `COPY_CONCURRENCY` copies at once. Each copied range's
+    CRC-32 is the one the copy answers, else the source's stored full-object one, else the range
+    is read (one GET in the copy's thread). Completed with the whole's CRC-32 as a full-object
+    checksum, as archiver completes."""
     s3 = client()
     source, destination, key = (
         spec["source_bucket"],
@@ -169,20 +171,11 @@ def copy_floor(spec: dict[str, Any]) -> None:
     )["UploadId"]
     head_size = MIN_PART_BYTES - len(STAND_IN_HEADER)
 
-    def range_crc(name: str, start: int, length: int) -> int:
-        span = f"bytes={start}-{start + length - 1}"
-        return isal_zlib.crc32(s3.get_object(Bucket=source, Key=name, Range=span)["Body"].read())
-
-    def crc_of(name: str, size: int, readers: ThreadPoolExecutor) -> int:
+    def stored_crc(name: str) -> int | None:
         head = s3.head_object(Bucket=source, Key=name, ChecksumMode="ENABLED")
-        stored = crc32_value(head.get("ChecksumCRC32", ""))
-        if stored is not None and head.get("ChecksumType") == "FULL_OBJECT":
-            return stored
-        starts = range(0, size, RANGE)
-        crcs = [readers.submit(range_crc, name, at, min(RANGE, size - at)) for at in starts]
-        return combine(
-            (crc.result(), min(RANGE, size - at)) for at, crc in zip(starts, crcs, strict=True)
-        )
+        if head.get("ChecksumType") != "FULL_OBJECT":
+            return None
+        return crc32_value(head.get("ChecksumCRC32", ""))
 
     def stitch(number: int, name: str) -> dict[str, Any]:
         span = f"bytes=0-{head_size - 1}"
@@ -191,41 +184,44 @@ def copy_floor(spec: dict[str, Any]) -> None:
         etag = s3.upload_part(
             Bucket=destination, Key=key, UploadId=upload_id, PartNumber=number, Body=body
         )["ETag"]
-        return {
-            "PartNumber": number,
-            "ETag": etag,
-            "crcs": (isal_zlib.crc32(body), isal_zlib.crc32(head)),
-        }
+        return {"PartNumber": number, "ETag": etag, "crc": isal_zlib.crc32(body), "head": head}
 
-    def copy(number: int, name: str, start: int, length: int) -> dict[str, Any]:
-        etag = s3.upload_part_copy(
+    def copy(number: int, name: str, start: int, length: int, known: bool) -> dict[str, Any]:
+        span = f"bytes={start}-{start + length - 1}"
+        result = s3.upload_part_copy(
             Bucket=destination,
             Key=key,
             UploadId=upload_id,
             PartNumber=number,
             CopySource={"Bucket": source, "Key": name},
-            CopySourceRange=f"bytes={start}-{start + length - 1}",
-        )["CopyPartResult"]["ETag"]
-        return {"PartNumber": number, "ETag": etag}
+            CopySourceRange=span,
+        )["CopyPartResult"]
+        crc = crc32_value(result.get("ChecksumCRC32", ""))
+        if crc is None and not known:  # neither answered nor stored: read it
+            body = s3.get_object(Bucket=source, Key=name, Range=span)["Body"]
+            crc = 0
+            while block := body.read(RANGE):
+                crc = isal_zlib.crc32(block, crc)
+        return {"PartNumber": number, "ETag": result["ETag"], "crc": crc, "length": length}
 
     number = 0
     parts: list[Future[dict[str, Any]]] = []
-    rests: list[tuple[Future[int], int, int]] = []  # (source CRC, stitch part index, rest)
+    entries: list[tuple[int | None, int, list[int]]] = []  # (stored CRC, stitch, copy parts)
     with (
-        ThreadPoolExecutor(CONCURRENCY) as readers,
         ThreadPoolExecutor(UPLOAD_CONCURRENCY) as uploads,
-        ThreadPoolExecutor(UPLOAD_CONCURRENCY) as copies,
-        ThreadPoolExecutor(len(spec["keys"])) as sources,
+        ThreadPoolExecutor(COPY_CONCURRENCY) as copies,
+        ThreadPoolExecutor(CONCURRENCY) as heads,
     ):
-        for name, size in spec["keys"]:
+        stored = list(heads.map(stored_crc, [name for name, _ in spec["keys"]]))
+        for (name, size), crc in zip(spec["keys"], stored, strict=True):
             number += 1
-            rests.append(
-                (sources.submit(crc_of, name, size, readers), len(parts), size - head_size)
-            )
+            stitched, copied = len(parts), []
             parts.append(uploads.submit(stitch, number, name))
             for start, length in copy_parts(head_size, size - head_size):
                 number += 1
-                parts.append(copies.submit(copy, number, name, start, length))
+                copied.append(len(parts))
+                parts.append(copies.submit(copy, number, name, start, length, crc is not None))
+            entries.append((crc, stitched, copied))
         number += 1
         last = s3.upload_part(
             Bucket=destination,
@@ -235,11 +231,16 @@ def copy_floor(spec: dict[str, Any]) -> None:
             Body=STAND_IN_DIRECTORY,
         )
         done = [part.result() for part in parts]
-        pieces = []
-        for crc, stitched, rest in rests:
-            body_crc, head_crc = done[stitched]["crcs"]
-            rest_crc = crc32_of_rest(crc.result(), head_crc, rest)
-            pieces += [(body_crc, MIN_PART_BYTES), (rest_crc, rest)]
+    pieces = []
+    for crc, stitched, copied in entries:
+        head = done[stitched]["head"]
+        pieces.append((done[stitched]["crc"], MIN_PART_BYTES))
+        rest = [(done[index]["crc"], done[index]["length"]) for index in copied]
+        if any(part_crc is None for part_crc, _ in rest):
+            assert crc is not None
+            total = sum(length for _, length in rest)
+            rest = [(crc32_of_rest(crc, isal_zlib.crc32(head), total), total)]
+        pieces += rest
     pieces.append((isal_zlib.crc32(STAND_IN_DIRECTORY), len(STAND_IN_DIRECTORY)))
     listed = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in done]
     listed.append({"PartNumber": number, "ETag": last["ETag"]})

@@ -6,13 +6,16 @@ time to first byte S3 shows); and a bandwidth cap in each direction (S3 gives on
 roughly 80-90 MB/s). A local emulator has none of these, so tuning on it alone favours shallow
 fetching over the depth and parallel connections a real network pays for.
 
-It also counts what the client sends (`Link.sent`: requests, headers included), the figure
-server-side copy is judged on.
+It also counts what the client sends and receives (`Link.sent`, `Link.received`: requests and
+responses, headers included), the figures server-side copy is judged on, and what it asks the
+endpoint to copy (`Link.copied`: the lengths of the `x-amz-copy-source-range` it sends). The
+local profile shapes nothing and only counts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 
 BUFFER = 256 * 1024
 AHEAD = 0.05  # seconds of paced data a direction may queue before it stops reading
+COPY_RANGE = re.compile(rb"x-amz-copy-source-range:\s*bytes=(\d+)-(\d+)", re.IGNORECASE)
+CARRY = 128  # bytes of a request kept to find a header split between two reads
 
 
 @dataclass(frozen=True)
@@ -28,10 +33,6 @@ class Profile:
     connect_s: float = 0.0
     first_byte_s: float = 0.0
     bytes_per_s: float | None = None
-
-    @property
-    def shaped(self) -> bool:
-        return bool(self.connect_s or self.first_byte_s or self.bytes_per_s)
 
 
 LOCAL = Profile("local")
@@ -42,6 +43,17 @@ S3_LIKE = Profile("S3-like", connect_s=0.040, first_byte_s=0.020, bytes_per_s=80
 class Link:
     url: str = ""
     sent: int = 0  # bytes the client sent through the proxy (requests, headers included)
+    received: int = 0  # bytes it received (responses, headers included)
+    copied: int = 0  # bytes it asked the endpoint to copy (UploadPartCopy ranges)
+
+    def count_request(self, carry: bytes, data: bytes) -> bytes:
+        """Count a read of a request; returns what to carry over to the next read."""
+        self.sent += len(data)
+        seen = carry + data
+        for match in COPY_RANGE.finditer(seen):
+            if match.end() > len(carry):  # not counted with the read before
+                self.copied += int(match[2]) - int(match[1]) + 1
+        return seen[-CARRY:]
 
 
 class _Turns:
@@ -65,10 +77,13 @@ async def _pipe(
 
     async def pump() -> None:
         nonlocal free_at
+        carry = b""
         while True:
             data = await reader.read(BUFFER)
             if direction == "request":
-                link.sent += len(data)
+                carry = link.count_request(carry, data)
+            else:
+                link.received += len(data)
             now = loop.time()
             due = now
             if data and turns.last != direction:

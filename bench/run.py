@@ -193,17 +193,19 @@ def verify(s3: Any, bucket: str, key: str, digests: dict[str, str], zipped: bool
 
 @contextmanager
 def endpoint_for(workload: Workload, direct: str) -> Iterator[Link]:
-    """The endpoint a contender talks to; what it sends is counted only through the proxy."""
-    if not workload.profile.shaped:
-        yield Link(direct, sent=-1)
-        return
+    """The endpoint a contender talks to: the proxy, shaped to the workload's profile (the
+    local one only counts what goes through it)."""
     port = urlsplit(direct).port
     assert port is not None
-    with network_proxy(port, workload.profile) as shaped:
-        yield shaped
+    with network_proxy(port, workload.profile) as link:
+        yield link
 
 
-def run_workload(workload: Workload, direct: str, scratch: Path) -> dict[str, dict[str, Any]]:
+def run_workload(
+    workload: Workload, direct: str, scratch: Path, rounds: int = 1
+) -> dict[str, dict[str, Any]]:
+    """Every contender `rounds` times, in turn (so drift in the endpoint falls on all of them);
+    each contender's run of median wall time is its row, `runs_s` all its times."""
     os.environ["AWS_ENDPOINT_URL"] = direct
     s3 = s3_client()
     for bucket in ("bench-sources", "bench-archives"):
@@ -220,23 +222,32 @@ def run_workload(workload: Workload, direct: str, scratch: Path) -> dict[str, di
     }
     spec_path = scratch / f"{workload.name}-{workload.profile.name}.json"
     spec_path.write_text(json.dumps(spec))
-    measured_by_contender = {}
-    for name in workload.contenders:
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in workload.contenders}
+    for name in [name for _ in range(rounds) for name in workload.contenders]:
         with endpoint_for(workload, direct) as link:
             measured = run_contender(name, spec_path, link.url)
-        measured["sent_mib"] = link.sent / MIB if link.sent >= 0 else None
+        measured.update(
+            sent_mib=link.sent / MIB, read_mib=link.received / MIB, copied_mib=link.copied / MIB
+        )
         zipped = name not in ("copy limit", "copy floor")
         verify(s3, "bench-archives", measured["archive_key"], digests, zipped)
         os.sync()  # the read-back's temporary file: written out before the next contender runs
         head = s3.head_object(Bucket="bench-archives", Key=measured["archive_key"])
         measured["archive_mib"] = head["ContentLength"] / MIB
         s3.delete_object(Bucket="bench-archives", Key=measured["archive_key"])
-        measured_by_contender[name] = measured
+        runs[name].append(measured)
         print(
             f"{workload.label:<30} {name:<10} {measured['wall_s']:7.2f} s "
             f"{measured['cpu_s']:6.2f} CPU s {measured['peak_rss_mib']:6.0f} MiB  verified",
             file=sys.stderr,
         )
+    measured_by_contender = {}
+    for name, done in runs.items():
+        ordered = sorted(done, key=lambda run: float(run["wall_s"]))
+        measured_by_contender[name] = {
+            **ordered[(len(ordered) - 1) // 2],
+            "runs_s": [run["wall_s"] for run in done],
+        }
     return measured_by_contender
 
 
@@ -267,8 +278,8 @@ def machine(kind: str) -> str:
 def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     lines = [
         "| workload | contender | seconds | MiB/s | CPU s | CPU s / GiB | peak RSS MiB "
-        "| archive MiB | sent MiB | × copy limit | × copy floor |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| archive MiB | sent MiB | read MiB | copied MiB | × copy limit | × copy floor | runs s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for workload_id, by_contender in results.items():
         workload = WORKLOADS[workload_id]
@@ -278,12 +289,13 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
         for name, row in by_contender.items():
             ratio = f"{row['wall_s'] / limit:.2f}" if limit else "—"
             to_floor = f"{row['wall_s'] / floor:.2f}" if floor else "—"
-            sent = "—" if row["sent_mib"] is None else f"{row['sent_mib']:.1f}"
+            traffic = f"{row['sent_mib']:.1f} | {row['read_mib']:.1f} | {row['copied_mib']:.0f}"
             lines.append(
                 f"| {workload.label} | {name} | {row['wall_s']:.2f} | "
                 f"{megabytes / row['wall_s']:.0f} | {row['cpu_s']:.2f} | "
                 f"{row['cpu_s'] / (megabytes / 1024):.1f} | {row['peak_rss_mib']:.0f} | "
-                f"{row['archive_mib']:.0f} | {sent} | {ratio} | {to_floor} |"
+                f"{row['archive_mib']:.0f} | {traffic} | {ratio} | {to_floor} | "
+                f"{' / '.join(f'{run:.2f}' for run in row['runs_s'])} |"
             )
     return "\n".join(lines)
 
@@ -292,6 +304,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma list")
     parser.add_argument("--endpoint", choices=list(ENDPOINTS), default="moto")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of every contender, in turn; median reported"
+    )
     parser.add_argument(
         "--output", type=Path, help="default: docs/benchmarks.md, docs/benchmarks-localstack.md"
     )
@@ -307,7 +322,9 @@ def main() -> None:
         for workload_id in chosen:
             # A fresh endpoint per workload: moto keeps everything in one process's memory.
             with emulator(kind) as direct:
-                results[workload_id] = run_workload(WORKLOADS[workload_id], direct, Path(scratch))
+                results[workload_id] = run_workload(
+                    WORKLOADS[workload_id], direct, Path(scratch), arguments.rounds
+                )
             # The read-back went through temporary files (GiB for W3): write them out now, or
             # the next workload's contenders pay for that writeback in wall and system time.
             os.sync()
@@ -316,6 +333,8 @@ def main() -> None:
     options = [f"--endpoint {kind}"] if kind != "moto" else []
     if arguments.workloads != ",".join(WORKLOADS):
         options.append(f"--workloads {arguments.workloads}")
+    if arguments.rounds != 1:
+        options.append(f"--rounds {arguments.rounds}")
     command = "make bench" + (f" BENCH_ARGS='{' '.join(options)}'" if options else "")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(

@@ -22,8 +22,9 @@ Data flow, and who runs where (one job; `WORKER_CONCURRENCY` jobs share the byte
 - upload (`multipart_sink.py`): the stream cut into parts, `UPLOAD_CONCURRENCY` part threads; a
   part holding an unpatched header waits, the others go out as soon as full. Part CRC-32s are
   combined into the archive's. `file_sink.py` is the same for a local file (`archiver build`).
-- copy (`copying.py`): a large stored entry is not uploaded: its header and a top-up of its
-  first bytes close a part, and S3 copies the rest from the source (`UploadPartCopy`, on
-  `UPLOAD_CONCURRENCY` more part threads). Its CRC-32 is the source's stored checksum (looked up
-  while sizing), or read from every chunk of it first.
+- copy (`copying.py`, `staging.py`): a large stored entry is not uploaded: S3 copies it from
+  its source (`UploadPartCopy`, `COPY_CONCURRENCY` copy threads beside the upload threads),
+  its last part through a staging object that carries what the writer puts before the next
+  copy. Its CRC-32 is the source's stored one, or S3's answers to the copies (the header is
+  patched once they come); only the first copied entry of a job is topped up.
 """
