@@ -143,7 +143,9 @@ class MemoryNotifier:
         """A fault hook: the next `count` publishes raise `error` instead."""
         self._faults.extend([error] * count)
 
-    def publish(self, notification: JobSucceeded | JobFailed | JobRunning) -> None:
+    def publish(
+        self, notification: JobSucceeded | JobFailed | JobRunning, group: str | None = None
+    ) -> None:
         if self._faults:
             raise self._faults.pop(0)
         body = notification_body(notification)  # raises where the real notifier would

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,7 +21,7 @@ from archiver.domain.ports import ReceivedMessage
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import MessageSystemAttributeNameType, QueueAttributeNameType
-    from mypy_boto3_sqs.type_defs import MessageTypeDef
+    from mypy_boto3_sqs.type_defs import MessageTypeDef, SendMessageRequestTypeDef
 
 # What SQS answers for a receipt whose message was deleted or is no longer in flight.
 GONE = frozenset(
@@ -44,7 +46,23 @@ MISCONFIGURED = frozenset(
 SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
     "SentTimestamp",
     "ApproximateReceiveCount",
+    "MessageGroupId",  # FIFO queues only
 ]
+FIFO_SUFFIX = ".fifo"  # SQS requires it of every FIFO queue's name
+
+
+def is_fifo(queue: str) -> bool:
+    """Whether a queue, by URL or name, is a FIFO queue."""
+    return queue.rstrip("/").endswith(FIFO_SUFFIX)
+
+
+def deduplication_id(notification: JobSucceeded | JobFailed | JobRunning) -> str:
+    """The same for the same notification of a job, whichever delivery sends it: SQS drops the
+    repeat (within its 5-minute deduplication window)."""
+    parts = [notification.job_id, notification.status]
+    if isinstance(notification, JobRunning):
+        parts += [str(notification.progress.files_done), str(notification.progress.bytes_done)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 class QueueAddress:
@@ -98,6 +116,7 @@ def _received(message: MessageTypeDef) -> ReceivedMessage:
         receipt=message["ReceiptHandle"],
         sent_at=datetime.fromtimestamp(sent_ms / 1000, UTC) if sent_ms else datetime.now(UTC),
         receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
+        group=attributes.get("MessageGroupId"),
     )
 
 
@@ -147,8 +166,12 @@ class SqsQueue:
                 raise
 
     def send(self, body: str) -> str:
+        """A new job; on a FIFO queue in a group of its own, so jobs run side by side."""
+        message: SendMessageRequestTypeDef = {"QueueUrl": self.address.url, "MessageBody": body}
+        if is_fifo(self.address.queue):
+            message["MessageGroupId"] = message["MessageDeduplicationId"] = uuid.uuid4().hex
         with transient_only(f"send to {self.address.queue}"):
-            response = self._client.send_message(QueueUrl=self.address.url, MessageBody=body)
+            response = self._client.send_message(**message)
         return response["MessageId"]
 
     def redrive_limit(self) -> int | None:
@@ -170,15 +193,21 @@ class SqsNotifier:
         self._client = client
         self.address = QueueAddress(client, queue)
 
-    def publish(self, notification: JobSucceeded | JobFailed | JobRunning) -> None:
+    def publish(
+        self, notification: JobSucceeded | JobFailed | JobRunning, group: str | None = None
+    ) -> None:
+        message: SendMessageRequestTypeDef = {
+            "QueueUrl": self.address.url,
+            "MessageBody": notification_body(notification),
+            "MessageAttributes": {
+                "status": {"DataType": "String", "StringValue": notification.status}
+            },
+        }
+        if is_fifo(self.address.queue):
+            message["MessageGroupId"] = group or notification.job_id
+            message["MessageDeduplicationId"] = deduplication_id(notification)
         with transient_only(f"notify {self.address.queue}"):
-            self._client.send_message(
-                QueueUrl=self.address.url,
-                MessageBody=notification_body(notification),
-                MessageAttributes={
-                    "status": {"DataType": "String", "StringValue": notification.status}
-                },
-            )
+            self._client.send_message(**message)
 
     def check(self) -> None:
         self.address.attributes("QueueArn")

@@ -104,6 +104,7 @@ class ReceivedMessage:
     receipt: str
     sent_at: datetime
     receive_count: int
+    group: str | None = None  # a FIFO queue's MessageGroupId
 
 
 class Queue(Protocol):
@@ -130,7 +131,12 @@ class Queue(Protocol):
 
 
 class Notifier(Protocol):
-    def publish(self, notification: JobSucceeded | JobFailed | JobRunning) -> None: ...
+    def publish(
+        self, notification: JobSucceeded | JobFailed | JobRunning, group: str | None = None
+    ) -> None:
+        """Send it; on a FIFO queue in message group `group` (the job's own, where it came
+        from a FIFO queue; else the job id)."""
+        ...
 
     def check(self) -> None:
         """ConfigurationError unless the queue exists and may be used."""

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from archiver.adapters.sqs import FIFO_SUFFIX, is_fifo
 from archiver.domain.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -59,20 +60,30 @@ def create_resources(
     visibility_timeout: int = 300,
     max_receive_count: int = MAX_RECEIVE_COUNT,
 ) -> DevResources:
-    """Create (or reuse) the buckets and queues: the source queue redrives to `<name>-dlq`."""
+    """Create (or reuse) the buckets and queues: the source queue redrives to `<name>-dlq`
+    (`<name>-dlq.fifo` for a FIFO queue: a name ending in `.fifo` makes one)."""
     for bucket in (source_bucket, destination_bucket):
         s3.create_bucket(Bucket=bucket)
-    dlq_url = sqs.create_queue(QueueName=f"{source_queue}-dlq")["QueueUrl"]
+    base = source_queue.removesuffix(FIFO_SUFFIX)
+    dlq_name = f"{base}-dlq{FIFO_SUFFIX}" if is_fifo(source_queue) else f"{base}-dlq"
+    dlq_url = sqs.create_queue(QueueName=dlq_name, Attributes=_fifo(dlq_name))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
     redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"]}
     redrive["maxReceiveCount"] = str(max_receive_count)
     attributes: Any = {
         "RedrivePolicy": json.dumps(redrive),
         "VisibilityTimeout": str(visibility_timeout),
+        **_fifo(source_queue),
     }
     source_url = sqs.create_queue(QueueName=source_queue, Attributes=attributes)["QueueUrl"]
-    destination_url = sqs.create_queue(QueueName=destination_queue)["QueueUrl"]
+    destination_url = sqs.create_queue(
+        QueueName=destination_queue, Attributes=_fifo(destination_queue)
+    )["QueueUrl"]
     return DevResources(source_bucket, destination_bucket, source_url, dlq_url, destination_url)
+
+
+def _fifo(name: str) -> Any:
+    return {"FifoQueue": "true"} if is_fifo(name) else {}
 
 
 def banner(endpoint: str, resources: DevResources) -> str:

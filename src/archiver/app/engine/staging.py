@@ -12,8 +12,9 @@ what follows:
   last part from the source itself, and the staging object is dropped.
 
 Staging objects live under `STAGING_PREFIX` in the archive's bucket and are deleted as soon as
-the archive's part is copied from them, or when the archive is aborted (`discard`); a redelivered job sweeps what a killed attempt
-left, and a lifecycle rule on the prefix is the backstop.
+the archive's part is copied from them, or when the archive is aborted (`discard`); a
+redelivered job sweeps what a killed attempt left, and a lifecycle rule on the prefix is the
+backstop.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ class ProgressTracking(Protocol):
     """Where a running job's progress goes (the worker logs it, and notifies if asked)."""
 
     def job(
-        self, job_id: str, metadata: dict[str, Any], notify: bool
+        self, job_id: str, metadata: dict[str, Any], notify: bool, group: str | None = None
     ) -> Callable[[Progress], None]: ...
 
 
@@ -123,7 +123,9 @@ class Jobs:
             }
             structlog.contextvars.bind_contextvars(**context)
             log.info("job_started", **context)
-            reports = progress.job(message.message_id, metadata, request.notify.progress)
+            reports = progress.job(
+                message.message_id, metadata, request.notify.progress, message.group
+            )
             archive = self._service.build(
                 plan, reports, cancel=cancel, redelivered=message.receive_count > 1
             )

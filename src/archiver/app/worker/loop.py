@@ -195,7 +195,7 @@ class Worker:
                     )
                     return self._last_word(message, answer)
                 if isinstance(answer, Reply):
-                    self.notifier.publish(answer.notification)
+                    self.notifier.publish(answer.notification, message.group)
                     self.queue.delete(message)
         except TransientError as error:  # the notification or the delete did not go through
             answer = Retry(str(error))
@@ -250,7 +250,7 @@ class Worker:
         last_word = crashed.last_word
         assert last_word is not None
         try:
-            self.notifier.publish(last_word.notification)
+            self.notifier.publish(last_word.notification, message.group)
             self.queue.delete(message)
         except Exception as unsent:  # nothing more to try: the dead-letter queue keeps it
             log.warning("give_up_failed", error=repr(unsent), decision="dead_letter")

@@ -38,8 +38,11 @@ class ProgressTracker:
         self.beat = beat  # bytes moved: the worker is alive
         self.clock = clock
 
-    def job(self, job_id: str, metadata: dict[str, Any], notify: bool) -> JobProgress:
-        return JobProgress(self, job_id, metadata, self._notifier if notify else None)
+    def job(
+        self, job_id: str, metadata: dict[str, Any], notify: bool, group: str | None = None
+    ) -> JobProgress:
+        notifier = self._notifier if notify else None
+        return JobProgress(self, job_id, metadata, notifier, group)
 
 
 class JobProgress:
@@ -51,8 +54,10 @@ class JobProgress:
         job_id: str,
         metadata: dict[str, Any],
         notifier: Notifier | None,
+        group: str | None = None,
     ) -> None:
         self._tracker = tracker
+        self._group = group  # the job's FIFO message group
         self._job_id = job_id
         self._metadata = metadata
         self._notifier = notifier  # None: the job did not ask for progress notifications
@@ -87,6 +92,6 @@ class JobProgress:
     def _notify(self, notifier: Notifier, progress: Progress) -> None:
         running = JobRunning(job_id=self._job_id, progress=progress, metadata=self._metadata)
         try:
-            notifier.publish(running)
+            notifier.publish(running, self._group)
         except ArchiverError as error:  # progress is best effort: the job goes on
             log.warning("progress_notification_failed", error=str(error))
