@@ -88,7 +88,7 @@ def make_worker(
     return Worker(
         queue,
         notifier,
-        Jobs(service, delete_offloaded=delete_offloaded),
+        Jobs(service, delete_offloaded=delete_offloaded, message_bytes=notifier.max_bytes),
         dataclasses.replace(settings.worker_options(), **options),
         progress,
         ops,

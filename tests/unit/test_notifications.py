@@ -4,11 +4,14 @@ from pathlib import Path
 from archiver.app.cli.schemas import render, schemas
 from archiver.domain.errors import ErrorCode, PermanentError
 from archiver.domain.notifications import (
+    FIT_MARGIN,
     MAX_MESSAGE_CHARS,
     MAX_NOTIFICATION_BYTES,
     NOTIFICATION_ADAPTER,
     ArchiveInfo,
+    JobFailed,
     failed,
+    fitted,
     notification_body,
     succeeded,
 )
@@ -99,3 +102,16 @@ def test_the_body_escapes_what_sqs_refuses_and_reads_back_the_same() -> None:
     assert "\ufffe" not in body
     assert "\uffff" not in body
     assert json.loads(body)["metadata"] == metadata
+
+
+def test_an_answer_is_cut_to_fit_its_queue_and_counts_what_it_left_out() -> None:
+    sources = [f"gone/{number:05d}.jpg" for number in range(2000)]  # ~40 KiB listed
+    error = PermanentError(ErrorCode.SOURCE_NOT_FOUND, "2000 sources are missing", sources)
+    whole = failed("job-1", error, {"user": "a"})
+    assert fitted(whole, 1024 * 1024) == whole  # fits as it is
+    cut = fitted(whole, 16 * 1024)
+    assert isinstance(cut, JobFailed)
+    assert len(notification_body(cut).encode()) <= 16 * 1024 - FIT_MARGIN
+    assert cut.error.sources == sources[: len(cut.error.sources)]
+    assert cut.error.sources_omitted == len(sources) - len(cut.error.sources) > 0
+    assert fitted(cut, 16 * 1024) == cut  # once is enough

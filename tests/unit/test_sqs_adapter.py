@@ -1,15 +1,21 @@
 """The SQS adapter as botocore drives it, without a network: what a failed visibility change
 means. (The contract suite proves the deleted-receipt case on LocalStack, which answers as SQS.)"""
 
+from __future__ import annotations
+
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-from archiver.adapters.sqs import SqsQueue
-from archiver.domain.errors import TransientError
+from archiver.adapters.sqs import SqsNotifier, SqsQueue
+from archiver.domain.errors import ConfigurationError, TransientError
 from archiver.domain.ports import ReceivedMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 URL = "https://sqs.us-east-1.amazonaws.com/123456789012/jobs"
 MESSAGE = ReceivedMessage(
@@ -21,13 +27,17 @@ DELETED = (
 )
 
 
-def change_fails(code: str, message: str) -> None:
-    client = boto3.client(
+def offline_client() -> SQSClient:
+    return boto3.client(
         "sqs",
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def change_fails(code: str, message: str) -> None:
+    client = offline_client()
     with Stubber(client) as stub:
         stub.add_client_error(
             "change_message_visibility", service_error_code=code, service_message=message
@@ -51,3 +61,11 @@ def test_another_invalid_parameter_is_an_error() -> None:
     invalid = "Value 50000 for parameter VisibilityTimeout is invalid. Reason: Must be < 43200."
     with pytest.raises(TransientError, match="VisibilityTimeout"):
         change_fails("InvalidParameterValue", invalid)
+
+
+def test_a_destination_queue_too_small_for_any_notification_stops_the_start() -> None:
+    client = offline_client()
+    with Stubber(client) as stub:
+        stub.add_response("get_queue_attributes", {"Attributes": {"MaximumMessageSize": "1024"}})
+        with pytest.raises(ConfigurationError, match="MaximumMessageSize 1,024"):
+            SqsNotifier(client, URL).check()

@@ -137,6 +137,7 @@ class MemoryNotifier:
         self.published: list[JobSucceeded | JobFailed | JobRunning] = []
         self.bodies: list[str] = []
         self.exists = True
+        self.max_message_bytes = MAX_NOTIFICATION_BYTES
         self._faults: list[Exception] = []
 
     def fail_next(self, count: int, error: Exception) -> None:
@@ -149,7 +150,7 @@ class MemoryNotifier:
         if self._faults:
             raise self._faults.pop(0)
         body = notification_body(notification)  # raises where the real notifier would
-        if len(body.encode("utf-8")) > MAX_NOTIFICATION_BYTES:
+        if len(body.encode("utf-8")) > self.max_message_bytes:
             raise TransientError(f"the notification is {len(body.encode()):,} bytes, over SQS's")
         self.bodies.append(body)
         self.published.append(NOTIFICATION_ADAPTER.validate_json(body))
@@ -157,3 +158,6 @@ class MemoryNotifier:
     def check(self) -> None:
         if not self.exists:
             raise ConfigurationError("the destination queue does not exist")
+
+    def max_bytes(self) -> int:
+        return self.max_message_bytes

@@ -15,7 +15,14 @@ from botocore.exceptions import ClientError
 
 from archiver.adapters.errors import error_code, transient_only
 from archiver.domain.errors import ConfigurationError, TransientError
-from archiver.domain.notifications import JobFailed, JobRunning, JobSucceeded, notification_body
+from archiver.domain.notifications import (
+    MAX_NOTIFICATION_BYTES,
+    MIN_NOTIFICATION_BYTES,
+    JobFailed,
+    JobRunning,
+    JobSucceeded,
+    notification_body,
+)
 from archiver.domain.ports import ReceivedMessage
 
 if TYPE_CHECKING:
@@ -192,6 +199,7 @@ class SqsNotifier:
     def __init__(self, client: SQSClient, queue: str) -> None:
         self._client = client
         self.address = QueueAddress(client, queue)
+        self._max_bytes: int | None = None
 
     def publish(
         self, notification: JobSucceeded | JobFailed | JobRunning, group: str | None = None
@@ -210,4 +218,15 @@ class SqsNotifier:
             self._client.send_message(**message)
 
     def check(self) -> None:
-        self.address.attributes("QueueArn")
+        if (size := self.max_bytes()) < MIN_NOTIFICATION_BYTES:
+            raise ConfigurationError(
+                f"queue {self.address.queue}: MaximumMessageSize {size:,} is under the "
+                f"{MIN_NOTIFICATION_BYTES:,} bytes a notification may need"
+            )
+
+    def max_bytes(self) -> int:
+        """Read once (the first call also proves the queue exists and may be used)."""
+        if self._max_bytes is None:
+            size = self.address.attributes("MaximumMessageSize").get("MaximumMessageSize")
+            self._max_bytes = int(size) if size else MAX_NOTIFICATION_BYTES
+        return self._max_bytes

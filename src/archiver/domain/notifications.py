@@ -15,7 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from archiver.domain.errors import ErrorCode, PermanentError
 
 MAX_NOTIFICATION_BYTES = 1024 * 1024
-"""SQS's largest message."""
+"""SQS's largest message (the default `MaximumMessageSize` of a queue made since 2025)."""
+MIN_NOTIFICATION_BYTES = 8 * 1024
+"""The least a destination queue must take: a failed notification, its message at
+`MAX_MESSAGE_CHARS`, nothing listed, little metadata."""
+FIT_MARGIN = 4 * 1024
+"""Room kept when fitting a notification to its queue: the `report_url` added afterwards and
+the `status` message attribute (SQS counts attributes in the message's size)."""
 MAX_LISTED_BYTES = 256 * 1024
 """Of `archive.missing` or `error.sources`; the rest is counted, not listed."""
 MAX_MESSAGE_CHARS = 2000
@@ -172,6 +178,31 @@ def failed(job_id: str, error: PermanentError, metadata: dict[str, Any] | None) 
         error=Failure(code=error.code, message=message, sources=sources, sources_omitted=omitted),
         metadata=metadata,
     )
+
+
+def fitted(answer: JobSucceeded | JobFailed, max_bytes: int) -> JobSucceeded | JobFailed:
+    """The answer with its list cut (from the end, counted in `*_omitted`) until it fits a
+    queue taking `max_bytes` (its `MaximumMessageSize`); as it is if nothing is listed."""
+    body = len(notification_body(answer).encode("utf-8"))
+    over = body + FIT_MARGIN - max_bytes
+    if over > 0:
+        over += 20  # the omitted count's digits, which grow as items are dropped
+    listed = answer.archive.missing if isinstance(answer, JobSucceeded) else answer.error.sources
+    kept = len(listed)
+    while over > 0 and kept:
+        kept -= 1
+        over -= len(json.dumps(listed[kept], ensure_ascii=False).encode("utf-8")) + 1
+    dropped = len(listed) - kept
+    if not dropped:
+        return answer
+    if isinstance(answer, JobSucceeded):
+        count = answer.archive.missing_omitted + dropped
+        update = {"missing": listed[:kept], "missing_omitted": count}
+        archive = answer.archive.model_copy(update=update)
+        return answer.model_copy(update={"archive": archive})
+    count = answer.error.sources_omitted + dropped
+    error = answer.error.model_copy(update={"sources": listed[:kept], "sources_omitted": count})
+    return answer.model_copy(update={"error": error})
 
 
 def notification_body(notification: JobSucceeded | JobFailed | JobRunning) -> str:

@@ -139,5 +139,10 @@ class Notifier(Protocol):
         ...
 
     def check(self) -> None:
-        """ConfigurationError unless the queue exists and may be used."""
+        """ConfigurationError unless the queue exists, may be used, and takes a notification
+        of `MIN_NOTIFICATION_BYTES`."""
+        ...
+
+    def max_bytes(self) -> int:
+        """The largest message the queue takes (its `MaximumMessageSize`)."""
         ...

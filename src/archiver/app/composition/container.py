@@ -92,8 +92,12 @@ def _service(store: ObjectStore, settings: Settings) -> ArchiveService:
     )
 
 
-def _jobs(service: ArchiveService, settings: Settings) -> Jobs:
-    return Jobs(service, delete_offloaded=settings.delete_offloaded_payloads)
+def _jobs(service: ArchiveService, notifier: Notifier, settings: Settings) -> Jobs:
+    return Jobs(
+        service,
+        delete_offloaded=settings.delete_offloaded_payloads,
+        message_bytes=notifier.max_bytes,
+    )
 
 
 def _progress(notifier: Notifier, liveness: Liveness, settings: Settings) -> ProgressTracker:
@@ -115,7 +119,7 @@ class Container(containers.DeclarativeContainer):
     notifier = providers.Singleton(_notifier, sqs_client, settings)
 
     service = providers.Singleton(_service, object_store, settings)
-    jobs = providers.Singleton(_jobs, service, settings)
+    jobs = providers.Singleton(_jobs, service, notifier, settings)
     liveness = providers.Singleton(Liveness, settings.provided.health_file)
     ops = providers.Singleton(
         Ops,

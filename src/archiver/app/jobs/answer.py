@@ -27,10 +27,12 @@ from archiver.domain.errors import (
 )
 from archiver.domain.job import ObjectRef, salvage_metadata
 from archiver.domain.notifications import (
+    MAX_NOTIFICATION_BYTES,
     JobFailed,
     JobSucceeded,
     Progress,
     failed,
+    fitted,
     omitted,
     succeeded,
 )
@@ -83,10 +85,17 @@ class ProgressTracking(Protocol):
 
 
 class Jobs:
-    def __init__(self, service: ArchiveService, *, delete_offloaded: bool) -> None:
+    def __init__(
+        self,
+        service: ArchiveService,
+        *,
+        delete_offloaded: bool,
+        message_bytes: Callable[[], int] = lambda: MAX_NOTIFICATION_BYTES,
+    ) -> None:
         self._service = service
         self._store = service.store
         self._delete_offloaded = delete_offloaded
+        self._message_bytes = message_bytes  # the destination queue's MaximumMessageSize
 
     def answer(
         self, message: ReceivedMessage, progress: ProgressTracking, cancel: threading.Event
@@ -139,7 +148,9 @@ class Jobs:
 
     def _with_report(self, answer: Notification, listed: Sequence[str]) -> Notification:
         """An answer whose list had to be cut links to the full report, written beside the
-        archive (`{job_id}/report.json`); if that cannot be written, the answer goes without."""
+        archive (`{job_id}/report.json`); if that cannot be written, the answer goes without.
+        Lists are cut to fit the destination queue's largest message."""
+        answer = fitted(answer, self._message_bytes())
         if not omitted(answer):
             return answer
         ref = ObjectRef(self._service.policy.destination_bucket, f"{answer.job_id}/report.json")

@@ -1,6 +1,6 @@
-"""FIFO queues on a real SQS endpoint (LocalStack): jobs from `jobs.fifo` are answered on
-`done.fifo` in the job's own message group, and the same notification sent twice (a redelivered
-job answering again) is deduplicated by SQS."""
+"""Queues as operators already have them, on a real SQS endpoint (LocalStack): FIFO queues (a job
+from `jobs.fifo` answered on `done.fifo` in its own message group, the same notification sent
+twice deduplicated by SQS) and a destination queue that keeps the old 256 KiB message size."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from archiver.app.worker.loop import Outcome
 from archiver.domain.errors import ErrorCode
 from archiver.domain.notifications import Failure, JobFailed
 from tests.conftest import unique
+from tests.integration.conftest import Drain
 from tests.support import drive
 
 if TYPE_CHECKING:
@@ -38,16 +39,16 @@ def fifo(s3: S3Client, sqs: SQSClient) -> DevResources:
     )
 
 
-def container_for(resources: DevResources) -> Container:
-    return build_container(
-        Settings(
-            sqs_source_queue=resources.source_queue_url,
-            sqs_destination_queue=resources.destination_queue_url,
-            s3_source_bucket=resources.source_bucket,
-            s3_destination_bucket=resources.destination_bucket,
-            sqs_wait_time_seconds=1,
-        )
-    )
+def container_for(resources: DevResources, **overrides: object) -> Container:
+    values: dict[str, object] = {
+        "sqs_source_queue": resources.source_queue_url,
+        "sqs_destination_queue": resources.destination_queue_url,
+        "s3_source_bucket": resources.source_bucket,
+        "s3_destination_bucket": resources.destination_bucket,
+        "sqs_wait_time_seconds": 1,
+        **overrides,
+    }
+    return build_container(Settings(**values))  # type: ignore[arg-type]
 
 
 def received(sqs: SQSClient, url: str) -> list[dict[str, object]]:
@@ -99,3 +100,33 @@ def test_the_same_notification_twice_reaches_the_consumer_once(
     notifier.publish(answer)  # a redelivered job answering again
     answers = received(sqs, fifo.destination_queue_url)
     assert [(m["job_id"], m["group"]) for m in answers] == [("job-1", "job-1")]
+
+
+def test_a_256_kib_destination_queue_gets_every_answer_cut_to_fit_with_the_full_report(
+    resources: DevResources, s3: S3Client, sqs: SQSClient, drain: Drain
+) -> None:
+    """3,000 missing sources of 120-byte keys skipped: listed in full, the answer would be
+    some 370 KiB; the queue takes 256 KiB (the default before 2025, kept by many queues)."""
+    sqs.set_queue_attributes(
+        QueueUrl=resources.destination_queue_url,
+        Attributes={"MaximumMessageSize": str(256 * 1024)},
+    )
+    s3.put_object(Bucket=resources.source_bucket, Key="here.txt", Body=b"present")
+    missing = [f"gone/{number:05d}-{'x' * 108}.jpg" for number in range(3000)]
+    container = container_for(resources, missing_files="skip")
+    container.notifier().check()  # what start-up does: reads the queue's size
+    body = {"files": [{"source": "here.txt"}, *({"source": key} for key in missing)]}
+    container.source_queue().send(json.dumps(body))
+    assert drive(container.worker(max_receives=None)) == [Outcome.SUCCEEDED]
+    [answer] = drain(resources.destination_queue_url)
+    assert len(json.dumps(answer).encode()) <= 256 * 1024
+    listed = answer["archive"]["missing"]
+    named = [f"s3://{resources.source_bucket}/{key}" for key in missing]
+    assert 0 < len(listed) < len(missing)
+    assert listed == named[: len(listed)]
+    assert answer["archive"]["missing_omitted"] == len(missing) - len(listed)
+    report_key = f"{answer['job_id']}/report.json"
+    report = json.loads(
+        s3.get_object(Bucket=resources.destination_bucket, Key=report_key)["Body"].read()
+    )
+    assert report["archive"]["missing"] == named
