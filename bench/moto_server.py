@@ -21,6 +21,9 @@ def _patch() -> None:
     filling = threading.Lock()  # concurrent first reads would each copy the whole object
 
     def cached_value(key: Any) -> bytes:
+        if isinstance(key.name, int):  # a multipart part (moto names them by number): read
+            return bytes(value_property.fget(key))  # once, at completion; caching those
+            # kept every archive's parts in memory, and three rounds of W4 exhausted 24 GiB
         cached: bytes | None = key.__dict__.get("_bench_value")
         if cached is None:
             with filling:
