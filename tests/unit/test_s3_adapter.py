@@ -9,15 +9,24 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from urllib3.exceptions import ProtocolError as URLLib3ProtocolError
 
+from archiver.adapters.errors import classify
 from archiver.adapters.s3 import S3ObjectStore
 from archiver.adapters.s3_multipart import PartBody, S3MultipartUpload
 from archiver.domain.checksum import crc32_text
-from archiver.domain.errors import CopyRefused, ObjectUnavailable, TransientError
+from archiver.domain.errors import (
+    CopyRefused,
+    ErrorCode,
+    ObjectUnavailable,
+    TransientError,
+    Unavailable,
+)
 from archiver.domain.job import ObjectRef
+from archiver.domain.policy import source_failure
 from tests.support import MIB
 
 
@@ -377,3 +386,22 @@ def test_a_bucket_check_without_an_error_code_asks_head_bucket(
             with pytest.raises(raised):
                 store.check_bucket("src", write=write)
         stub.assert_no_pending_responses()
+
+
+def test_an_archived_source_is_named_as_archived_not_unreadable() -> None:
+    """S3 answers a GET of an object in a Glacier class or archive tier with InvalidObjectState
+    (403): the failure says it needs a restore."""
+    refused = ClientError(
+        {
+            "Error": {"Code": "InvalidObjectState", "Message": "not valid for the storage class"},
+            "ResponseMetadata": {"HTTPStatusCode": 403},
+        },
+        "GetObject",
+    )
+    archived = classify(refused, "s3://photos/2019/raw.cr2")
+    assert isinstance(archived, ObjectUnavailable)
+    assert archived.reason is Unavailable.ARCHIVED
+    failure = source_failure([archived])
+    assert failure.code is ErrorCode.SOURCE_UNREADABLE  # the published code stays
+    assert "1 archived, to be restored before they can be read" in failure.message
+    assert failure.sources == ["s3://photos/2019/raw.cr2"]

@@ -11,7 +11,8 @@ from archiver.domain.errors import ObjectUnavailable, TransientError, Unavailabl
 
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchUpload", "NotFound", "404"})
 _DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "Forbidden", "403"})
-_UNREADABLE = frozenset({"InvalidObjectState"})
+# What S3 answers for a GET of an object in a Glacier storage class or an archive tier.
+_ARCHIVED = frozenset({"InvalidObjectState"})
 # We only ask for ranges inside the size and version we saw: the object changed since.
 _CHANGED = frozenset({"InvalidRange", "PreconditionFailed", "412", "416"})
 # Errors of the deployment rather than the request: a retry after the fix succeeds.
@@ -44,8 +45,8 @@ def classify(error: ClientError, location: str) -> ObjectUnavailable | Transient
         return ObjectUnavailable(location, Unavailable.NOT_FOUND, code)
     if code in _DENIED:
         return ObjectUnavailable(location, Unavailable.ACCESS_DENIED, code)
-    if code in _UNREADABLE:
-        return ObjectUnavailable(location, Unavailable.UNREADABLE, code)
+    if code in _ARCHIVED:
+        return ObjectUnavailable(location, Unavailable.ARCHIVED, f"{code}: archived, restore it")
     if code in _CHANGED:
         return TransientError(f"{location}: changed while read ({code}), will retry")
     if (

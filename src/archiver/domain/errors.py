@@ -71,6 +71,7 @@ class Unavailable(StrEnum):
     NOT_FOUND = "not_found"
     ACCESS_DENIED = "access_denied"
     UNREADABLE = "unreadable"
+    ARCHIVED = "archived"  # a Glacier storage class or archive tier: restore it first
 
 
 class ObjectUnavailable(ArchiverError):

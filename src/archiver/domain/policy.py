@@ -17,6 +17,14 @@ SOURCE_ERROR_CODES = {
     Unavailable.NOT_FOUND: ErrorCode.SOURCE_NOT_FOUND,
     Unavailable.ACCESS_DENIED: ErrorCode.SOURCE_ACCESS_DENIED,
     Unavailable.UNREADABLE: ErrorCode.SOURCE_UNREADABLE,
+    Unavailable.ARCHIVED: ErrorCode.SOURCE_UNREADABLE,
+}
+REASONS = {
+    Unavailable.NOT_FOUND: "not found",
+    Unavailable.ACCESS_DENIED: "access denied",
+    Unavailable.UNREADABLE: "unreadable",
+    Unavailable.ARCHIVED: "archived, to be restored before they can be read (a Glacier storage "
+    "class or an archive access tier)",
 }
 
 
@@ -42,9 +50,7 @@ def source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
     counts: dict[Unavailable, int] = {}
     for failure in failures:
         counts[failure.reason] = counts.get(failure.reason, 0) + 1
-    summary = ", ".join(
-        f"{count} {reason.value.replace('_', ' ')}" for reason, count in counts.items()
-    )
+    summary = ", ".join(f"{count} {REASONS[reason]}" for reason, count in counts.items())
     return PermanentError(
         code,
         f"{len(failures)} source(s) cannot be read ({summary})",
