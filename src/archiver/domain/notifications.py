@@ -136,12 +136,17 @@ def omitted(notification: JobSucceeded | JobFailed) -> int:
     return notification.error.sources_omitted
 
 
+def _listed_bytes(item: str) -> int:
+    """What one listed item adds to a notification: its JSON string and a comma."""
+    return len(json.dumps(item, ensure_ascii=False).encode("utf-8", "surrogatepass")) + 1
+
+
 def _listed(items: Sequence[str]) -> tuple[list[str], int]:
     """As many items as fit MAX_LISTED_BYTES, and how many were left out."""
     kept: list[str] = []
     size = 0
     for item in items:
-        size += len(json.dumps(item, ensure_ascii=False).encode("utf-8", "surrogatepass")) + 1
+        size += _listed_bytes(item)
         if size > MAX_LISTED_BYTES:
             break
         kept.append(_printable(item))
@@ -191,7 +196,7 @@ def fitted(answer: JobSucceeded | JobFailed, max_bytes: int) -> JobSucceeded | J
     kept = len(listed)
     while over > 0 and kept:
         kept -= 1
-        over -= len(json.dumps(listed[kept], ensure_ascii=False).encode("utf-8")) + 1
+        over -= _listed_bytes(listed[kept])
     dropped = len(listed) - kept
     if not dropped:
         return answer

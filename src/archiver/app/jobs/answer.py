@@ -27,7 +27,6 @@ from archiver.domain.errors import (
 )
 from archiver.domain.job import ObjectRef, salvage_metadata
 from archiver.domain.notifications import (
-    MAX_NOTIFICATION_BYTES,
     JobFailed,
     JobSucceeded,
     Progress,
@@ -90,7 +89,7 @@ class Jobs:
         service: ArchiveService,
         *,
         delete_offloaded: bool,
-        message_bytes: Callable[[], int] = lambda: MAX_NOTIFICATION_BYTES,
+        message_bytes: Callable[[], int],
     ) -> None:
         self._service = service
         self._store = service.store
