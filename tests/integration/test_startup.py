@@ -163,20 +163,37 @@ def test_a_missing_key_reply_whose_error_body_is_cut_is_not_a_missing_bucket(
     assert events[-2:] == ["start_up_checked", "worker_started"]
 
 
-def test_an_idle_worker_stops_within_two_seconds_of_sigterm(resources: DevResources) -> None:
-    environment = worker_environment(resources, SQS_WAIT_TIME_SECONDS=20)
+def test_a_job_sent_just_after_sigterm_is_not_left_hidden(
+    resources: DevResources, sqs: SQSClient
+) -> None:
+    """An idle worker is told to stop mid long poll, and a job arrives 1.5 s later. SQS hands
+    it to the poll still under way, whether or not its caller still listens: the worker must
+    finish that poll and hand the job back before it exits, not leave it hidden for the whole
+    visibility timeout (60 s here)."""
+    wait = 5
+    environment = worker_environment(
+        resources, SQS_WAIT_TIME_SECONDS=wait, SQS_VISIBILITY_TIMEOUT=60
+    )
     worker = subprocess.Popen(ARCHIVER, env=environment, stderr=subprocess.PIPE, text=True)
     try:
         assert worker.stderr is not None
         for line in worker.stderr:
             if "worker_started" in line:
                 break
-        time.sleep(0.5)  # well into its 20 s long poll
+        time.sleep(0.5)  # well into its long poll
     finally:
         began = time.monotonic()
         worker.send_signal(signal.SIGTERM)
-        _, logs = worker.communicate(timeout=30)
-    assert time.monotonic() - began < 2, logs
+    time.sleep(1.5)
+    sqs.send_message(QueueUrl=resources.source_queue_url, MessageBody='{"files": []}')
+    _, logs = worker.communicate(timeout=wait + 25)
+    stopped = time.monotonic() - began
     assert worker.returncode == 0, logs
+    assert stopped < wait + 5, logs  # the poll's own wait, not the visibility timeout
     events = [json.loads(line)["event"] for line in logs.splitlines() if line.startswith("{")]
     assert events[-1] == "worker_stopped"
+    received = sqs.receive_message(
+        QueueUrl=resources.source_queue_url, WaitTimeSeconds=2, AttributeNames=["All"]
+    )
+    [job] = received.get("Messages", [])  # visible at once: handed back, not hidden
+    assert job["Body"] == '{"files": []}'

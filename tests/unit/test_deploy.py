@@ -211,6 +211,8 @@ def test_container_environment_matches_the_settings(template: dict[str, Any]) ->
     environment = {variable["Name"]: variable["Value"] for variable in container["Environment"]}
     grace = environment["SHUTDOWN_GRACE_SECONDS"]
     assert float(grace) < container["StopTimeout"]
+    wait = int(environment.get("SQS_WAIT_TIME_SECONDS", Settings().sqs_wait_time_seconds))
+    assert wait + 5 < container["StopTimeout"]  # a stop lets the poll under way finish
 
 
 def test_bucket_and_queues_are_locked_down_and_clean_up(template: dict[str, Any]) -> None:

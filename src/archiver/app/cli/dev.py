@@ -28,7 +28,7 @@ DEV_ENVIRONMENT = {
     "SQS_SOURCE_QUEUE": "input-queue",
     "SQS_DESTINATION_QUEUE": "output-queue",
     "METRICS_ENABLED": "0",  # no CloudWatch here: keep stdout for people
-    "ABANDON_POLL_SECONDS": "0",  # the queues end with the process: Ctrl-C stops at once
+    "SQS_WAIT_TIME_SECONDS": "1",  # a stop finishes the poll under way: Ctrl-C within 1 s
 }
 MAX_RECEIVE_COUNT = 3
 

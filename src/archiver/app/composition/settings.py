@@ -104,14 +104,10 @@ class Settings(BaseSettings):
         description="Source requests (size checks and ranged GETs) in flight at once, per job.",
     )
     sqs_wait_time_seconds: int = Field(
-        default=20, ge=0, le=20, description="Long-poll wait of each receive."
-    )
-    abandon_poll_seconds: float = Field(
-        default=1.0,
+        default=20,
         ge=0,
         le=20,
-        description="On stop, how long an idle worker still waits for its long poll, to hand "
-        "back what it brings at once (archiver dev: 0, its queues end with it).",
+        description="Long-poll wait of each receive; a stop lets the poll under way finish.",
     )
     sqs_visibility_timeout: int = Field(
         default=60,
@@ -212,7 +208,6 @@ class Settings(BaseSettings):
     def worker_options(self) -> WorkerOptions:
         return WorkerOptions(
             wait_seconds=self.sqs_wait_time_seconds,
-            abandon_seconds=self.abandon_poll_seconds,
             visibility_seconds=self.sqs_visibility_timeout,
             shutdown_grace=self.shutdown_grace_seconds,
             retry_delay_seconds=self.retry_delay_seconds,

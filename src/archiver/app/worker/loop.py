@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 POLL_RETRY_SECONDS = 1.0  # after a failed receive, doubled up to MAX_POLL_RETRY_SECONDS
 MAX_POLL_RETRY_SECONDS = 30.0
 MAX_RETRY_DELAY = 900  # SQS caps a single visibility change at 12 h; 15 min is plenty
+POLL_SLACK_SECONDS = 5.0  # on stop, a long poll's answer may come this long after its wait
 
 
 class Outcome(StrEnum):
@@ -47,7 +48,6 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class WorkerOptions:
     wait_seconds: int  # SQS_WAIT_TIME_SECONDS
-    abandon_seconds: float  # ABANDON_POLL_SECONDS
     visibility_seconds: int  # SQS_VISIBILITY_TIMEOUT
     shutdown_grace: float  # SHUTDOWN_GRACE_SECONDS
     retry_delay_seconds: int  # RETRY_DELAY_SECONDS
@@ -118,7 +118,8 @@ class Worker:
                     polls += 1
                     poll = polling.start(options.concurrency - len(running))
                     if not polling.settled(poll, stop):
-                        polling.abandon(poll, options.abandon_seconds)  # what it brings goes back
+                        # finished, so that what it brings goes back rather than stays hidden
+                        polling.finish(poll, options.wait_seconds + POLL_SLACK_SECONDS)
                         break
                     try:
                         messages = poll.result()

@@ -1,8 +1,10 @@
-"""A long poll the worker can walk away from: stopping never waits out SQS's 20 s wait.
+"""A long poll that a stop lets finish: what it brings goes straight back to the queue.
 
-The receive runs on a daemon thread. The loop waits for it, watching its stop event; when it
-stops first, the poll is abandoned, and whatever that poll still brings while the process
-lives is handed straight back to the queue (visibility 0).
+The receive runs on a daemon thread. The loop waits for it, watching its stop event. When it
+stops first, the poll is still finished: SQS hands a message that arrives during the wait to
+the poll whether or not anyone still reads the answer, and a poll walked away from would leave
+that message hidden for the whole visibility timeout. A stop of an idle worker therefore takes
+up to `SQS_WAIT_TIME_SECONDS`; what the poll brings is handed back (visibility 0).
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ class LongPoll:
                 return poll.done()
         return True
 
-    def abandon(self, poll: Future[list[ReceivedMessage]], seconds: float) -> None:
-        """Stopping while the poll is out: what it still brings is handed straight back."""
+    def finish(self, poll: Future[list[ReceivedMessage]], seconds: float) -> None:
+        """Stopping while the poll is out: wait up to `seconds` for it to end, and hand
+        straight back what it brings (even later, should it outlast the wait)."""
 
         def hand_back(done: Future[list[ReceivedMessage]]) -> None:
             if done.exception() is None:
@@ -56,4 +59,7 @@ class LongPoll:
 
         poll.add_done_callback(hand_back)
         wait([poll], timeout=seconds)
-        log.info("poll_abandoned", finished=poll.done())
+        if poll.done():
+            log.info("poll_finished")
+        else:  # a stalled read: what SQS gives it now reappears after its visibility timeout
+            log.warning("poll_unfinished", waited_s=seconds)
