@@ -30,7 +30,11 @@ INTERNAL = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code>'
     b"<Message>We encountered an internal error. Please try again.</Message></Error>"
 )
-ERRORS = {"503": SLOW_DOWN, "500": INTERNAL, "501": NOT_IMPLEMENTED}
+ACCESS_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message></Error>"
+)
+ERRORS = {"503": SLOW_DOWN, "500": INTERNAL, "501": NOT_IMPLEMENTED, "403": ACCESS_DENIED}
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 
 
@@ -67,6 +71,21 @@ class FaultProxy:
     lock: threading.Lock = field(default_factory=threading.Lock)
     sent_bytes: int = 0  # request bodies relayed to the store
     read_bytes: int = 0  # response bodies relayed back
+    requester_pays: frozenset[str] = frozenset()
+    """Buckets that behave as Requester Pays buckets do on AWS (LocalStack and moto only
+    record the setting): a request on one, or a copy from one, without
+    `x-amz-request-payer: requester` is refused 403 AccessDenied."""
+    unpaid: int = 0  # requests so refused
+
+    def refuses_unpaid(self, path: str, copy_source: str, payer: str) -> bool:
+        if payer.lower() == "requester":
+            return False
+        named = {path.lstrip("/").split("/", 1)[0], copy_source.lstrip("/").split("/", 1)[0]}
+        if named & self.requester_pays:
+            with self.lock:
+                self.unpaid += 1
+            return True
+        return False
 
     def count(self, sent: int, read: int) -> None:
         with self.lock:
@@ -128,6 +147,11 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             target = self.headers.get("X-Amz-Target", "")
             if "x-amz-copy-source" in self.headers:
                 target = "UploadPartCopy"
+            payer = self.headers.get("x-amz-request-payer", "")
+            copy_source = self.headers.get("x-amz-copy-source", "")
+            if proxy.refuses_unpaid(path, copy_source, payer):
+                self._error(403, ACCESS_DENIED)
+                return
             fault = proxy.take(self.command, path, query, target)
             if fault is not None and fault.action in ERRORS:
                 self._error(int(fault.action), ERRORS[fault.action])

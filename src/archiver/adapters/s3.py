@@ -74,16 +74,20 @@ class S3ObjectStore:
         sleep: Callable[[float], None] = time.sleep,
         *,
         signer: S3Client | None = None,
+        requester_pays: bool = False,
     ) -> None:
         """`signer` presigns links for another endpoint than `client` talks to (the address
-        users reach S3 at); signing is local, it never sends a request."""
+        users reach S3 at); signing is local, it never sends a request. `requester_pays`:
+        every read, listing and copy says we pay for it, as a Requester Pays bucket requires
+        (S3 refuses those requests with 403 otherwise; it ignores the word elsewhere)."""
         self._client = client
         self._signer = signer or client
         self._sleep = sleep
+        self._payer: dict[str, Any] = {"RequestPayer": "requester"} if requester_pays else {}
 
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         with translated(str(ref)):
-            head = self._client.head_object(Bucket=ref.bucket, Key=ref.key)
+            head = self._client.head_object(Bucket=ref.bucket, Key=ref.key, **self._payer)
         return ObjectInfo(ref, head["ContentLength"], head.get("ETag"))
 
     def probe(self, ref: ObjectRef, length: int) -> tuple[ObjectInfo, Buffer]:
@@ -91,7 +95,7 @@ class S3ObjectStore:
         with translated(str(ref)):
             try:
                 response = self._client.get_object(
-                    Bucket=ref.bucket, Key=ref.key, Range=f"bytes=0-{length - 1}"
+                    Bucket=ref.bucket, Key=ref.key, Range=f"bytes=0-{length - 1}", **self._payer
                 )
             except ClientError as error:
                 if error_code(error) not in ("InvalidRange", "416"):
@@ -117,6 +121,7 @@ class S3ObjectStore:
             "Bucket": ref.bucket,
             "Key": ref.key,
             "Range": f"bytes={start}-{start + length - 1}",
+            **self._payer,
         }
         if etag:
             arguments["IfMatch"] = etag  # every range of one source comes from one version
@@ -159,7 +164,7 @@ class S3ObjectStore:
                     self._client.list_multipart_uploads(Bucket=bucket, MaxUploads=1)
                     return
                 response = self._client.get_object(
-                    Bucket=bucket, Key=NO_SUCH_KEY, Range="bytes=0-0"
+                    Bucket=bucket, Key=NO_SUCH_KEY, Range="bytes=0-0", **self._payer
                 )
             except ClientError as error:
                 code = error_code(error)
@@ -191,7 +196,7 @@ class S3ObjectStore:
         A value without a type is trusted only for a single-part object (its ETag has no
         "-N"): some S3-compatible stores return a composite value without saying so.
         """
-        arguments: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+        arguments: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key, **self._payer}
         if etag:
             arguments["IfMatch"] = etag
         with translated(str(ref)):
@@ -218,6 +223,7 @@ class S3ObjectStore:
                         ObjectAttributes=["ObjectParts", "ETag"],
                         MaxParts=1000,
                         PartNumberMarker=marker,
+                        **self._payer,
                     )
             except ObjectUnavailable as unavailable:  # no s3:GetObjectAttributes: read it
                 log.info("part_checksums_unavailable", source=str(ref), error=str(unavailable))
@@ -242,7 +248,10 @@ class S3ObjectStore:
 
     def list_prefix(self, prefix: ObjectRef) -> Iterator[ObjectInfo]:
         pages = self._client.get_paginator("list_objects_v2").paginate(
-            Bucket=prefix.bucket, Prefix=prefix.key, PaginationConfig={"PageSize": 1000}
+            Bucket=prefix.bucket,
+            Prefix=prefix.key,
+            PaginationConfig={"PageSize": 1000},
+            **self._payer,
         )
         with translated(str(prefix)):
             for page in pages:
@@ -265,7 +274,7 @@ class S3ObjectStore:
                 ChecksumType="FULL_OBJECT",
                 **_put_arguments(ref, headers),
             )
-        return S3MultipartUpload(self._client, ref, created["UploadId"])
+        return S3MultipartUpload(self._client, ref, created["UploadId"], self._payer)
 
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str:
         return self._signer.generate_presigned_url(

@@ -66,8 +66,12 @@ class PartBody(io.RawIOBase):
 class S3MultipartUpload:
     """Parts may be uploaded from several threads and in any order."""
 
-    def __init__(self, client: S3Client, ref: ObjectRef, upload_id: str) -> None:
+    def __init__(
+        self, client: S3Client, ref: ObjectRef, upload_id: str, payer: dict[str, Any] | None = None
+    ) -> None:
+        """`payer`: what a copy from a Requester Pays source adds (`RequestPayer`)."""
         self._client = client
+        self._payer = payer or {}
         self._ref = ref
         self.upload_id = upload_id
         self._parts: dict[int, CompletedPartTypeDef] = {}
@@ -100,6 +104,7 @@ class S3MultipartUpload:
             "PartNumber": number,
             "CopySource": {"Bucket": source.bucket, "Key": source.key},
             "CopySourceRange": f"bytes={start}-{start + length - 1}",
+            **self._payer,
         }
         if etag:
             arguments["CopySourceIfMatch"] = etag  # a replaced source fails, never mixes

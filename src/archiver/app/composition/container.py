@@ -75,7 +75,7 @@ def _object_store(
     signer = None
     if settings.presign_endpoint_url:
         signer = _s3_client(session, settings, settings.presign_endpoint_url.rstrip("/"))
-    return S3ObjectStore(client, signer=signer)
+    return S3ObjectStore(client, signer=signer, requester_pays=settings.s3_requester_pays)
 
 
 def _source_queue(client: SQSClient, settings: Settings) -> Queue:

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default=frozenset(),
         description="Other buckets jobs may read (comma list; * for any).",
     )
+    s3_requester_pays: bool = Field(
+        default=False,
+        description="Say on every source read, listing and copy that the worker pays for it, "
+        "as Requester Pays buckets require (the task's account is charged).",
+    )
     app_debug: bool = Field(default=False, description="Debug log level.")
     dev_mode: bool = Field(default=False, description="Console logs instead of JSON.")
     max_files: int = Field(
