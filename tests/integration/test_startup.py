@@ -67,6 +67,24 @@ def test_a_bucket_that_does_not_exist_stops_the_start_up(
     assert line.startswith(f"archiver: {variable}='no-such-bucket-here': ")
 
 
+def test_a_destination_that_refuses_new_uploads_stops_the_start_up(
+    resources: DevResources, proxy: FaultProxy
+) -> None:
+    """An SSE-KMS bucket whose key the task may not use (no kms:GenerateDataKey): S3 lists its
+    uploads but refuses to create one (403). LocalStack checks no key policy, so the proxy
+    refuses as AWS would; the worker must say so at start-up, not fail every job."""
+    bucket = resources.destination_bucket
+    refused = proxy.add(
+        Fault("403", method="POST", path=f"^/{bucket}/", query="^uploads", times=-1)
+    )
+    environment = worker_environment(resources, AWS_ENDPOINT_URL=proxy.url)
+    line = one_clear_line(start_up(environment))
+    assert line.startswith(f"archiver: S3_DESTINATION_BUCKET='{bucket}': ")
+    assert "AccessDenied" in line
+    assert "kms:GenerateDataKey" in line  # where to look, for an encrypted bucket
+    assert refused.hits >= 1
+
+
 def test_an_endpoint_that_never_answers_ends_the_start_up_in_time(
     resources: DevResources, silent_endpoint: str
 ) -> None:

@@ -51,6 +51,10 @@ PARAMETERS = {
     "SourceKmsKeyArns": [
         "arn:aws:kms:eu-west-3:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     ],
+    "SourceKmsRegions": ["eu-west-1", "us-east-1"],
+    "ArchiveKmsKeyArn": (
+        "arn:aws:kms:eu-west-3:111122223333:key/9876abcd-12ab-34cd-56ef-1234567890ab"
+    ),
     "ArchiveBucket": "archiver-archivebucket-x",
     "ArchiveBucket.Arn": "arn:aws:s3:::archiver-archivebucket-x",
     "SourceQueue": "https://sqs.eu-west-3.amazonaws.com/111122223333/archiver-jobs",
@@ -77,6 +81,8 @@ DEFAULT_CONDITIONS = {
     "WithDeadLetterQueue": True,
     "WithOtherSources": True,
     "WithSourceKeys": True,
+    "WithSourceRegions": True,
+    "WithArchiveKey": True,
 }
 
 
@@ -86,6 +92,8 @@ def evaluate(value: Any, conditions: dict[str, bool], names: dict[str, Any] | No
     if isinstance(value, list):
         return [evaluate(item, conditions, names) for item in value]
     if not isinstance(value, dict) or len(value) != 1:
+        return value
+    if not next(iter(value)).startswith(("Fn::", "Ref")):
         return value
     [(function, argument)] = value.items()
     if function == "Ref":
@@ -164,19 +172,24 @@ def test_task_role_resources_are_wildcard_free_but_for_keys_and_task_ids(
     assert resources["ReadSources"] == expected_sources
     assert resources["ListSources"] == [arn.removesuffix("/*") for arn in expected_sources]
     assert resources["DecryptSources"] == PARAMETERS["SourceKmsKeyArns"]
+    assert resources["EncryptArchives"] == [PARAMETERS["ArchiveKmsKeyArn"]]
     # Server-side copy's staging objects: deleted, listed, only under their own prefix.
     [archive_bucket] = resources["FindStagingObjectsLeftByKilledWorkers"]
     assert resources["RemoveStagingObjects"] == [f"{archive_bucket}/archiver-staging/*"]
 
 
+@pytest.mark.parametrize("archive_key", [True, False])
 @pytest.mark.parametrize("source_keys", [True, False])
 def test_task_role_grants_exactly_what_the_worker_calls(
-    template: dict[str, Any], source_keys: bool
+    template: dict[str, Any], source_keys: bool, archive_key: bool
 ) -> None:
-    statements = task_role_statements(template, {"WithSourceKeys": source_keys})
+    statements = task_role_statements(
+        template, {"WithSourceKeys": source_keys, "WithArchiveKey": archive_key}
+    )
     granted = {action for statement in statements for action in actions_of(statement)}
-    decrypt = {"kms:Decrypt"} if source_keys else set()
-    assert granted - decrypt == {
+    kms = {"kms:Decrypt"} if source_keys else set()
+    kms |= {"kms:GenerateDataKey", "kms:Decrypt"} if archive_key else set()
+    assert granted - kms == {
         "s3:GetObject",
         "s3:GetObjectAttributes",
         "s3:ListBucket",
@@ -193,11 +206,48 @@ def test_task_role_grants_exactly_what_the_worker_calls(
         "ecs:UpdateTaskProtection",
         "ecs:GetTaskProtection",
     }
-    assert decrypt <= granted
+    assert kms <= granted
     for statement in statements:
-        if statement["Sid"] == "DecryptSources":  # only through S3, only the keys named
+        if statement["Sid"] == "EncryptArchives":  # only through S3 in the task's region
             via = statement["Condition"]["StringEquals"]["kms:ViaService"]
             assert evaluate(via, {}) == "s3.eu-west-3.amazonaws.com"
+
+
+@pytest.mark.parametrize("other_regions", [True, False])
+def test_source_keys_decrypt_only_through_s3_in_the_regions_named(
+    template: dict[str, Any], other_regions: bool
+) -> None:
+    conditions = {"WithSourceRegions": other_regions}
+    [decrypt] = [s for s in task_role_statements(template) if s["Sid"] == "DecryptSources"]
+    via = evaluate(decrypt["Condition"]["StringEquals"]["kms:ViaService"], conditions)
+    if other_regions:
+        assert via == [
+            "s3.eu-west-3.amazonaws.com",
+            "s3.eu-west-1.amazonaws.com",
+            "s3.us-east-1.amazonaws.com",
+        ]
+    else:
+        assert via == "s3.eu-west-3.amazonaws.com"
+
+
+@pytest.mark.parametrize("archive_key", [True, False])
+def test_a_created_bucket_uses_the_archive_key_when_one_is_given(
+    template: dict[str, Any], archive_key: bool
+) -> None:
+    bucket = template["Resources"]["ArchiveBucket"]["Properties"]
+    [rule] = evaluate(
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"],
+        {"WithArchiveKey": archive_key},
+    )
+    default = rule["ServerSideEncryptionByDefault"]
+    if archive_key:
+        assert default == {
+            "SSEAlgorithm": "aws:kms",
+            "KMSMasterKeyID": {"Ref": "ArchiveKmsKeyArn"},
+        }
+        assert rule["BucketKeyEnabled"] is True
+    else:
+        assert default == {"SSEAlgorithm": "AES256"}
 
 
 def test_container_environment_matches_the_settings(template: dict[str, Any]) -> None:

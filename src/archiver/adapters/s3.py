@@ -10,9 +10,9 @@ import structlog
 from botocore.exceptions import ClientError
 
 from archiver.adapters.errors import error_code, translated
+from archiver.adapters.s3_checksum import stored_crc32
 from archiver.adapters.s3_multipart import CHECKSUM, S3MultipartUpload
 from archiver.domain.backoff import backoff
-from archiver.domain.checksum import combine, crc32_value
 from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.ports import Buffer, ObjectHeaders, ObjectInfo
@@ -28,7 +28,7 @@ RESUMES = 4
 RESUME_DELAY = 0.25  # seconds, doubled at each resume
 MAX_RESUME_DELAY = 4.0
 NO_SUCH_KEY = "archiver-start-up-check"  # a key read to learn whether its bucket exists
-ATTRIBUTE_PAGES = 10  # 1,000 parts a page: every part of the largest multipart object
+UPLOAD_CHECK_KEY = "archiver-staging/start-up-check"  # an upload made and aborted at start-up
 
 
 def _put_arguments(ref: ObjectRef, headers: ObjectHeaders) -> dict[str, Any]:
@@ -153,15 +153,18 @@ class S3ObjectStore:
             body = self._get_range(ref, offset, filling.missing, etag)["Body"]
 
     def check_bucket(self, bucket: str, *, write: bool) -> None:
-        """Raise ObjectUnavailable unless the bucket exists (and, to write, lists our uploads).
+        """Raise ObjectUnavailable unless the bucket exists (and, to write, takes our uploads).
 
-        Writing checks the permission a redelivered job needs to find stale uploads; reading
-        needs no s3:ListBucket, so there a missing (or forbidden) key is fine, a bucket is not.
+        Writing checks the permission a redelivered job needs to find stale uploads, then makes
+        and aborts one upload: listing proves no s3:PutObject, nor, in an SSE-KMS bucket, the
+        kms:GenerateDataKey every upload needs. Reading needs no s3:ListBucket, so there a
+        missing (or forbidden) key is fine, a bucket is not.
         """
         with translated(f"s3://{bucket}"):
             try:
                 if write:
                     self._client.list_multipart_uploads(Bucket=bucket, MaxUploads=1)
+                    self._check_upload(bucket)
                     return
                 response = self._client.get_object(
                     Bucket=bucket, Key=NO_SUCH_KEY, Range="bytes=0-0", **self._payer
@@ -175,6 +178,19 @@ class S3ObjectStore:
                     return
                 raise
             response["Body"].close()
+
+    def _check_upload(self, bucket: str) -> None:
+        ref = ObjectRef(bucket, UPLOAD_CHECK_KEY)
+        try:
+            upload = self.start_upload(ref, ObjectHeaders("application/octet-stream"))
+        except ObjectUnavailable as refused:
+            raise ObjectUnavailable(
+                str(ref),
+                refused.reason,
+                f"{refused.detail}: creating an upload was refused (s3:PutObject; in an SSE-KMS "
+                "bucket also kms:GenerateDataKey on its key)",
+            ) from refused
+        upload.abort()
 
     def _confirm_bucket(self, bucket: str, status: str) -> None:
         """A reply whose error code could not be read says nothing of the bucket: HeadBucket
@@ -190,61 +206,7 @@ class S3ObjectStore:
             ) from error
 
     def checksum(self, ref: ObjectRef, etag: str | None) -> int | None:
-        """A full-object CRC-32 is the HEAD's (checksum mode on). A composite one (a multipart
-        upload's, "checksum of checksums") is rebuilt from its parts' CRC-32s and sizes.
-
-        A value without a type is trusted only for a single-part object (its ETag has no
-        "-N"): some S3-compatible stores return a composite value without saying so.
-        """
-        arguments: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key, **self._payer}
-        if etag:
-            arguments["IfMatch"] = etag
-        with translated(str(ref)):
-            head = self._client.head_object(ChecksumMode="ENABLED", **arguments)
-        text = head.get("ChecksumCRC32")
-        if text is None:
-            return None
-        kind = head.get("ChecksumType")
-        single_part = "-" not in str(head.get("ETag", "-"))
-        if kind == "FULL_OBJECT" or (kind is None and single_part):
-            return crc32_value(text)
-        return self._composite_checksum(ref, head["ContentLength"], etag)
-
-    def _composite_checksum(self, ref: ObjectRef, size: int, etag: str | None) -> int | None:
-        """The parts' CRC-32s combined, if every part has one and their sizes add up."""
-        pieces: list[tuple[int, int]] = []
-        marker = 0
-        for _ in range(ATTRIBUTE_PAGES):
-            try:
-                with translated(str(ref)):
-                    answer = self._client.get_object_attributes(
-                        Bucket=ref.bucket,
-                        Key=ref.key,
-                        ObjectAttributes=["ObjectParts", "ETag"],
-                        MaxParts=1000,
-                        PartNumberMarker=marker,
-                        **self._payer,
-                    )
-            except ObjectUnavailable as unavailable:  # no s3:GetObjectAttributes: read it
-                log.info("part_checksums_unavailable", source=str(ref), error=str(unavailable))
-                return None
-            if etag and answer.get("ETag", "").strip('"') != etag.strip('"'):
-                raise TransientError(f"{ref}: changed while read (ETag), will retry")
-            listing = answer.get("ObjectParts", {})
-            for part in listing.get("Parts", []):
-                crc = crc32_value(part.get("ChecksumCRC32", ""))
-                if crc is None or "Size" not in part:
-                    return None
-                pieces.append((crc, part["Size"]))
-            if not listing.get("IsTruncated"):
-                break
-            marker = listing.get("NextPartNumberMarker", 0)
-        else:
-            return None
-        counted = listing.get("TotalPartsCount", len(pieces))
-        if not pieces or counted != len(pieces) or sum(n for _, n in pieces) != size:
-            return None
-        return combine(pieces)
+        return stored_crc32(self._client, ref, etag, self._payer)
 
     def list_prefix(self, prefix: ObjectRef) -> Iterator[ObjectInfo]:
         pages = self._client.get_paginator("list_objects_v2").paginate(
