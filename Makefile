@@ -53,7 +53,7 @@ lock: venv
 
 ## A real job on the embedded endpoint: upload, submit, wait, print the URL and the listing.
 demo: $(VENV)/.demo-stamp
-	$(BIN)/archiver demo
+	$(BIN)/archiver demo $(DEMO_ARGS)
 
 ## Lint, types, then every test but the slow ones in one run (unit, contract, integration on
 ## LocalStack, compatibility with every ZIP reader installed).

@@ -56,6 +56,7 @@ SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
     "MessageGroupId",  # FIFO queues only
 ]
 FIFO_SUFFIX = ".fifo"  # SQS requires it of every FIFO queue's name
+SMALLEST_MAXIMUM = 1024  # the least MaximumMessageSize SQS allows: a shorter body always fits
 
 
 def is_fifo(queue: str) -> bool:
@@ -80,6 +81,7 @@ class QueueAddress:
         self.queue = queue
         self._url = queue if queue.startswith(("https://", "http://")) else None
         self._lock = threading.Lock()
+        self._max_bytes: int | None = None
 
     @property
     def url(self) -> str:
@@ -99,6 +101,13 @@ class QueueAddress:
                 QueueUrl=self.url, AttributeNames=list(names)
             )
         return {str(name): value for name, value in response.get("Attributes", {}).items()}
+
+    def max_bytes(self) -> int:
+        """The queue's MaximumMessageSize, read once (and the queue so proven usable)."""
+        if self._max_bytes is None:
+            size = self.attributes("MaximumMessageSize").get("MaximumMessageSize")
+            self._max_bytes = int(size) if size else MAX_NOTIFICATION_BYTES
+        return self._max_bytes
 
 
 @contextmanager
@@ -173,7 +182,23 @@ class SqsQueue:
                 raise
 
     def send(self, body: str) -> str:
-        """A new job; on a FIFO queue in a group of its own, so jobs run side by side."""
+        """A new job; on a FIFO queue in a group of its own, so jobs run side by side.
+
+        A body longer than the queue takes is refused before it is sent (ConfigurationError),
+        saying how to send such a job; the size is read only for a body that may not fit, and
+        if it cannot be read (no sqs:GetQueueAttributes), SQS decides.
+        """
+        size = len(body.encode())
+        if size > SMALLEST_MAXIMUM:
+            try:
+                limit = self.address.max_bytes()
+            except (ConfigurationError, TransientError):
+                limit = size
+            if size > limit:
+                raise ConfigurationError(
+                    f"the job is {size:,} bytes, over the queue's MaximumMessageSize "
+                    f"{limit:,} bytes: give its file items as files_from (an object in S3)"
+                )
         message: SendMessageRequestTypeDef = {"QueueUrl": self.address.url, "MessageBody": body}
         if is_fifo(self.address.queue):
             message["MessageGroupId"] = message["MessageDeduplicationId"] = uuid.uuid4().hex
@@ -199,7 +224,6 @@ class SqsNotifier:
     def __init__(self, client: SQSClient, queue: str) -> None:
         self._client = client
         self.address = QueueAddress(client, queue)
-        self._max_bytes: int | None = None
 
     def publish(
         self, notification: JobSucceeded | JobFailed | JobRunning, group: str | None = None
@@ -226,7 +250,4 @@ class SqsNotifier:
 
     def max_bytes(self) -> int:
         """Read once (the first call also proves the queue exists and may be used)."""
-        if self._max_bytes is None:
-            size = self.address.attributes("MaximumMessageSize").get("MaximumMessageSize")
-            self._max_bytes = int(size) if size else MAX_NOTIFICATION_BYTES
-        return self._max_bytes
+        return self.address.max_bytes()

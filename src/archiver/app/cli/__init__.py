@@ -128,13 +128,20 @@ def build(job_file: Path, output: Path | None) -> int:
     return 0
 
 
-def run_dev(port: int) -> int:
+def run_dev(port: int, *, fifo: bool = False) -> int:
+    import os
+
     import boto3
 
     from archiver.app.cli.dev import banner, create_resources, embedded_endpoint
 
-    with embedded_endpoint(port=port) as endpoint:
-        resources = create_resources(boto3.client("s3"), boto3.client("sqs"))
+    with embedded_endpoint(port=port, fifo=fifo) as endpoint:
+        resources = create_resources(
+            boto3.client("s3"),
+            boto3.client("sqs"),
+            source_queue=os.environ["SQS_SOURCE_QUEUE"],
+            destination_queue=os.environ["SQS_DESTINATION_QUEUE"],
+        )
         print(banner(endpoint, resources), file=sys.stderr)
         return run_worker()
 
@@ -175,13 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "build":
                 return build(arguments.job, arguments.output)
             case "dev":
-                return run_dev(arguments.port)
+                return run_dev(arguments.port, fifo=arguments.fifo)
             case "healthcheck":
                 return healthcheck()
             case "demo":
                 from archiver.app.cli.demo import run_demo
 
-                return run_demo(arguments.port)
+                return run_demo(arguments.port, fifo=arguments.fifo)
             case _:
                 return write_schemas(arguments.output_dir)
     except (ConfigurationError, UsageError) as error:

@@ -39,6 +39,9 @@ examples:
   archiver submit --source photos/a.png:album_1 --source s3://other/b.png --name "Holiday" """
 
 
+FIFO_HELP = "FIFO queues (input-queue.fifo, output-queue.fifo) instead of standard ones"
+
+
 def parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     top = argparse.ArgumentParser(
@@ -107,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
     dev_parser.add_argument(
         "--port", type=int, default=4566, help="the endpoint's port on 127.0.0.1 (default 4566)"
     )
+    dev_parser.add_argument("--fifo", action="store_true", help=FIFO_HELP)
     demo_parser = commands.add_parser(
         "demo",
         help="run a sample job end to end and show it",
@@ -115,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
     demo_parser.add_argument(
         "--port", type=int, default=0, help="the endpoint's port (default 0: any free port)"
     )
+    demo_parser.add_argument("--fifo", action="store_true", help=FIFO_HELP)
     commands.add_parser(
         "healthcheck",
         help="exit 0 if the worker made progress recently",

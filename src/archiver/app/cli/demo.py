@@ -64,11 +64,16 @@ def _show_archive(url: str, samples: dict[str, bytes]) -> bool:
     return intact
 
 
-def run_demo(port: int = 0) -> int:
-    with embedded_endpoint(port=port or free_port()) as endpoint:
+def run_demo(port: int = 0, *, fifo: bool = False) -> int:
+    with embedded_endpoint(port=port or free_port(), fifo=fifo) as endpoint:
         os.environ["SQS_WAIT_TIME_SECONDS"] = "1"
         _, container = configured(WORKER_VARIABLES)
-        resources = create_resources(container.s3_client(), container.sqs_client())
+        resources = create_resources(
+            container.s3_client(),
+            container.sqs_client(),
+            source_queue=os.environ["SQS_SOURCE_QUEUE"],  # set by the embedded endpoint
+            destination_queue=os.environ["SQS_DESTINATION_QUEUE"],
+        )
         samples = _samples()
         for key, body in samples.items():
             container.s3_client().put_object(Bucket=resources.source_bucket, Key=key, Body=body)
@@ -80,6 +85,7 @@ def run_demo(port: int = 0) -> int:
         try:
             job_id = container.source_queue().send(json.dumps(_job()))
             print(f"endpoint {endpoint}; submitted job {job_id}")
+            print(f"jobs {resources.source_queue_url}\nanswers {resources.destination_queue_url}")
             notification = await_answer(
                 container.sqs_client(),
                 resources.destination_queue_url,

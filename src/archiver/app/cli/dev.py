@@ -115,8 +115,18 @@ def banner(endpoint: str, resources: DevResources) -> str:
     )
 
 
+def dev_environment(*, fifo: bool = False) -> dict[str, str]:
+    """The local flow's names and moto's test credentials; `fifo`: FIFO queues (`.fifo`)."""
+    if not fifo:
+        return dict(DEV_ENVIRONMENT)
+    queues = ("SQS_SOURCE_QUEUE", "SQS_DESTINATION_QUEUE")
+    return {**DEV_ENVIRONMENT, **{name: DEV_ENVIRONMENT[name] + FIFO_SUFFIX for name in queues}}
+
+
 @contextmanager
-def embedded_endpoint(host: str = "127.0.0.1", port: int = DEV_PORT) -> Iterator[str]:
+def embedded_endpoint(
+    host: str = "127.0.0.1", port: int = DEV_PORT, *, fifo: bool = False
+) -> Iterator[str]:
     """Run a moto server in this process and point this process's settings at it."""
     try:
         from moto.server import ThreadedMotoServer
@@ -132,7 +142,7 @@ def embedded_endpoint(host: str = "127.0.0.1", port: int = DEV_PORT) -> Iterator
     server.start()
     endpoint = f"http://{host}:{port}"
     # The local flow's names and moto's test credentials, whatever the shell had.
-    os.environ.update(DEV_ENVIRONMENT, AWS_ENDPOINT_URL=endpoint)
+    os.environ.update(dev_environment(fifo=fifo), AWS_ENDPOINT_URL=endpoint)
     try:
         yield endpoint
     finally:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from archiver.adapters.sqs import QueueAddress
 from archiver.app.cli.usage import UsageError, configured, job_text
-from archiver.domain.errors import PermanentError
+from archiver.domain.errors import ConfigurationError, PermanentError
 from archiver.domain.job import JobRequest, describe_errors, parse_job
 
 if TYPE_CHECKING:
@@ -125,7 +125,11 @@ def submit(
     request = job_request(job_file, sources, name, metadata)
     required = ["SQS_SOURCE_QUEUE"] + (["SQS_DESTINATION_QUEUE"] if wait is not None else [])
     settings, container = configured(required)
-    job_id = container.source_queue().send(request.model_dump_json(exclude_none=True))
+    try:
+        job_id = container.source_queue().send(request.model_dump_json(exclude_none=True))
+    except ConfigurationError as refused:  # too long for the queue, or no such queue
+        source = f"SQS_SOURCE_QUEUE={settings.sqs_source_queue!r}"
+        raise ConfigurationError(f"{source}: {refused}") from refused
     print(job_id, flush=True)
     if wait is None:
         return 0
