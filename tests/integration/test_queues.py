@@ -130,3 +130,30 @@ def test_a_256_kib_destination_queue_gets_every_answer_cut_to_fit_with_the_full_
         s3.get_object(Bucket=resources.destination_bucket, Key=report_key)["Body"].read()
     )
     assert report["archive"]["missing"] == named
+
+
+def test_metadata_a_small_destination_queue_cannot_carry_fails_the_job_before_any_byte_moves(
+    resources: DevResources, s3: S3Client, sqs: SQSClient, drain: Drain
+) -> None:
+    """255 KiB of metadata is within the job's own limit (256 KiB) but every answer echoes it:
+    on a 256 KiB queue none would fit. The job fails at once, its answer without the metadata,
+    rather than being archived and then looping to the dead-letter queue unanswered."""
+    sqs.set_queue_attributes(
+        QueueUrl=resources.destination_queue_url,
+        Attributes={"MaximumMessageSize": str(256 * 1024)},
+    )
+    s3.put_object(Bucket=resources.source_bucket, Key="here.txt", Body=b"present")
+    container = container_for(resources)
+    container.notifier().check()
+    metadata = {"notes": "n" * (255 * 1024)}
+    container.source_queue().send(
+        json.dumps({"files": [{"source": "here.txt"}], "metadata": metadata})
+    )
+    assert drive(container.worker(max_receives=None)) == [Outcome.FAILED]
+    [answer] = drain(resources.destination_queue_url)
+    assert answer["error"]["code"] == "invalid_payload"
+    assert "metadata" in answer["error"]["message"]
+    assert "262,144" in answer["error"]["message"]  # the queue's size, named
+    assert answer["metadata"] is None
+    listed = s3.list_objects_v2(Bucket=resources.destination_bucket).get("Contents", [])
+    assert listed == []  # nothing archived

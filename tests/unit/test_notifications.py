@@ -1,15 +1,19 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from archiver.app.cli.schemas import render, schemas
 from archiver.domain.errors import ErrorCode, PermanentError
 from archiver.domain.notifications import (
     FIT_MARGIN,
     MAX_MESSAGE_CHARS,
     MAX_NOTIFICATION_BYTES,
+    MIN_NOTIFICATION_BYTES,
     NOTIFICATION_ADAPTER,
     ArchiveInfo,
     JobFailed,
+    check_metadata_fits,
     failed,
     fitted,
     notification_body,
@@ -115,3 +119,22 @@ def test_an_answer_is_cut_to_fit_its_queue_and_counts_what_it_left_out() -> None
     assert cut.error.sources == sources[: len(cut.error.sources)]
     assert cut.error.sources_omitted == len(sources) - len(cut.error.sources) > 0
     assert fitted(cut, 16 * 1024) == cut  # once is enough
+
+
+def test_metadata_must_leave_a_queue_room_for_the_rest_of_every_answer() -> None:
+    queue = 256 * 1024
+    room = queue - MIN_NOTIFICATION_BYTES
+    fits = {"n": "x" * (room - len('{"n":""}'))}
+    check_metadata_fits(fits, queue)  # exactly the room: accepted
+    with pytest.raises(PermanentError) as refused:
+        check_metadata_fits({"n": "x" * room}, queue)
+    assert refused.value.code == ErrorCode.INVALID_PAYLOAD
+    assert f"at most {queue:,} bytes (MaximumMessageSize)" in refused.value.message
+
+
+def test_a_failure_whose_metadata_is_too_big_for_its_queue_goes_without_it() -> None:
+    error = PermanentError(ErrorCode.INVALID_PAYLOAD, "metadata: too large")
+    answer = fitted(failed("job-1", error, {"n": "x" * 20_000}), 16 * 1024)
+    assert isinstance(answer, JobFailed)
+    assert answer.metadata is None
+    assert len(notification_body(answer).encode()) <= 16 * 1024 - FIT_MARGIN

@@ -66,6 +66,11 @@ def check_metadata(metadata: dict[str, Any]) -> None:
     problem = check_document(metadata)
     if problem is not None:
         raise ValueError(problem)
-    size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    size = metadata_bytes(metadata)
     if size > MAX_METADATA_BYTES:
         raise ValueError(f"{size:,} bytes as JSON; the limit is 256 KiB ({MAX_METADATA_BYTES:,})")
+
+
+def metadata_bytes(metadata: dict[str, Any]) -> int:
+    """The metadata's size as every notification echoes it (compact JSON, UTF-8)."""
+    return len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))

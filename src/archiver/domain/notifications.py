@@ -1,7 +1,7 @@
 """Messages archiver sends to SQS_DESTINATION_QUEUE (a public contract: add, never rename).
 
-Every notification fits one SQS message: metadata is bounded when the job is parsed, source
-lists and messages here.
+Every notification fits one SQS message: metadata is bounded when the job is parsed and by the
+queue's size before the job runs (`check_metadata_fits`), source lists and messages here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from archiver.domain.document import metadata_bytes
 from archiver.domain.errors import ErrorCode, PermanentError
 
 MAX_NOTIFICATION_BYTES = 1024 * 1024
@@ -99,7 +100,8 @@ class JobFailed(_Message):
     job_id: str
     error: Failure
     metadata: dict[str, Any] | None = Field(
-        description="The job's metadata; null when the body was too broken to read it."
+        description="The job's metadata; null when the body was too broken to read it, "
+        "or the metadata too large for the destination queue to carry.",
     )
     report_url: str | None = Field(
         default=None,
@@ -198,6 +200,8 @@ def fitted(answer: JobSucceeded | JobFailed, max_bytes: int) -> JobSucceeded | J
         kept -= 1
         over -= _listed_bytes(listed[kept])
     dropped = len(listed) - kept
+    if over > 0 and isinstance(answer, JobFailed) and answer.metadata is not None:
+        answer = answer.model_copy(update={"metadata": None})  # the metadata is what is too big
     if not dropped:
         return answer
     if isinstance(answer, JobSucceeded):
@@ -208,6 +212,19 @@ def fitted(answer: JobSucceeded | JobFailed, max_bytes: int) -> JobSucceeded | J
     count = answer.error.sources_omitted + dropped
     error = answer.error.model_copy(update={"sources": listed[:kept], "sources_omitted": count})
     return answer.model_copy(update={"error": error})
+
+
+def check_metadata_fits(metadata: dict[str, Any], max_bytes: int) -> None:
+    """Every notification of the job echoes its metadata: refuse (`invalid_payload`) metadata
+    that leaves less than `MIN_NOTIFICATION_BYTES` of a queue's `max_bytes` for the rest."""
+    room = max_bytes - MIN_NOTIFICATION_BYTES
+    if (size := metadata_bytes(metadata)) > room:
+        raise PermanentError(
+            ErrorCode.INVALID_PAYLOAD,
+            f"metadata: {size:,} bytes as JSON; SQS_DESTINATION_QUEUE takes messages of at "
+            f"most {max_bytes:,} bytes (MaximumMessageSize), which leaves {room:,} for the "
+            "metadata every answer echoes",
+        )
 
 
 def notification_body(notification: JobSucceeded | JobFailed | JobRunning) -> str:

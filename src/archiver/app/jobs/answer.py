@@ -30,6 +30,7 @@ from archiver.domain.notifications import (
     JobFailed,
     JobSucceeded,
     Progress,
+    check_metadata_fits,
     failed,
     fitted,
     omitted,
@@ -122,6 +123,7 @@ class Jobs:
         try:
             request = read_job(self._store, message.body, self._service.policy)
             metadata = request.metadata
+            check_metadata_fits(metadata, self._message_bytes())
             plan = self._service.plan(message.message_id, request, message.sent_at)
             context = {
                 "file_count": len(plan.entries),
