@@ -26,7 +26,7 @@ from isal import isal_zlib
 # Imported before the clock starts, as a worker does once at start-up (boto3 is, for all three).
 from archiver.app.composition.container import build_container
 from archiver.app.composition.settings import Settings
-from archiver.app.engine.transfer import RANGE_BYTES
+from archiver.app.engine.budget import RANGE_BYTES
 from archiver.domain.checksum import combine, crc32_of_rest, crc32_text, crc32_value
 from archiver.domain.job import FileSpec, JobRequest
 from archiver.domain.multipart import MIN_PART_BYTES, copy_parts

@@ -135,10 +135,10 @@ def test_multi_part_archive_reads_back(
 def test_entry_larger_than_the_memory_budget_streams_out_of_order(
     store: MemoryObjectStore, make_service: ServiceFactory
 ) -> None:
-    body = random.Random(3).randbytes(40 * MIB)
+    body = random.Random(3).randbytes(64 * MIB)
     put(store, "huge.bin", body)
-    service = make_service(
-        build=build_options(memory_budget=32 * MIB, part_size=5 * MIB, upload_concurrency=2)
+    service = make_service(  # the least budget for 5 MiB parts (one in flight): 41 MiB
+        build=build_options(memory_budget=48 * MIB, part_size=5 * MIB, upload_concurrency=2)
     )
     plan = service.plan("job-big", request({"source": "huge.bin"}), SENT)
     archive = service.build(plan)

@@ -10,6 +10,9 @@ import pytest
 from pydantic import AliasChoices, BaseModel
 
 from archiver.app.composition.settings import Settings
+from archiver.app.engine.budget import RANGE_BYTES
+from archiver.domain.memory import least_share, parts_in_flight, sink_bytes
+from archiver.domain.multipart import part_size_for
 from archiver.domain.notifications import NOTIFICATION_ADAPTER
 
 README = Path(__file__).parents[2] / "README.md"
@@ -97,3 +100,31 @@ def test_each_notification_example_is_valid_and_shows_every_field(status: str) -
     example = notification_examples()[status]
     model = NOTIFICATION_ADAPTER.validate_python(example)
     assert unset_fields(example, model) == []
+
+
+def memory_rows() -> list[str]:
+    """The README's memory table, computed from the code at the settings' defaults."""
+    settings = Settings.model_construct()
+    mib, gib = 1024 * 1024, 1024**3
+    part, jobs = settings.upload_part_size_mb * mib, settings.upload_concurrency
+    budget = settings.memory_budget_mb * mib
+    rows = []
+    for label, size in [
+        ("10 GiB", 10 * gib),
+        ("100 GiB", 100 * gib),
+        ("160 GiB", 160 * gib),
+        ("1 TiB", 1024 * gib),
+        ("5 TiB", 5 * 1024 * gib),
+    ]:
+        grown = part_size_for(size, part)
+        at_once = parts_in_flight(budget, grown, jobs, RANGE_BYTES) or "refused"
+        least = -(-least_share(grown, RANGE_BYTES) // mib)
+        full = -(-(sink_bytes(grown, jobs) + 2 * RANGE_BYTES) // mib)
+        rows.append(f"| {label} | {grown // mib} MiB | {at_once} | {least} | {full} |")
+    return rows
+
+
+def test_the_memory_table_is_what_the_code_computes() -> None:
+    text = README.read_text(encoding="utf-8")
+    table = text.split("<!-- memory-table:", 1)[1].split("\n\n", 1)[0]
+    assert table.splitlines()[3:] == memory_rows()

@@ -106,3 +106,17 @@ def test_presigned_lifetime_is_capped_at_the_sigv4_maximum(monkeypatch: pytest.M
     monkeypatch.setenv("ARCHIVE_URL_TTL", "604801")
     with pytest.raises(ConfigurationError, match="ARCHIVE_URL_TTL"):
         load_settings()
+
+
+def test_a_budget_too_small_for_its_jobs_stops_the_start_naming_what_it_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three jobs in 128 MiB get 42 MiB each; one job with 8 MiB parts needs 56 (one part in
+    flight, one being filled, three held, two 8 MiB ranges)."""
+    monkeypatch.setenv("WORKER_CONCURRENCY", "3")
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+    assert "WORKER_CONCURRENCY=3 jobs 42 MiB" in str(refused.value)
+    assert "set it to 168 or more" in str(refused.value)
+    monkeypatch.setenv("MEMORY_BUDGET_MB", "168")
+    assert load_settings().worker_concurrency == 3

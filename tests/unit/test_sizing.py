@@ -4,9 +4,9 @@ import time
 import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
-from archiver.app.engine.budget import ByteBudget
+from archiver.app.engine.budget import RANGE_BYTES, ByteBudget
 from archiver.app.engine.sizing import SIZING_AHEAD, Sizing
-from archiver.app.engine.transfer import RANGE_BYTES, Transfer
+from archiver.app.engine.transfer import Transfer
 from archiver.domain.errors import JobCancelled, ObjectUnavailable
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.plan import ArchivePolicy, MissingFiles, plan_archive

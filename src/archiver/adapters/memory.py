@@ -29,11 +29,16 @@ class SyntheticBody:
     size: int
     block: bytes = bytes(range(256)) * 256
 
-    def slice(self, start: int, length: int) -> bytes:
+    def slice(self, start: int, length: int) -> bytearray:
+        """One buffer of the range, as the S3 adapter reads into (no temporaries)."""
         length = max(0, min(length, self.size - start))
-        offset = start % len(self.block)
-        repeats = (offset + length) // len(self.block) + 1
-        return (self.block * repeats)[offset : offset + length]
+        out, block = bytearray(length), memoryview(self.block)
+        filled, offset = 0, start % len(block)
+        while filled < length:
+            count = min(length - filled, len(block) - offset)
+            out[filled : filled + count] = block[offset : offset + count]
+            filled, offset = filled + count, 0
+        return out
 
 
 class Checksum(StrEnum):

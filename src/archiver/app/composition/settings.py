@@ -14,9 +14,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from archiver.app.engine.budget import RANGE_BYTES
 from archiver.app.jobs.service import BuildOptions, LinkOptions
 from archiver.app.worker.loop import POLL_RETRY_SECONDS, WorkerOptions
 from archiver.domain.errors import ConfigurationError
+from archiver.domain.memory import least_share
 from archiver.domain.plan import S3_MAX_OBJECT_BYTES, ArchivePolicy, CompressionMode, MissingFiles
 
 MIB = 1024 * 1024
@@ -196,6 +198,20 @@ class Settings(BaseSettings):
             raise ValueError("must start with https:// or http://")
         return value or None
 
+    def memory_shortfall(self) -> str | None:
+        """Why MEMORY_BUDGET_MB cannot run WORKER_CONCURRENCY jobs at the smallest part size."""
+        share = self.memory_budget_mb * MIB // self.worker_concurrency
+        least = least_share(self.upload_part_size_mb * MIB, RANGE_BYTES)
+        if share >= least:
+            return None
+        return (
+            f"MEMORY_BUDGET_MB: {self.memory_budget_mb} gives each of WORKER_CONCURRENCY="
+            f"{self.worker_concurrency} jobs {share // MIB} MiB; a job needs at least "
+            f"{least // MIB} MiB (one part of UPLOAD_PART_SIZE_MB={self.upload_part_size_mb} in "
+            f"flight, one being filled, three held, two ranges fetched): set it to "
+            f"{-(-least * self.worker_concurrency // MIB)} or more"
+        )
+
     def build_options(self) -> BuildOptions:
         return BuildOptions(
             memory_budget=self.memory_budget_mb * MIB,
@@ -254,6 +270,8 @@ def load_settings(required: Iterable[str] = (), **overrides: Any) -> Settings:
     problems = [
         f"{name} is required" for name in required if getattr(settings, name.lower()) is None
     ]
+    if (short := settings.memory_shortfall()) is not None:
+        problems.append(short)
     if problems:
         raise ConfigurationError("invalid configuration: " + "; ".join(problems))
     return settings

@@ -19,20 +19,20 @@ at once (a copied entry's waits for its copies' CRC-32s); part sizes and holds: 
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from isal import isal_zlib
 
+from archiver.app.engine.budget import JobMemory
 from archiver.app.engine.copying import CopiedRange
 from archiver.app.engine.parts import ExpectedSize, PartLayout
+from archiver.app.engine.requests import PartRequests, PartSlots
 from archiver.app.engine.sink import SinkResult, destination_errors, quietly
 from archiver.app.engine.staging import StagedPart
 from archiver.domain.checksum import combine
 from archiver.domain.job import ObjectRef
-from archiver.domain.multipart import MAX_PARTS, MIN_PART_BYTES, copy_parts, top_up
+from archiver.domain.multipart import MIN_PART_BYTES, copy_parts, top_up
 from archiver.domain.ports import Buffer, MultipartUpload, ObjectHeaders, ObjectStore
 
 
@@ -48,16 +48,18 @@ class MultipartSink:
         between_copies: Callable[[], None],
         *,
         copy_concurrency: int,
+        memory: JobMemory | None = None,
     ) -> None:
+        """`memory`: the job's share of the budget; as parts grow, fewer upload at once."""
         self._store = store
         self._ref = ref
         self._headers = headers
-        self._layout = PartLayout(part_size, expected_size)
+        self._memory = memory
+        self._layout = PartLayout(part_size, expected_size, self._grown)
         self._parts: dict[int, bytearray] = {}
         self._crcs: dict[int, int] = {}  # of the parts sent, by index
         # Copy parts by index: the range each belongs to, and which of its parts it is.
         self._copied: dict[int, tuple[CopiedRange, int]] = {}
-        self._copy_slots = threading.BoundedSemaphore(copy_concurrency)
         self._between_copies = between_copies  # a shutdown raises there
         self._position = 0
         self._end = 0
@@ -65,11 +67,14 @@ class MultipartSink:
         self._deferred: int | None = None  # the one not yet sent: what follows decides how
         self._skips: dict[int, int] = {}  # a staged part's copied bytes, before its tail
         self._upload: MultipartUpload | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._slots = threading.BoundedSemaphore(upload_concurrency)
-        self._threads = upload_concurrency + copy_concurrency
-        self._pending: list[Future[None]] = []
+        self._requests = PartRequests(upload_concurrency, copy_concurrency)
         self._closed = False
+        if memory is not None:  # a share too small for the configured parts runs fewer at once
+            self._requests.uploads.limit(memory.parts_for(part_size))
+
+    def _grown(self, part_size: int) -> None:
+        if self._memory is not None:
+            self._requests.uploads.limit(self._memory.parts_for(part_size))
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
         if self._closed:
@@ -129,16 +134,16 @@ class MultipartSink:
         self._crcs[index] = 0  # taken: written to no more; its CRC comes with the upload
         if index in self._skips:  # a staged part: its tail goes with the staging object
             staged, tail = self._staged[index], self._parts.pop(index)
-            self._run(self._copy_slots, staged.copy_staged, index + 1, self._started(), tail)
+            self._run(self._requests.copies, staged.copy_staged, index + 1, self._started(), tail)
         else:
-            self._run(self._slots, self._upload_part, index + 1, self._parts.pop(index))
+            self._run(self._requests.uploads, self._upload_part, index + 1, self._parts.pop(index))
 
     def _copy_direct(self) -> None:
         """The deferred part is followed by 5 MiB, or by the end: copied from its source."""
         if self._deferred is not None:
             index, self._deferred = self._deferred, None
             staged = self._staged[index]
-            self._run(self._copy_slots, staged.copy_direct, index + 1, self._started())
+            self._run(self._requests.copies, staged.copy_direct, index + 1, self._started())
 
     def _stage(self, index: int) -> None:
         """The part in progress (under 5 MiB) joins the deferred one: its staging object's tail."""
@@ -151,33 +156,18 @@ class MultipartSink:
     def wait_for_room(self) -> None:
         """Waited for before the writer takes a chunk: no full part waits in memory meanwhile."""
         if not self._closed:
-            self._slots.acquire()  # only this writer submits: the slot stays free until it does
-            self._slots.release()
+            self._requests.uploads.acquire()  # only this writer submits: it stays free till then
+            self._requests.uploads.release()
 
-    def _run(
-        self, slots: threading.BoundedSemaphore, task: Callable[..., None], number: int, *args: Any
-    ) -> None:
+    def _run(self, slots: PartSlots, task: Callable[..., None], number: int, *args: Any) -> None:
         """Run part `number`'s request on a part thread once `slots` has room (backpressure)."""
-        if number > MAX_PARTS:
-            raise RuntimeError(f"the archive needs more than {MAX_PARTS} parts")
-        self._raise_failed_uploads()
         self._started()
-        assert self._executor is not None
-        slots.acquire()
-        try:
-            future = self._executor.submit(task, number, *args)
-        except BaseException:
-            slots.release()
-            raise
-        future.add_done_callback(lambda _: slots.release())
-        self._pending.append(future)
+        self._requests.run(slots, task, number, *args)
 
     def _started(self) -> MultipartUpload:
         if self._upload is None:
             with destination_errors(self._ref):
                 self._upload = self._store.start_upload(self._ref, self._headers)
-            # Uploads and copies each have their own slots.
-            self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="part")
         return self._upload
 
     def top_up(self) -> int:
@@ -211,7 +201,7 @@ class MultipartSink:
                 self._layout.sizes[index] = fill
                 self._copy_direct()
             self._send_ready_parts()
-        upload, copying = self._started(), (self._store, source, etag)
+        upload, copying, slots = self._started(), (self._store, source, etag), self._requests.copies
         self._layout.copied_bytes += length
         self._layout.copy_parts_used += 1 + len(ranges)
         for number, (_, size) in enumerate(ranges):
@@ -221,11 +211,13 @@ class MultipartSink:
             self._position += size
             self._end = self._position
             if number < len(ranges) - 1:
-                self._run(self._copy_slots, copied.copy_part, index + 1, upload, *copying, number)
+                self._run(
+                    self._requests.copies, copied.copy_part, index + 1, upload, *copying, number
+                )
                 continue
             staged = StagedPart(self._store, self._ref, index + 1, copied, source, etag)
             self._staged[index], self._deferred = staged, index
-            self._run(self._copy_slots, staged.begin, index + 1)
+            self._run(slots, staged.begin, index + 1)
         return copied
 
     def _upload_part(self, number: int, data: Buffer) -> None:
@@ -233,15 +225,6 @@ class MultipartSink:
         self._crcs[number - 1] = isal_zlib.crc32(data)
         with destination_errors(self._ref):
             self._upload.upload_part(number, data)
-
-    def _raise_failed_uploads(self) -> None:
-        still_running = []
-        for future in self._pending:
-            if not future.done():
-                still_running.append(future)
-            elif future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
-        self._pending = still_running
 
     def close(self) -> SinkResult:
         """Send what is left and complete the upload (one PutObject if it fits in one part)."""
@@ -257,9 +240,7 @@ class MultipartSink:
             return SinkResult(len(data), isal_zlib.crc32(data))
         for index in sorted(self._parts):
             self._send(index)
-        for future in self._pending:
-            future.result()
-        self._pending = []
+        self._requests.wait()
         crc = combine(self._pieces())
         assert self._upload is not None
         with destination_errors(self._ref):
@@ -284,17 +265,15 @@ class MultipartSink:
             return
         self._closed = True
         self._parts.clear()
-        for future in self._pending:
-            future.cancel()
-        self._pending = []
+        self._requests.cancel()
         self._shutdown()
         if self._upload is not None:
             quietly("multipart_abort_failed", self._ref, self._upload.abort)
 
     def _shutdown(self) -> None:
         """Wait for the part threads, then drop every staging object: nothing is left."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        self._requests.shutdown()
+        if self._memory is not None:
+            self._memory.release()
         for staged in self._staged.values():
             staged.discard()

@@ -24,21 +24,33 @@ ExpectedSize = Callable[[bool], Estimate | None]
 class PartLayout:
     """The parts begun so far, by index (the part number less one)."""
 
-    def __init__(self, min_part_size: int, expected_size: ExpectedSize) -> None:
+    def __init__(
+        self,
+        min_part_size: int,
+        expected_size: ExpectedSize,
+        grown: Callable[[int], None] = lambda _: None,
+    ) -> None:
+        """`grown` hears of each part size larger than any begun before (it may raise)."""
         self.starts: list[int] = []  # where each begun part starts in the archive
         self.sizes: list[int] = []
         self.copied_bytes = 0  # of the archive, placed by copies from sources
         self.copy_parts_used = 0  # as `Estimate.copy_parts` counts them
         self.holds: list[int] = []  # offsets of local headers still to be patched
         self.min_part_size = min_part_size
+        self._largest = min_part_size
         self._expected_size = expected_size
+        self._grown = grown
 
     def part_at(self, position: int) -> int:
         """The part holding `position`, beginning parts up to it as needed."""
         while not self.starts or position >= self.end_of(len(self.starts) - 1):
             start = self.end_of(len(self.starts) - 1) if self.starts else 0
+            size = self._next_size(len(self.sizes), start)
+            if size > self._largest:
+                self._grown(size)  # before the part exists: a refusal leaves nothing half-begun
+                self._largest = size
             self.starts.append(start)
-            self.sizes.append(self._next_size(len(self.sizes), start))
+            self.sizes.append(size)
         return bisect.bisect_right(self.starts, position) - 1
 
     def end_of(self, index: int) -> int:

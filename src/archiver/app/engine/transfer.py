@@ -16,9 +16,6 @@ from archiver.domain.plan import PlannedEntry
 from archiver.domain.policy import Admitted
 from archiver.domain.ports import ObjectInfo
 
-RANGE_BYTES = 8 * 1024 * 1024
-"""The size of each ranged GET of a source past its first bytes."""
-
 ProgressCallback = Callable[[Progress], None]
 
 

@@ -12,12 +12,12 @@ import structlog
 from pydantic import ValidationError
 
 from archiver.app.engine.archive import write_archive
-from archiver.app.engine.budget import ByteBudget
+from archiver.app.engine.budget import RANGE_BYTES, ByteBudget, JobMemory
 from archiver.app.engine.file_sink import FileSink
 from archiver.app.engine.multipart_sink import MultipartSink
 from archiver.app.engine.sink import SinkResult, destination_errors
 from archiver.app.engine.sizing import Sizing
-from archiver.app.engine.transfer import RANGE_BYTES, ProgressCallback, Transfer
+from archiver.app.engine.transfer import ProgressCallback, Transfer
 from archiver.app.jobs.resolve import resolve
 from archiver.domain.checksum import crc32_text
 from archiver.domain.errors import CopyRefused, ObjectUnavailable, TransientError
@@ -71,7 +71,8 @@ class ArchiveService:
             build.worker_concurrency,
             RANGE_BYTES,
         )
-        self._transfer = Transfer(ByteBudget(budget), build.download_concurrency, RANGE_BYTES)
+        self._budget = ByteBudget(budget)
+        self._transfer = Transfer(self._budget, build.download_concurrency, RANGE_BYTES)
 
     def plan(self, job_id: str, request: JobRequest, created_at: datetime) -> ArchivePlan:
         """Read the job's file list and list its prefixes, then plan (PermanentError,
@@ -148,6 +149,12 @@ class ArchiveService:
                 copy_concurrency=self._build.copy_concurrency,
                 expected_size=sizing.expected_size,
                 between_copies=sizing.check_cancel,
+                memory=JobMemory(
+                    self._budget,
+                    self._build.memory_budget // self._build.worker_concurrency,
+                    self._build.part_size,
+                    self._build.upload_concurrency,
+                ),
             )
             result = write_archive(sizing, self.store, sink, self._transfer, progress)
             return result, sizing.settle()
