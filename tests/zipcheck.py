@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ ZIP64_END_SIGNATURE = b"PK\x06\x06"
 DATA_DESCRIPTOR_FLAG = 0x08
 UTF8_FLAG = 0x800
 ZIP64_MARK = 0xFFFFFFFF
+TIMESTAMP = 0x5455  # Info-ZIP extended timestamp
+UNICODE_PATH = 0x7075  # Info-ZIP Unicode Path
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,42 @@ class Layout:
     local_zip64: list[bool]
 
 
+def extra_fields(extra: bytes) -> dict[int, bytes]:
+    """An extra field's blocks by tag (APPNOTE 4.5)."""
+    fields, position = {}, 0
+    while position + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, position)
+        fields[tag] = extra[position + 4 : position + 4 + length]
+        position += 4 + length
+    assert position == len(extra), "an extra field runs past its end"
+    return fields
+
+
+def unix_times(archive: bytes | Path) -> dict[str, int]:
+    """Each entry's modification time from its extended-timestamp field (0x5455)."""
+    with _opened(archive) as file:
+        times = {}
+        for info in zipfile.ZipFile(file).infolist():
+            flags, mtime = struct.unpack("<BI", extra_fields(info.extra)[TIMESTAMP])
+            assert flags == 1, info.filename  # mtime only
+            times[info.filename] = mtime
+        return times
+
+
+def unicode_path(extra: bytes, name_field: bytes) -> str | None:
+    """The name a 0x7075 field gives, checked against the header's name field."""
+    block = extra_fields(extra).get(UNICODE_PATH)
+    if block is None:
+        return None
+    version, name_crc = struct.unpack_from("<BI", block)
+    assert version == 1
+    assert name_crc == zlib.crc32(name_field), "0x7075 names another name field"
+    return block[5:].decode("utf-8")
+
+
 def check_layout(archive: bytes | Path) -> Layout:
-    """Assert: no data descriptors, UTF-8 flag exactly on non-ASCII names, local == central.
+    """Assert: no data descriptors, UTF-8 flag exactly on non-ASCII names, local == central,
+    the same timestamp and Unicode Path fields in both headers (the latter on non-ASCII names).
 
     Reads only headers (seeking), so it works on archives larger than memory.
     """
@@ -47,9 +84,15 @@ def check_layout(archive: bytes | Path) -> Layout:
             assert crc == info.CRC, f"{info.filename}: local CRC differs from central"
             name = file.read(name_length)
             assert name.decode("utf-8" if flags & UTF8_FLAG else "cp437") == info.filename
+            local_extra = file.read(extra)
+            local_fields, central_fields = extra_fields(local_extra), extra_fields(info.extra)
+            for tag in (TIMESTAMP, UNICODE_PATH):
+                assert local_fields.get(tag) == central_fields.get(tag), (info.filename, tag)
+            named = unicode_path(local_extra, name)
+            assert named == (None if info.filename.isascii() else info.filename), info.filename
             uses_zip64 = ZIP64_MARK in (size, compressed)
             if uses_zip64:
-                sizes = _zip64_sizes(file.read(extra))
+                sizes = _zip64_sizes(local_extra)
                 assert sizes == (info.file_size, info.compress_size), info.filename
             else:
                 assert (size, compressed) == (info.file_size, info.compress_size), info.filename

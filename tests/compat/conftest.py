@@ -7,7 +7,7 @@ import shutil
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,9 @@ from tests.support import MIB, build_options, link_options
 
 SOURCE, DESTINATION = "sources", "archives"
 SENT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+MODIFIED = datetime(2019, 6, 14, 9, 26, 53, tzinfo=UTC)
+"""The first source's LastModified; each next one 2 s later: odd seconds, which DOS times
+cannot hold, so a reader showing them exactly read the extended timestamp."""
 
 
 class DiskObjectStore(MemoryObjectStore):
@@ -106,6 +109,7 @@ class Built:
     case: Case
     path: Path
     expected: dict[str, str]  # entry name -> SHA-256
+    times: dict[str, int]  # entry name -> its source's LastModified, Unix seconds
 
 
 def _digest(body: bytes | SyntheticBody) -> str:
@@ -121,12 +125,13 @@ def build(case: Case, directory: Path) -> Built:
     store = DiskObjectStore(directory)
     store.create_bucket(SOURCE)
     store.create_bucket(DESTINATION)
-    digests = {}
-    for key, body, _ in case.files:
+    digests, times = {}, {}
+    for number, (key, body, _) in enumerate(case.files):
         ref = ObjectRef(SOURCE, key)
         if ref not in store.objects:
-            store.add(ref, body, case.checksums.get(key, Checksum.NONE))
-            digests[key] = _digest(body)
+            modified = MODIFIED + timedelta(seconds=2 * number)
+            store.add(ref, body, case.checksums.get(key, Checksum.NONE), modified=modified)
+            digests[key], times[key] = _digest(body), int(modified.timestamp())
     policy = ArchivePolicy(SOURCE, DESTINATION, max_files=200_000, compression=case.compression)
     options = build_options(part_size=8 * MIB, server_side_copy=case.server_side_copy)
     service = ArchiveService(store, policy, options, link_options(base_url="https://x"))
@@ -137,7 +142,8 @@ def build(case: Case, directory: Path) -> Built:
     service.build(plan)
     assert (store.copied_bytes > 0) is case.copied
     expected = {entry.name: digests[entry.source.key] for entry in plan.entries}
-    return Built(case, store.files[plan.archive], expected)
+    modified = {entry.name: times[entry.source.key] for entry in plan.entries}
+    return Built(case, store.files[plan.archive], expected, modified)
 
 
 @pytest.fixture(scope="session")

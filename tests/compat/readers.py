@@ -11,6 +11,8 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from tests.zipcheck import UTF8_FLAG, unicode_path
+
 JAVA_SOURCE = Path(__file__).parent / "java" / "ZipCheck.java"
 TIMEOUT = 1800
 
@@ -40,6 +42,26 @@ def _run(command: list[str]) -> str:
     return output
 
 
+EXTRACTORS: dict[str, tuple[Callable[[Path, Path], list[str]], tuple[str, ...]]] = {
+    "info-zip unzip": (lambda a, t: ["unzip", "-q", str(a), "-d", str(t)], ("unzip",)),
+    "7-zip": (lambda a, t: ["7z", "x", "-y", f"-o{t}", str(a)], ("7z",)),
+    "bsdtar (libarchive)": (lambda a, t: ["bsdtar", "-xf", str(a), "-C", str(t)], ("bsdtar",)),
+}
+
+
+def extracted_times(reader: str, archive: Path) -> dict[str, int]:
+    """Each file's modification time as the reader set it on extraction (Unix seconds)."""
+    command, _ = EXTRACTORS[reader]
+    with tempfile.TemporaryDirectory() as scratch:
+        target = Path(scratch)
+        _run(command(archive, target))
+        return {
+            path.relative_to(target).as_posix(): int(path.stat().st_mtime)
+            for path in sorted(target.rglob("*"))
+            if path.is_file()
+        }
+
+
 def _extract_with(command: Callable[[Path, Path], list[str]], archive: Path) -> Listing:
     with tempfile.TemporaryDirectory() as scratch:
         target = Path(scratch)
@@ -50,18 +72,30 @@ def _extract_with(command: Callable[[Path, Path], list[str]], archive: Path) -> 
 def info_zip(archive: Path) -> Listing:
     output = _run(["unzip", "-t", str(archive)])
     assert "No errors detected" in output, output[-2000:]
-    return _extract_with(lambda a, t: ["unzip", "-q", str(a), "-d", str(t)], archive)
+    return _extract_with(EXTRACTORS["info-zip unzip"][0], archive)
 
 
 def seven_zip(archive: Path) -> Listing:
     output = _run(["7z", "t", str(archive)])
     assert "Everything is Ok" in output, output[-2000:]
-    return _extract_with(lambda a, t: ["7z", "x", "-y", f"-o{t}", str(a)], archive)
+    return _extract_with(EXTRACTORS["7-zip"][0], archive)
 
 
 def bsdtar(archive: Path) -> Listing:
     _run(["bsdtar", "-tf", str(archive)])
-    return _extract_with(lambda a, t: ["bsdtar", "-xf", str(a), "-C", str(t)], archive)
+    return _extract_with(EXTRACTORS["bsdtar (libarchive)"][0], archive)
+
+
+def unicode_path_only(archive: Path) -> Listing:
+    """A reader that ignores the UTF-8 flag (names as CP437, as older Windows, Java and .NET
+    tools read them) but honours the Info-ZIP Unicode Path field (0x7075) where present."""
+    listing = {}
+    with zipfile.ZipFile(archive) as opened:
+        for info in opened.infolist():
+            raw = info.filename.encode("utf-8" if info.flag_bits & UTF8_FLAG else "cp437")
+            name = unicode_path(info.extra, raw) or raw.decode("cp437")
+            listing[name] = hashlib.sha256(opened.read(info)).hexdigest()
+    return listing
 
 
 def python_zipfile(archive: Path) -> Listing:
@@ -119,6 +153,7 @@ READERS: dict[str, tuple[Callable[[Path], Listing], tuple[str, ...]]] = {
     "7-zip": (seven_zip, ("7z",)),
     "bsdtar (libarchive)": (bsdtar, ("bsdtar",)),
     "python zipfile": (python_zipfile, ()),
+    "0x7075 only (CP437 names otherwise)": (unicode_path_only, ()),
     "java ZipFile": (java_zipfile, ("javac", "java")),
     "java ZipInputStream": (java_zip_input_stream, ("javac", "java")),
     "zipdetails": (zipdetails, ("zipdetails",)),

@@ -12,9 +12,9 @@ import pytest
 from archiver.adapters.memory import Checksum, SyntheticBody
 from archiver.domain.plan import CompressionMode
 from tests.compat.conftest import Built, Case, build
-from tests.compat.readers import READERS, missing_tools
+from tests.compat.readers import EXTRACTORS, READERS, extracted_times, missing_tools
 from tests.support import GIB, MIB
-from tests.zipcheck import check_layout
+from tests.zipcheck import check_layout, unix_times
 
 pytestmark = pytest.mark.compat
 ZIPDETAILS_MAX_ENTRIES = 10_000
@@ -121,6 +121,7 @@ def built(case: Case, directory: Path) -> Built:
 
 def check_structure(result: Built) -> None:
     layout = check_layout(result.path)
+    assert unix_times(result.path) == result.times
     assert layout.names == list(result.expected)
     assert layout.zip64_end_record is result.case.zip64_end_record
     expected_local = [i in result.case.zip64_local for i in range(len(layout.names))]
@@ -149,6 +150,24 @@ def test_structure(case: Case, compat_dir: Path) -> None:
 @pytest.mark.parametrize("case", SMALL_CASES, ids=lambda case: case.name)
 def test_reader(case: Case, reader: str, compat_dir: Path) -> None:
     check_reader(built(case, compat_dir), reader)
+
+
+TIMED_CASES = [
+    case for case in SMALL_CASES if case.name in ("names", "copied-streamed-and-deflated")
+]
+
+
+@pytest.mark.parametrize("reader", list(EXTRACTORS))
+@pytest.mark.parametrize("case", TIMED_CASES, ids=lambda case: case.name)
+def test_extracted_files_keep_their_sources_exact_times(
+    case: Case, reader: str, compat_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Odd seconds, which a DOS time cannot hold: exact only from the 0x5455 field."""
+    if missing := missing_tools(EXTRACTORS[reader][1]):
+        pytest.skip(f"{reader} not installed here ({', '.join(missing)})")
+    monkeypatch.setenv("TZ", "UTC")
+    result = built(case, compat_dir)
+    assert extracted_times(reader, result.path) == result.times
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ import random
 import threading
 import zipfile
 import zlib
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,11 +15,11 @@ from archiver.domain.notifications import Progress
 from archiver.domain.plan import ArchivePolicy, CompressionMode
 from tests.support import MIB, build_options, link_options
 from tests.unit.conftest import DESTINATION, SENT, SOURCE, ServiceFactory
-from tests.zipcheck import check_layout, contents
+from tests.zipcheck import check_layout, contents, unix_times
 
 
-def put(store: MemoryObjectStore, key: str, body: bytes) -> None:
-    store.add(ObjectRef(SOURCE, key), body)
+def put(store: MemoryObjectStore, key: str, body: bytes, modified: datetime | None = None) -> None:
+    store.add(ObjectRef(SOURCE, key), body, modified=modified)
 
 
 def request(*files: dict[str, str]) -> JobRequest:
@@ -29,10 +30,11 @@ def test_archive_holds_every_source_under_its_name(
     store: MemoryObjectStore, make_service: ServiceFactory
 ) -> None:
     text = b"hello archive\n" * 1000
-    put(store, "dir/notes.txt", text)
-    put(store, "dir/photo.png", b"\x89PNG" + bytes(500))
-    put(store, "dir/empty.bin", b"")
-    put(store, "dir/één.txt", "é".encode())
+    times = [datetime(2019, 3, n, 10, 20, 31 + n, tzinfo=UTC) for n in range(1, 5)]
+    put(store, "dir/notes.txt", text, times[0])
+    put(store, "dir/photo.png", b"\x89PNG" + bytes(500), times[1])
+    put(store, "dir/empty.bin", b"", times[2])
+    put(store, "dir/één.txt", "é".encode(), times[3])
     service = make_service()
     plan = service.plan(
         "job-1",
@@ -64,7 +66,14 @@ def test_archive_holds_every_source_under_its_name(
         zipfile.ZIP_STORED,  # empty
         zipfile.ZIP_STORED,  # two bytes do not shrink
     ]
-    assert {info.date_time for info in infos} == {(2026, 11, 27, 8, 30, 14)}  # 2 s resolution
+    # Each entry carries its source's time: to the second in 0x5455, in 2 s steps as DOS time.
+    assert [info.date_time for info in infos] == [
+        (2019, 3, n, 10, 20, (31 + n) // 2 * 2) for n in range(1, 5)
+    ]
+    names = [info.filename for info in infos]
+    assert unix_times(data) == {
+        name: int(moment.timestamp()) for name, moment in zip(names, times, strict=True)
+    }
     assert archive.size_bytes == len(data)
     assert archive.crc32 == crc32_text(zlib.crc32(data))
     assert archive.sha256 is None  # deprecated

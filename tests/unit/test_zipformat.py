@@ -6,7 +6,7 @@ import io
 import struct
 import zipfile
 import zlib
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from archiver.domain.zipformat import (
     DEFLATED,
@@ -18,10 +18,12 @@ from archiver.domain.zipformat import (
     local_header,
     local_header_size,
     needs_zip64,
+    stamped,
 )
 from tests.zipcheck import check_layout
 
-WHEN = datetime(2026, 11, 27, 8, 30, 15)
+WHEN = datetime(2026, 11, 27, 8, 30, 15, tzinfo=UTC)
+MTIME = int(WHEN.timestamp())
 
 
 def _deflate(data: bytes) -> bytes:
@@ -36,7 +38,7 @@ def _archive(files: list[tuple[str, int, bytes]]) -> bytes:
         payload = _deflate(data) if method == DEFLATED else data
         entry = Entry(
             name, method, dos_stamp(WHEN), zlib.crc32(data), len(payload), len(data), out.tell(),
-            needs_zip64(len(data), method),
+            needs_zip64(len(data), method), MTIME,
         )  # fmt: skip
         out.write(local_header(entry) + payload)
         entries.append(entry)
@@ -52,8 +54,19 @@ def _zipfile_archive(files: list[tuple[str, int, bytes]]) -> bytes:
             info = zipfile.ZipInfo(name, date_time=WHEN.timetuple()[:6])
             info.compress_type = method
             info.external_attr = 0o100644 << 16
+            info.extra = _expected_extra(name)
             archive.writestr(info, data, compresslevel=6)
     return out.getvalue()
+
+
+def _expected_extra(name: str) -> bytes:
+    """Info-ZIP's extended timestamp (mtime only), then for a non-ASCII name its Unicode
+    Path: version 1, the CRC-32 of the name field (UTF-8 here), the UTF-8 name."""
+    extra = struct.pack("<HHBI", 0x5455, 5, 1, MTIME)
+    if not name.isascii():
+        utf8 = name.encode("utf-8")
+        extra += struct.pack("<HHBI", 0x7075, 5 + len(utf8), 1, zlib.crc32(utf8)) + utf8
+    return extra
 
 
 FILES = [
@@ -95,8 +108,10 @@ def test_zip64_sizes_exactly_when_an_entry_may_reach_4_gib() -> None:
 
 def test_a_zip64_local_header_carries_both_sizes_and_keeps_its_length() -> None:
     size = 5 * 1024**3
-    unknown = Entry("big.bin", STORED, dos_stamp(WHEN), 0, 0, size, 0, zip64=True)
-    known = Entry("big.bin", STORED, dos_stamp(WHEN), 0xDEADBEEF, size, size, 0, zip64=True)
+    unknown = Entry("big.bin", STORED, dos_stamp(WHEN), 0, 0, size, 0, zip64=True, mtime=MTIME)
+    known = Entry(
+        "big.bin", STORED, dos_stamp(WHEN), 0xDEADBEEF, size, size, 0, zip64=True, mtime=MTIME
+    )
     header = local_header(known)
     assert len(header) == len(local_header(unknown)) == local_header_size("big.bin", True)
     fields = struct.unpack_from("<4s5H3I2H", header)
@@ -130,3 +145,14 @@ def test_more_than_65535_entries_use_the_zip64_end_records_and_read_back() -> No
     assert len(names) == 65_600
     assert names[-1] == "65599"
     assert check_layout(out.getvalue()).zip64_end_record
+
+
+def test_an_entry_time_is_utc_and_past_2038_only_a_dos_time() -> None:
+    paris = datetime(2026, 6, 1, 14, 0, 7, tzinfo=timezone(timedelta(hours=2)))
+    stamp, mtime = stamped(paris)
+    assert stamp == dos_stamp(datetime(2026, 6, 1, 12, 0, 6))  # UTC, 2 s steps
+    assert mtime == int(paris.timestamp())
+    late_stamp, late = stamped(datetime(2040, 1, 1, tzinfo=UTC))
+    assert late is None  # a signed 32-bit time_t ends in 2038: no 0x5455 field then
+    entry = Entry("ünï.txt", STORED, late_stamp, 0, 0, 0, 0, zip64=False, mtime=late)
+    assert len(local_header(entry)) == local_header_size("ünï.txt", False, mtime=False)

@@ -8,6 +8,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from archiver.domain.checksum import combine
@@ -49,6 +50,10 @@ class Checksum(StrEnum):
     COMPOSITE = "composite"  # a multipart upload's checksum of its parts' checksums
 
 
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
 def _size(body: bytes | SyntheticBody) -> int:
     return body.size if isinstance(body, SyntheticBody) else len(body)
 
@@ -71,6 +76,7 @@ class MemoryObjectStore:
         self.faults: dict[ObjectRef, Exception] = {}
         """Errors to raise on the next access to an object (consumed once): fault injection."""
         self.checksums: dict[ObjectRef, tuple[Checksum, int]] = {}  # with the part size
+        self.modified: dict[ObjectRef, datetime] = {}  # LastModified, whole seconds as S3
         self.refuse_copies: str | None = None
         """Set to an error code: every part copy is refused with it (CopyRefused)."""
         self.copy_checksums = True
@@ -89,10 +95,12 @@ class MemoryObjectStore:
         body: bytes | SyntheticBody,
         checksum: Checksum = Checksum.NONE,
         part_size: int = MIN_PART_BYTES,
+        modified: datetime | None = None,
     ) -> None:
         self.buckets.add(ref.bucket)
         self.objects[ref] = body
         self.checksums[ref] = (checksum, part_size)
+        self.modified[ref] = modified or _now()
 
     def checksum(self, ref: ObjectRef, etag: str | None) -> int | None:
         """As S3 with GetObjectAttributes: a composite checksum comes back as its parts'."""
@@ -123,7 +131,7 @@ class MemoryObjectStore:
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         self._check(ref, must_exist=True)
         body = self.objects[ref]
-        return ObjectInfo(ref, _size(body), _etag(body))
+        return ObjectInfo(ref, _size(body), _etag(body), self.modified.get(ref))
 
     def probe(self, ref: ObjectRef, length: int) -> tuple[ObjectInfo, Buffer]:
         info = self.stat(ref)
@@ -155,7 +163,8 @@ class MemoryObjectStore:
             refs = sorted(r for r in self.objects if r.bucket == prefix.bucket)
         for ref in refs:
             if ref.key.startswith(prefix.key) and ref in self.objects:
-                yield ObjectInfo(ref, _size(self.objects[ref]), _etag(self.objects[ref]))
+                body = self.objects[ref]
+                yield ObjectInfo(ref, _size(body), _etag(body), self.modified.get(ref))
 
     def delete(self, ref: ObjectRef) -> None:
         self._check(ref, must_exist=False)
@@ -167,6 +176,7 @@ class MemoryObjectStore:
         self.uploaded_bytes += len(data)
         self.objects[ref] = bytes(data)
         self.checksums[ref] = (Checksum.FULL_OBJECT, 0)
+        self.modified[ref] = _now()
         self.headers[ref] = headers
 
     def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> MemoryMultipartUpload:
@@ -198,6 +208,7 @@ class MemoryObjectStore:
             if data is not None:
                 self.objects[upload.ref] = data
                 self.checksums[upload.ref] = (Checksum.FULL_OBJECT, 0)
+                self.modified[upload.ref] = _now()
                 self.headers[upload.ref] = upload.headers
 
 

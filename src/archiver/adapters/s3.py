@@ -88,7 +88,7 @@ class S3ObjectStore:
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         with translated(str(ref)):
             head = self._client.head_object(Bucket=ref.bucket, Key=ref.key, **self._payer)
-        return ObjectInfo(ref, head["ContentLength"], head.get("ETag"))
+        return ObjectInfo(ref, head["ContentLength"], head.get("ETag"), head.get("LastModified"))
 
     def probe(self, ref: ObjectRef, length: int) -> tuple[ObjectInfo, Buffer]:
         """One ranged GET sizes a source and brings its first bytes: one request per small file."""
@@ -103,7 +103,7 @@ class S3ObjectStore:
                 return self.stat(ref), b""  # an empty object has no byte 0 to range over
         received = response["ContentLength"]
         total = int(response.get("ContentRange", f"/{received}").rsplit("/", 1)[1])
-        info = ObjectInfo(ref, total, response.get("ETag"))
+        info = ObjectInfo(ref, total, response.get("ETag"), response.get("LastModified"))
         filling = _Filling(received)
         self._drain(ref, 0, filling, response["Body"], info.etag)
         return info, filling.data
@@ -219,7 +219,7 @@ class S3ObjectStore:
             for page in pages:
                 for item in page.get("Contents", []):
                     ref = ObjectRef(prefix.bucket, item["Key"])
-                    yield ObjectInfo(ref, item["Size"], item.get("ETag"))
+                    yield ObjectInfo(ref, item["Size"], item.get("ETag"), item.get("LastModified"))
 
     def delete(self, ref: ObjectRef) -> None:
         with translated(str(ref)):

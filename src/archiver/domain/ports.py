@@ -20,6 +20,8 @@ class ObjectInfo:
     size: int
     etag: str | None = None
     """The version read: fetches pass it on, so every range comes from the same object."""
+    modified: datetime | None = None
+    """Its LastModified: the entry's time in the archive."""
 
 
 @dataclass(frozen=True)

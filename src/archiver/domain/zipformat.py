@@ -4,16 +4,21 @@ Every entry's CRC-32 and sizes are in its local header (no data descriptors, whi
 macOS Archive Utility and Java's ZipInputStream mishandle). ZIP64 is used exactly where a value
 does not fit: the local header's extra field when the entry's sizes may reach 4 GiB, the
 central directory's for each value that does not fit, and the ZIP64 end records when the entry
-count, the directory's size or its offset does not. Names are UTF-8, flagged when not ASCII.
+count, the directory's size or its offset does not. Names are UTF-8, flagged when not ASCII,
+and repeated in an Info-ZIP Unicode Path extra field (0x7075) for readers that ignore the flag.
+Every entry carries its source's modification time twice: as a DOS time (two-second steps, no
+time zone: UTC here) and in an extended-timestamp extra field (0x5455, Unix time), which
+Info-ZIP, 7-Zip, libarchive and macOS read in its stead. Both headers carry the same extras.
 """
 
 from __future__ import annotations
 
 import stat
 import struct
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 STORED: Final = 0
@@ -25,6 +30,10 @@ _ZIP64_END = struct.Struct("<4sQ2H2I4Q")
 _ZIP64_LOCATOR = struct.Struct("<4sIQI")
 _END = struct.Struct("<4s4H2IH")
 _EXTRA = struct.Struct("<2H")
+# Both Info-ZIP fields begin alike: tag, length, one byte, a 32-bit value. 0x5455: flags (bit 0:
+# mtime), the mtime; 0x7075: version 1, the CRC-32 of the header's name field (then the name).
+_INFO_ZIP = struct.Struct("<2HBI")
+_MAX_UNIX_TIME: Final = 0x7FFFFFFF  # a signed 32-bit time_t: 2038-01-19
 
 MAX_32: Final = 0xFFFFFFFF
 MAX_16: Final = 0xFFFF
@@ -34,12 +43,14 @@ _VERSION_ZIP64 = 45
 _MADE_BY_UNIX = 3 << 8
 _FILE_ATTRIBUTES = (stat.S_IFREG | 0o644) << 16
 
-LOCAL_HEADER_REACH = 30 + 65_535 + 32
-"""The most bytes a local header takes: 30, the name (< 64 KiB), the ZIP64 extra field."""
+LOCAL_HEADER_REACH = 30 + 2 * 65_535
+"""The most bytes a local header takes: 30, the name and the extra fields (< 64 KiB each)."""
 
 
 def dos_stamp(moment: datetime) -> tuple[int, int]:
-    """(time, date) in MS-DOS form: two-second resolution, 1980 to 2107."""
+    """(time, date) in MS-DOS form, in UTC: two-second resolution, 1980 to 2107."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
     year = min(max(moment.year, 1980), 2107)
     time = moment.hour << 11 | moment.minute << 5 | moment.second // 2
     date = (year - 1980) << 9 | moment.month << 5 | moment.day
@@ -69,10 +80,33 @@ class Entry:
     size: int
     offset: int  # of its local header
     zip64: bool  # its local header carries ZIP64 sizes
+    mtime: int | None = None  # Unix time: the 0x5455 field (none past 2038)
 
     @property
     def flags(self) -> int:
         return 0 if self.name.isascii() else _UTF8_FLAG
+
+
+def stamped(moment: datetime) -> tuple[tuple[int, int], int | None]:
+    """An entry's (DOS stamp, Unix time) for a modification time."""
+    unix = int(moment.timestamp())
+    return dos_stamp(moment), unix if 0 <= unix <= _MAX_UNIX_TIME else None
+
+
+def _extras(entry: Entry) -> bytes:
+    """The extended timestamp, and for a non-ASCII name its Unicode Path (both headers)."""
+    extra = b""
+    if entry.mtime is not None:
+        extra += _INFO_ZIP.pack(0x5455, 5, 1, entry.mtime)
+    if not entry.name.isascii():
+        name = entry.name.encode("utf-8")
+        extra += _INFO_ZIP.pack(0x7075, 5 + len(name), 1, zlib.crc32(name)) + name
+    return extra
+
+
+def _extras_size(name: str, mtime: bool) -> int:
+    utf8 = len(name.encode("utf-8"))
+    return (_INFO_ZIP.size if mtime else 0) + (0 if name.isascii() else _INFO_ZIP.size + utf8)
 
 
 def local_header(entry: Entry) -> bytes:
@@ -84,6 +118,7 @@ def local_header(entry: Entry) -> bytes:
     if entry.zip64:
         extra = _EXTRA.pack(1, 16) + struct.pack("<2Q", size, compressed)
         compressed = size = MAX_32
+    extra += _extras(entry)
     version = _VERSION_ZIP64 if entry.zip64 else _VERSION
     time, date = entry.stamp
     fixed = _LOCAL.pack(
@@ -93,8 +128,9 @@ def local_header(entry: Entry) -> bytes:
     return fixed + name + extra
 
 
-def local_header_size(name: str, zip64: bool) -> int:
-    return _LOCAL.size + len(name.encode("utf-8")) + (20 if zip64 else 0)
+def local_header_size(name: str, zip64: bool, mtime: bool = True) -> int:
+    zip64_extra = 20 if zip64 else 0
+    return _LOCAL.size + len(name.encode("utf-8")) + zip64_extra + _extras_size(name, mtime)
 
 
 def _central_header(entry: Entry) -> bytes:
@@ -111,6 +147,7 @@ def _central_header(entry: Entry) -> bytes:
         wide.append(offset)
         offset = MAX_32
     extra = _EXTRA.pack(1, 8 * len(wide)) + struct.pack(f"<{len(wide)}Q", *wide) if wide else b""
+    extra += _extras(entry)
     version = _VERSION_ZIP64 if wide or entry.zip64 else _VERSION
     time, date = entry.stamp
     fixed = _CENTRAL.pack(
@@ -149,5 +186,6 @@ _END_RECORDS = 22 + 56 + 20
 def archive_size_bound(entries: Iterable[tuple[str, int]]) -> int:
     """An upper bound of a stored archive's size from its entries' (name, size)."""
     return _END_RECORDS + sum(
-        size + _ENTRY_OVERHEAD + 2 * len(name.encode("utf-8")) for name, size in entries
+        size + _ENTRY_OVERHEAD + 2 * (len(name.encode("utf-8")) + _extras_size(name, True))
+        for name, size in entries
     )

@@ -103,10 +103,11 @@ class _Writer:
             return self._copy(entry, chunk, data)
         if chunk.start == 0:
             deflate = _deflate(entry, data, self._sizing.compressible(entry.source))
+            modified = self._sizing.modified(entry.source)
             if chunk.last:  # all here: written complete, nothing held
-                self.stream.add(entry.name, data, deflate)
+                self.stream.add(entry.name, data, deflate, modified)
             else:
-                self.stream.begin(entry.name, chunk.entry_size, deflate)
+                self.stream.begin(entry.name, chunk.entry_size, deflate, modified)
                 self.stream.write(data)
         else:
             self.stream.write(data)
@@ -126,7 +127,13 @@ class _Writer:
 
         stored_crc = self._sizing.checksum(entry.source)
         self.stream.copy(
-            entry.name, chunk.ref, chunk.etag, stored_crc, chunk.entry_size, first_bytes
+            entry.name,
+            chunk.ref,
+            chunk.etag,
+            stored_crc,
+            chunk.entry_size,
+            first_bytes,
+            self._sizing.modified(entry.source),
         )
         return chunk.entry_size
 

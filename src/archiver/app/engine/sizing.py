@@ -17,6 +17,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 
 from archiver.app.engine.budget import FirstChunks
 from archiver.app.engine.deflate import worth_deflating
@@ -181,6 +182,12 @@ class Sizing:
 
     def probed_size(self, ref: ObjectRef) -> int | None:
         return self.first_chunks.size_of(ref)
+
+    def modified(self, ref: ObjectRef) -> datetime | None:
+        """The source's modification time, as its size check read it."""
+        with self._lock:
+            outcome = self._outcomes.get(ref)
+        return outcome.modified if isinstance(outcome, ObjectInfo) else None
 
     def is_sized(self, ref: ObjectRef) -> bool:
         with self._lock:

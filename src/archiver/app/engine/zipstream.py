@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from isal import isal_zlib
 
@@ -30,9 +31,9 @@ from archiver.domain.zipformat import (
     STORED,
     Entry,
     central_directory,
-    dos_stamp,
     local_header,
     needs_zip64,
+    stamped,
 )
 
 HELD_COPIES = 64
@@ -61,13 +62,18 @@ class ZipStream:
     """Writes entries in the order given; `close` writes the central directory."""
 
     def __init__(self, sink: ArchiveSink, modified: datetime) -> None:
+        """`modified`: the time of entries whose source gives none (the job's)."""
         self._sink = sink
-        self._stamp = dos_stamp(modified)
+        self._modified = modified
         self._entries: list[Entry] = []
         self._streaming: _Streaming | None = None
         self._unpatched: deque[_Unpatched] = deque()
 
-    def add(self, name: str, data: Buffer, deflate: bool) -> None:
+    def _times(self, modified: datetime | None) -> dict[str, Any]:
+        stamp, mtime = stamped(modified or self._modified)
+        return {"stamp": stamp, "mtime": mtime}
+
+    def add(self, name: str, data: Buffer, deflate: bool, modified: datetime | None) -> None:
         """An entry whose bytes are all here: its header is complete before it is written."""
         self._check_idle()
         self._patch(HELD_COPIES)
@@ -77,8 +83,9 @@ class ZipStream:
             payload = stream.compress(data) + stream.flush()
         method = DEFLATED if deflate else STORED
         entry = Entry(
-            name, method, self._stamp, isal_zlib.crc32(data), len(payload), len(data),
-            self._sink.tell(), needs_zip64(len(data), method),
+            name, method, crc=isal_zlib.crc32(data), compressed=len(payload), size=len(data),
+            offset=self._sink.tell(), zip64=needs_zip64(len(data), method),
+            **self._times(modified),
         )  # fmt: skip
         self._sink.write(local_header(entry))
         self._sink.write(payload)
@@ -92,6 +99,7 @@ class ZipStream:
         crc: int | None,
         size: int,
         first_bytes: Callable[[int], Buffer],
+        modified: datetime | None,
     ) -> None:
         """A stored entry of `size` bytes the sink copies from `source`, after what top-up
         the sink needs (`first_bytes(n)`: the source's first n bytes). Without its CRC-32
@@ -99,8 +107,9 @@ class ZipStream:
         self._check_idle()
         offset = self._sink.tell()
         entry = Entry(
-            name, STORED, self._stamp, crc or 0, size, size, offset, needs_zip64(size, STORED)
-        )
+            name, STORED, crc=crc or 0, compressed=size, size=size, offset=offset,
+            zip64=needs_zip64(size, STORED), **self._times(modified),
+        )  # fmt: skip
         if crc is None:
             self._sink.hold(offset)
         self._sink.write(local_header(entry))
@@ -150,13 +159,16 @@ class ZipStream:
         self._sink.seek(end)
         self._sink.unhold(entry.offset)
 
-    def begin(self, name: str, size: int, deflate: bool) -> None:
+    def begin(self, name: str, size: int, deflate: bool, modified: datetime | None) -> None:
         """An entry of `size` bytes that will arrive in pieces (`write`, then `end`)."""
         self._check_idle()
         self._patch(HELD_COPIES)
         method = DEFLATED if deflate else STORED
         offset = self._sink.tell()
-        header = Entry(name, method, self._stamp, 0, 0, size, offset, needs_zip64(size, method))
+        header = Entry(
+            name, method, crc=0, compressed=0, size=size, offset=offset,
+            zip64=needs_zip64(size, method), **self._times(modified),
+        )  # fmt: skip
         self._sink.hold(offset)  # patched once the CRC and sizes are known
         self._sink.write(local_header(header))
         self._streaming = _Streaming(header, compressor() if deflate else None)
