@@ -94,6 +94,22 @@ def test_the_dev_banner_says_where_things_are_and_what_to_paste() -> None:
         '--message-body \'{"files": [{"source": "example/photo.png"}]}\''
     ) in text
     assert "S3_* and SQS_*" in text
+    assert "--message-group-id" not in text
+
+
+def test_the_dev_banner_on_fifo_queues_sends_with_a_group_and_a_deduplication_id() -> None:
+    from archiver.app.cli.dev import DevResources, banner
+
+    queues = "http://127.0.0.1:4566/123456789012/input-queue"
+    resources = DevResources(
+        "source-images",
+        "zip-storage",
+        f"{queues}.fifo",
+        f"{queues}-dlq.fifo",
+        "http://127.0.0.1:4566/123456789012/output-queue.fifo",
+    )
+    text = banner("http://127.0.0.1:4566", resources)
+    assert "--message-group-id job-1 --message-deduplication-id job-1" in text
 
 
 def test_submit_takes_a_job_file_and_sets_its_name_and_metadata(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import yaml
 
 from archiver.app.cli import WORKER_VARIABLES
 from archiver.app.composition.settings import Settings
+from archiver.app.worker.loop import POLL_SLACK_SECONDS
 from archiver.app.worker.ops import NAMESPACE, emf_document
 
 TEMPLATE = Path(__file__).parents[2] / "deploy" / "cloudformation" / "archiver.yaml"
@@ -262,7 +263,7 @@ def test_container_environment_matches_the_settings(template: dict[str, Any]) ->
     grace = environment["SHUTDOWN_GRACE_SECONDS"]
     assert float(grace) < container["StopTimeout"]
     wait = int(environment.get("SQS_WAIT_TIME_SECONDS", Settings().sqs_wait_time_seconds))
-    assert wait + 5 < container["StopTimeout"]  # a stop lets the poll under way finish
+    assert wait + POLL_SLACK_SECONDS + 5 < container["StopTimeout"]  # a stop finishes its poll
 
 
 def test_bucket_and_queues_are_locked_down_and_clean_up(template: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ def test_parts_in_flight_shrink_as_parts_grow_and_stop_at_one() -> None:
     assert parts_in_flight(share, 22 * MIB, 4, RANGE_BYTES) == 1
     assert parts_in_flight(share, 23 * MIB, 4, RANGE_BYTES) == 0  # 5 x 23 + 16 > 128
     assert least_share(22 * MIB, RANGE_BYTES) == 126 * MIB
-    # Two jobs in 128 MiB run three parts at a time each, and keep 32 MiB to fetch ahead.
+    # Two jobs in 128 MiB run two parts at a time each, and keep 32 MiB to fetch ahead.
     assert parts_in_flight(64 * MIB, 8 * MIB, 4, RANGE_BYTES) == 2
     assert prefetch_bytes(128 * MIB, 8 * MIB, 4, 2, RANGE_BYTES) == 32 * MIB
 
@@ -114,3 +114,28 @@ def test_a_job_whose_parts_cannot_fit_its_share_is_refused_naming_the_budget() -
     assert "MEMORY_BUDGET_MB gives each job 64 MiB" in refused.value.message
     assert not store.uploads  # aborted
     assert store.uploaded_bytes <= 5 * MIB  # at most the part begun before sizing ended
+
+
+def test_an_archive_that_ends_as_one_put_gives_its_grown_parts_memory_back() -> None:
+    """Sized at 100 GiB (deflated sources count at their size), written in a few bytes: the
+    part begun grew, the archive is one PutObject, and the share it took is given back."""
+    store = MemoryObjectStore()
+    store.create_bucket(TARGET.bucket)
+    budget = ByteBudget(60 * MIB)
+    estimate = Estimate(upload_bytes=100 * GIB, copy_parts=0)
+    sink = MultipartSink(
+        store,
+        TARGET,
+        ObjectHeaders(),
+        5 * MIB,
+        4,
+        lambda wait: estimate,
+        lambda: None,
+        copy_concurrency=2,
+        memory=JobMemory(budget, 100 * MIB, 5 * MIB, 4),
+    )
+    sink.write(b"tiny")
+    assert not budget.try_acquire(60 * MIB)  # the grown part's memory is taken
+    sink.close()
+    assert store.objects[TARGET] == b"tiny"
+    assert budget.try_acquire(60 * MIB)

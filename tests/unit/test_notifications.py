@@ -5,11 +5,11 @@ import pytest
 
 from archiver.app.cli.schemas import render, schemas
 from archiver.domain.errors import ErrorCode, PermanentError
+from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import (
     FIT_MARGIN,
     MAX_MESSAGE_CHARS,
     MAX_NOTIFICATION_BYTES,
-    MIN_NOTIFICATION_BYTES,
     NOTIFICATION_ADAPTER,
     ArchiveInfo,
     JobFailed,
@@ -121,15 +121,32 @@ def test_an_answer_is_cut_to_fit_its_queue_and_counts_what_it_left_out() -> None
     assert fitted(cut, 16 * 1024) == cut  # once is enough
 
 
-def test_metadata_must_leave_a_queue_room_for_the_rest_of_every_answer() -> None:
+def test_metadata_must_leave_room_in_the_success_answer_for_everything_else() -> None:
+    """The boundary is the job's own success answer: a presigned URL twice (`url`, the
+    substitution), the key, every count at its widest; metadata of exactly the room left fits."""
     queue = 256 * 1024
-    room = queue - MIN_NOTIFICATION_BYTES
-    fits = {"n": "x" * (room - len('{"n":""}'))}
-    check_metadata_fits(fits, queue)  # exactly the room: accepted
+    archive = ObjectRef("zip-storage", "job-1/" + "é" * 300 + ".zip")
+    url = (
+        "https://zip-storage.s3.amazonaws.com/"
+        + "%C3%A9" * 300
+        + "?X-Amz-Security-Token="
+        + "t" * 1200
+    )
     with pytest.raises(PermanentError) as refused:
-        check_metadata_fits({"n": "x" * room}, queue)
+        check_metadata_fits({"n": "x" * queue}, queue, "job-1", url, archive)
     assert refused.value.code == ErrorCode.INVALID_PAYLOAD
     assert f"at most {queue:,} bytes (MaximumMessageSize)" in refused.value.message
+    room = int(refused.value.message.split("leaves ")[1].split(" ")[0].replace(",", ""))
+    fits = {"n": "x" * (room - len('{"n":""}'))}
+    check_metadata_fits(fits, queue, "job-1", url, archive)
+    with pytest.raises(PermanentError):
+        check_metadata_fits({"n": "x" * (room - len('{"n":""}') + 1)}, queue, "job-1", url, archive)
+    info = ArchiveInfo(
+        bucket=archive.bucket, key=archive.key, size_bytes=5 * 1024**4, file_count=100_000,
+        crc32="AAAAAA==",
+    )  # fmt: skip
+    answer = succeeded("job-1", url, info, fits)
+    assert len(notification_body(answer).encode()) <= queue - FIT_MARGIN
 
 
 def test_a_failure_whose_metadata_is_too_big_for_its_queue_goes_without_it() -> None:

@@ -190,7 +190,10 @@ class S3ObjectStore:
                 f"{refused.detail}: creating an upload was refused (s3:PutObject; in an SSE-KMS "
                 "bucket also kms:GenerateDataKey on its key)",
             ) from refused
-        upload.abort()
+        try:
+            upload.abort()
+        except (ObjectUnavailable, TransientError) as error:  # the lifecycle rule takes it
+            log.warning("start_up_upload_not_aborted", key=str(ref), error=str(error))
 
     def _confirm_bucket(self, bucket: str, status: str) -> None:
         """A reply whose error code could not be read says nothing of the bucket: HeadBucket

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from archiver.domain.document import metadata_bytes
 from archiver.domain.errors import ErrorCode, PermanentError
+from archiver.domain.job import ObjectRef
 
 MAX_NOTIFICATION_BYTES = 1024 * 1024
 """SQS's largest message (the default `MaximumMessageSize` of a queue made since 2025)."""
@@ -26,6 +27,7 @@ the `status` message attribute (SQS counts attributes in the message's size)."""
 MAX_LISTED_BYTES = 256 * 1024
 """Of `archive.missing` or `error.sources`; the rest is counted, not listed."""
 MAX_MESSAGE_CHARS = 2000
+_WIDEST = 10**15  # more digits than any size or count a notification carries
 # Characters SQS refuses in a message body that JSON does not escape by itself.
 _SQS_REFUSED = {"\ufffe": "\\ufffe", "\uffff": "\\uffff"}
 
@@ -190,6 +192,9 @@ def failed(job_id: str, error: PermanentError, metadata: dict[str, Any] | None) 
 def fitted(answer: JobSucceeded | JobFailed, max_bytes: int) -> JobSucceeded | JobFailed:
     """The answer with its list cut (from the end, counted in `*_omitted`) until it fits a
     queue taking `max_bytes` (its `MaximumMessageSize`); as it is if nothing is listed."""
+    too_big = max_bytes - MIN_NOTIFICATION_BYTES
+    if isinstance(answer, JobFailed) and metadata_bytes(answer.metadata or {}) > too_big:
+        answer = answer.model_copy(update={"metadata": None})  # it is what cannot fit
     body = len(notification_body(answer).encode("utf-8"))
     over = body + FIT_MARGIN - max_bytes
     if over > 0:
@@ -214,11 +219,24 @@ def fitted(answer: JobSucceeded | JobFailed, max_bytes: int) -> JobSucceeded | J
     return answer.model_copy(update={"error": error})
 
 
-def check_metadata_fits(metadata: dict[str, Any], max_bytes: int) -> None:
+def check_metadata_fits(
+    metadata: dict[str, Any], max_bytes: int, job_id: str, url: str, archive: ObjectRef
+) -> None:
     """Every notification of the job echoes its metadata: refuse (`invalid_payload`) metadata
-    that leaves less than `MIN_NOTIFICATION_BYTES` of a queue's `max_bytes` for the rest."""
-    room = max_bytes - MIN_NOTIFICATION_BYTES
-    if (size := metadata_bytes(metadata)) > room:
+    that would not fit in the job's success answer on a queue taking `max_bytes` (nothing
+    listed; failure and progress answers are smaller, or may go without it)."""
+    empty = ArchiveInfo(
+        bucket=archive.bucket,
+        key=archive.key,
+        size_bytes=_WIDEST,
+        file_count=_WIDEST,
+        crc32="AAAAAA==",
+        missing_omitted=_WIDEST,
+    )
+    rest = len(notification_body(succeeded(job_id, url, empty, {})).encode("utf-8"))
+    room = max_bytes - FIT_MARGIN - rest
+    size = len(_sqs_safe(json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))))
+    if size > room:
         raise PermanentError(
             ErrorCode.INVALID_PAYLOAD,
             f"metadata: {size:,} bytes as JSON; SQS_DESTINATION_QUEUE takes messages of at "
@@ -227,9 +245,12 @@ def check_metadata_fits(metadata: dict[str, Any], max_bytes: int) -> None:
         )
 
 
+def _sqs_safe(text: str) -> str:
+    for char, escape in _SQS_REFUSED.items():
+        text = text.replace(char, escape)  # only ever inside a string: JSON syntax is ASCII
+    return text
+
+
 def notification_body(notification: JobSucceeded | JobFailed | JobRunning) -> str:
     """The notification as the JSON an SQS message may carry."""
-    body = notification.model_dump_json()
-    for char, escape in _SQS_REFUSED.items():
-        body = body.replace(char, escape)  # only ever inside a string: JSON syntax is ASCII
-    return body
+    return _sqs_safe(notification.model_dump_json())

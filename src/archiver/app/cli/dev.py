@@ -93,6 +93,9 @@ def banner(endpoint: str, resources: DevResources) -> str:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
     )
     job = json.dumps({"files": [{"source": "example/photo.png"}]})
+    group = ""
+    if is_fifo(resources.source_queue_url):  # a FIFO queue wants a group and a deduplication id
+        group = " --message-group-id job-1 --message-deduplication-id job-1"
     return "\n".join(
         [
             "archiver dev: an embedded S3/SQS endpoint and a worker on it (Ctrl-C stops both).",
@@ -109,7 +112,7 @@ def banner(endpoint: str, resources: DevResources) -> str:
             f"  export AWS_ENDPOINT_URL={endpoint} {exports}",
             f"  aws s3 cp photo.png s3://{resources.source_bucket}/example/photo.png",
             f"  aws sqs send-message --queue-url {resources.source_queue_url} "
-            f"--message-body '{job}'",
+            f"--message-body '{job}'{group}",
             "",
         ]
     )

@@ -237,6 +237,7 @@ class MultipartSink:
             with destination_errors(self._ref):
                 self._store.put(self._ref, data, self._headers)
             self._closed = True
+            self._shutdown()  # no part threads began; the job's memory goes back
             return SinkResult(len(data), isal_zlib.crc32(data))
         for index in sorted(self._parts):
             self._send(index)

@@ -123,8 +123,11 @@ class Jobs:
         try:
             request = read_job(self._store, message.body, self._service.policy)
             metadata = request.metadata
-            check_metadata_fits(metadata, self._message_bytes())
             plan = self._service.plan(message.message_id, request, message.sent_at)
+            url = self._service.url(plan.archive)
+            check_metadata_fits(
+                metadata, self._message_bytes(), message.message_id, url, plan.archive
+            )
             context = {
                 "file_count": len(plan.entries),
                 "archive_key": plan.archive.key,
@@ -139,7 +142,6 @@ class Jobs:
             archive = self._service.build(
                 plan, reports, cancel=cancel, redelivered=message.receive_count > 1
             )
-            url = self._service.url(plan.archive)
             answer = succeeded(message.message_id, url, archive, metadata)
             return self._with_report(answer, archive.missing)
         except PermanentError as error:

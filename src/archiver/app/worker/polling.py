@@ -49,17 +49,22 @@ class LongPoll:
         return True
 
     def finish(self, poll: Future[list[ReceivedMessage]], seconds: float) -> None:
-        """Stopping while the poll is out: wait up to `seconds` for it to end, and hand
-        straight back what it brings (even later, should it outlast the wait)."""
+        """Stopping while the poll is out: wait up to `seconds` for it to end, and hand back
+        what it brings before returning (the process may exit next: a daemon thread's hand-back
+        would die with it). A poll that outlasts the wait hands back later, if the process lives.
+        """
+        wait([poll], timeout=seconds)
+        if poll.done():
+            if poll.exception() is None:
+                for message in poll.result():
+                    self._hand_back(message)
+            log.info("poll_finished")
+            return
 
         def hand_back(done: Future[list[ReceivedMessage]]) -> None:
             if done.exception() is None:
                 for message in done.result():
                     self._hand_back(message)
 
-        poll.add_done_callback(hand_back)
-        wait([poll], timeout=seconds)
-        if poll.done():
-            log.info("poll_finished")
-        else:  # a stalled read: what SQS gives it now reappears after its visibility timeout
-            log.warning("poll_unfinished", waited_s=seconds)
+        poll.add_done_callback(hand_back)  # runs at once if it ended since the wait
+        log.warning("poll_unfinished", waited_s=seconds)  # what it gives reappears later
