@@ -62,25 +62,31 @@ class SlowUploads(MemoryObjectStore):
         return upload
 
 
-def test_grown_parts_go_fewer_at_once_and_take_their_memory_from_the_prefetch_budget() -> None:
-    store = SlowUploads()
+ESTIMATE = Estimate(upload_bytes=100 * GIB, copy_parts=0)  # parts of 12 MiB
+
+
+def grown_sink(store: MemoryObjectStore, budget: ByteBudget) -> MultipartSink:
+    """5 MiB parts at least, 4 at once, sized as 100 GiB: parts of 12 MiB, of which 3 fit
+    the 100 MiB share at once ((3 + 1 + 3) x 12 + 16 <= 100)."""
     store.create_bucket(TARGET.bucket)
-    budget = ByteBudget(60 * MIB)
-    share = 100 * MIB  # 4 parts of 5 MiB at once; of 12 MiB, 3: (3 + 1 + 3) x 12 + 16 <= 100
-    memory = JobMemory(budget, share, 5 * MIB, 4)
-    estimate = Estimate(upload_bytes=100 * GIB, copy_parts=0)  # parts of 12 MiB
-    assert part_size_for(estimate.upload_bytes, 5 * MIB) == 12 * MIB
-    sink = MultipartSink(
+    assert part_size_for(ESTIMATE.upload_bytes, 5 * MIB) == 12 * MIB
+    return MultipartSink(
         store,
         TARGET,
         ObjectHeaders(),
         5 * MIB,
         4,
-        lambda wait: estimate,
+        lambda wait: ESTIMATE,
         lambda: None,
         copy_concurrency=2,
-        memory=memory,
+        memory=JobMemory(budget, 100 * MIB, 5 * MIB, 4),
     )
+
+
+def test_grown_parts_go_fewer_at_once_and_take_their_memory_from_the_prefetch_budget() -> None:
+    store = SlowUploads()
+    budget = ByteBudget(60 * MIB)
+    sink = grown_sink(store, budget)
     chunk = bytes(MIB)
     for _ in range(12 * 9):  # nine parts of 12 MiB
         sink.wait_for_room()
@@ -120,20 +126,8 @@ def test_an_archive_that_ends_as_one_put_gives_its_grown_parts_memory_back() -> 
     """Sized at 100 GiB (deflated sources count at their size), written in a few bytes: the
     part begun grew, the archive is one PutObject, and the share it took is given back."""
     store = MemoryObjectStore()
-    store.create_bucket(TARGET.bucket)
     budget = ByteBudget(60 * MIB)
-    estimate = Estimate(upload_bytes=100 * GIB, copy_parts=0)
-    sink = MultipartSink(
-        store,
-        TARGET,
-        ObjectHeaders(),
-        5 * MIB,
-        4,
-        lambda wait: estimate,
-        lambda: None,
-        copy_concurrency=2,
-        memory=JobMemory(budget, 100 * MIB, 5 * MIB, 4),
-    )
+    sink = grown_sink(store, budget)
     sink.write(b"tiny")
     assert not budget.try_acquire(60 * MIB)  # the grown part's memory is taken
     sink.close()
