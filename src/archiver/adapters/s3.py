@@ -28,7 +28,7 @@ RESUMES = 4
 RESUME_DELAY = 0.25  # seconds, doubled at each resume
 MAX_RESUME_DELAY = 4.0
 NO_SUCH_KEY = "archiver-start-up-check"  # a key read to learn whether its bucket exists
-UPLOAD_CHECK_KEY = "archiver-staging/start-up-check"  # an upload made and aborted at start-up
+UPLOAD_CHECK_KEY = NO_SUCH_KEY  # in the archive bucket: an upload made and aborted at start-up
 
 
 def _put_arguments(ref: ObjectRef, headers: ObjectHeaders) -> dict[str, Any]:
