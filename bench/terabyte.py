@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from archiver.adapters.memory import MemoryObjectStore, SyntheticBody
+from archiver.adapters.memory_secrets import MemorySecretStore
 from archiver.app.composition.allocator import tune_allocator
 from archiver.app.composition.settings import Settings
 from archiver.app.engine.budget import RANGE_BYTES
@@ -100,7 +101,7 @@ def main() -> None:
     policy = ArchivePolicy(
         SOURCE, DESTINATION, compression=CompressionMode.STORED, max_archive_bytes=6 * 1024 * GIB
     )
-    service = ArchiveService(store, policy, options, settings.link_options())
+    service = ArchiveService(store, MemorySecretStore(), policy, options, settings.link_options())
     request = JobRequest.model_validate({"files": [{"prefix": "big/"}]})
     plan = service.plan("terabyte", request, datetime.now(UTC))
     part = part_size_for(arguments.gib * GIB, options.part_size)

@@ -20,6 +20,7 @@ UTF8_FLAG = 0x800
 ZIP64_MARK = 0xFFFFFFFF
 TIMESTAMP = 0x5455  # Info-ZIP extended timestamp
 UNICODE_PATH = 0x7075  # Info-ZIP Unicode Path
+AES = 0x9901  # WinZip AES
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def unicode_path(extra: bytes, name_field: bytes) -> str | None:
 
 def check_layout(archive: bytes | Path) -> Layout:
     """Assert: no data descriptors, UTF-8 flag exactly on non-ASCII names, local == central,
-    the same timestamp and Unicode Path fields in both headers (the latter on non-ASCII names).
+    the same timestamp, Unicode Path and AES fields in both headers (Unicode Path on non-ASCII
+    names).
 
     Reads only headers (seeking), so it works on archives larger than memory.
     """
@@ -86,7 +88,7 @@ def check_layout(archive: bytes | Path) -> Layout:
             assert name.decode("utf-8" if flags & UTF8_FLAG else "cp437") == info.filename
             local_extra = file.read(extra)
             local_fields, central_fields = extra_fields(local_extra), extra_fields(info.extra)
-            for tag in (TIMESTAMP, UNICODE_PATH):
+            for tag in (TIMESTAMP, UNICODE_PATH, AES):
                 assert local_fields.get(tag) == central_fields.get(tag), (info.filename, tag)
             named = unicode_path(local_extra, name)
             assert named == (None if info.filename.isascii() else info.filename), info.filename

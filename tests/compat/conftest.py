@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from archiver.adapters.memory import (
     MemoryObjectStore,
     SyntheticBody,
 )
+from archiver.adapters.memory_secrets import ACCOUNT_PREFIX, MemorySecretStore
 from archiver.app.jobs.service import ArchiveService
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.multipart import STAGING_PREFIX
@@ -102,6 +104,8 @@ class Case:
     checksums: dict[str, Checksum] = field(default_factory=dict)  # by source key (else none)
     server_side_copy: bool = True
     copied: bool = False  # the store must have copied some of it
+    password: str | None = None  # encrypt it (AES-256) with this password
+    prefix: str | None = None  # a job of one prefix item instead of its files
 
 
 @dataclass(frozen=True)
@@ -132,12 +136,24 @@ def build(case: Case, directory: Path) -> Built:
             modified = MODIFIED + timedelta(seconds=2 * number)
             store.add(ref, body, case.checksums.get(key, Checksum.NONE), modified=modified)
             digests[key], times[key] = _digest(body), int(modified.timestamp())
-    policy = ArchivePolicy(SOURCE, DESTINATION, max_files=200_000, compression=case.compression)
-    options = build_options(part_size=8 * MIB, server_side_copy=case.server_side_copy)
-    service = ArchiveService(store, policy, options, link_options(base_url="https://x"))
-    request = JobRequest(
-        files=[FileSpec(source=key, destination=folder) for key, _, folder in case.files]
+    secrets = MemorySecretStore()
+    archive: dict[str, Any] = {}
+    if case.password is not None:
+        secrets.add("compat/password", case.password)
+        archive["encryption"] = {"secret": "compat/password"}
+    policy = ArchivePolicy(
+        SOURCE,
+        DESTINATION,
+        max_files=200_000,
+        compression=case.compression,
+        encryption_secrets=(ACCOUNT_PREFIX,),
     )
+    options = build_options(part_size=8 * MIB, server_side_copy=case.server_side_copy)
+    service = ArchiveService(store, secrets, policy, options, link_options(base_url="https://x"))
+    files = [FileSpec(source=key, destination=folder) for key, _, folder in case.files]
+    if case.prefix is not None:
+        files = [FileSpec(prefix=case.prefix)]
+    request = JobRequest.model_validate({"files": files, "archive": archive})
     plan = service.plan(case.name, request, SENT)
     service.build(plan)
     assert (store.copied_bytes > 0) is case.copied

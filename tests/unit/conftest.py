@@ -7,6 +7,7 @@ import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
+from archiver.adapters.memory_secrets import MemorySecretStore
 from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.domain.plan import ArchivePolicy
 from tests.support import build_options, link_options
@@ -48,11 +49,16 @@ def notifier() -> MemoryNotifier:
     return MemoryNotifier()
 
 
+@pytest.fixture
+def secrets() -> MemorySecretStore:
+    return MemorySecretStore()
+
+
 ServiceFactory = Callable[..., ArchiveService]
 
 
 @pytest.fixture
-def make_service(store: MemoryObjectStore) -> ServiceFactory:
+def make_service(store: MemoryObjectStore, secrets: MemorySecretStore) -> ServiceFactory:
     def make(
         *,
         policy: ArchivePolicy | None = None,
@@ -61,6 +67,7 @@ def make_service(store: MemoryObjectStore) -> ServiceFactory:
     ) -> ArchiveService:
         return ArchiveService(
             store,
+            secrets,
             policy or ArchivePolicy(SOURCE, DESTINATION),
             build or build_options(),
             links or link_options(base_url="https://cdn.example.com/"),

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
+from archiver.adapters.memory_secrets import MemorySecretStore
 from archiver.app.jobs.service import ArchiveService
 from archiver.app.worker.loop import Outcome, Worker
 from archiver.domain.document import MAX_METADATA_BYTES
@@ -109,6 +110,7 @@ def _worker(max_receives: int | None) -> tuple[Worker, MemoryNotifier, MemoryObj
     notifier = MemoryNotifier()
     service = ArchiveService(
         store,
+        MemorySecretStore(),
         ArchivePolicy(SOURCE, DESTINATION),
         build_options(),
         link_options(base_url="https://cdn.example.com/"),

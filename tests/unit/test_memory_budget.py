@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.adapters.memory import MemoryObjectStore, SyntheticBody
+from archiver.adapters.memory_secrets import MemorySecretStore
 from archiver.app.engine.budget import RANGE_BYTES, ByteBudget, JobMemory
 from archiver.app.engine.multipart_sink import MultipartSink
 from archiver.app.jobs.service import ArchiveService
@@ -109,7 +110,7 @@ def test_a_job_whose_parts_cannot_fit_its_share_is_refused_naming_the_budget() -
     store.create_bucket("zip-storage")
     policy = ArchivePolicy("source-images", "zip-storage")
     options = build_options(memory_budget=64 * MIB, part_size=5 * MIB, worker_concurrency=1)
-    service = ArchiveService(store, policy, options, link_options())
+    service = ArchiveService(store, MemorySecretStore(), policy, options, link_options())
     request = JobRequest.model_validate({"files": [{"source": "a.bin"}, {"source": "b.bin"}]})
     plan = service.plan("job-1", request, datetime(2026, 12, 7, tzinfo=UTC))
     with pytest.raises(PermanentError) as refused:

@@ -6,6 +6,7 @@ import pytest
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
+from archiver.adapters.memory_secrets import MemorySecretStore
 from archiver.app.jobs import resolve as resolve_module
 from archiver.app.jobs.service import ArchiveService
 from archiver.app.worker.loop import Outcome, Worker
@@ -31,7 +32,9 @@ def worker(
     store: MemoryObjectStore, queue: MemoryQueue, notifier: MemoryNotifier, delete: bool
 ) -> Worker:
     policy = ArchivePolicy(SOURCE, DESTINATION, allowed_source_buckets=frozenset({PAYLOADS}))
-    service = ArchiveService(store, policy, build_options(), link_options(base_url="https://cdn"))
+    service = ArchiveService(
+        store, MemorySecretStore(), policy, build_options(), link_options(base_url="https://cdn")
+    )
     return make_worker(queue, notifier, service, wait_seconds=0, delete_offloaded=delete)
 
 

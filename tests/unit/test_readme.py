@@ -53,7 +53,7 @@ def shown(value: Any) -> str:
         return "—"
     if isinstance(value, bool):
         return f"`{int(value)}`"
-    if isinstance(value, frozenset) and not value:
+    if isinstance(value, frozenset | tuple) and not value:
         return "empty"
     if isinstance(value, float) and value.is_integer():
         return f"`{int(value)}`"

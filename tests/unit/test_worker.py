@@ -7,6 +7,7 @@ from structlog.testing import capture_logs
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
+from archiver.adapters.memory_secrets import MemorySecretStore
 from archiver.app.jobs.service import ArchiveService
 from archiver.app.worker.loop import Outcome, Worker
 from archiver.domain.errors import TransientError
@@ -212,7 +213,11 @@ def test_a_job_that_keeps_crashing_is_answered_once_on_its_last_delivery(
     store.add(ObjectRef(SOURCE, "dir/uuid1.png"), b"one")
     store.create_bucket(DESTINATION)
     service = ArchiveService(
-        store, ArchivePolicy(SOURCE, DESTINATION), build_options(), link_options()
+        store,
+        MemorySecretStore(),
+        ArchivePolicy(SOURCE, DESTINATION),
+        build_options(),
+        link_options(),
     )
     queue = MemoryQueue("input-queue", redrive_limit=3)
     job = {"files": [{"source": "dir/uuid1.png"}], "metadata": {"order": 7}}

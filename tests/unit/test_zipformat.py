@@ -9,6 +9,7 @@ import zlib
 from datetime import UTC, datetime, timedelta, timezone
 
 from archiver.domain.zipformat import (
+    AES_OVERHEAD,
     DEFLATED,
     MAX_32,
     STORED,
@@ -100,8 +101,9 @@ def test_dos_stamps_have_two_second_resolution_and_clamp_to_their_range() -> Non
 
 
 def test_zip64_sizes_exactly_when_an_entry_may_reach_4_gib() -> None:
-    assert not needs_zip64(MAX_32 - 1, STORED)
-    assert needs_zip64(MAX_32, STORED)
+    """With room for the AES framing, encrypted or not."""
+    assert not needs_zip64(MAX_32 - 1 - AES_OVERHEAD, STORED)
+    assert needs_zip64(MAX_32 - AES_OVERHEAD, STORED)
     assert needs_zip64(MAX_32 - 1000, DEFLATED)  # incompressible data grows a little
     assert not needs_zip64(4_000_000_000, DEFLATED)
 

@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     SOURCE_NOT_FOUND = "source_not_found"
     SOURCE_ACCESS_DENIED = "source_access_denied"
     SOURCE_UNREADABLE = "source_unreadable"
+    ENCRYPTION_SECRET_UNREADABLE = "encryption_secret_unreadable"  # noqa: S105 (a code)
     INTERNAL_ERROR = "internal_error"
 
 
@@ -38,6 +39,16 @@ class InvalidPayload(PermanentError):
 
     def __init__(self, message: str, sources: Iterable[str] = ()) -> None:
         super().__init__(ErrorCode.INVALID_PAYLOAD, message, sources)
+
+
+class SecretUnreadable(PermanentError):
+    """The job's encryption secret cannot be read, or holds no usable password. Never names
+    what the secret holds."""
+
+    def __init__(self, secret: str, detail: str) -> None:
+        super().__init__(
+            ErrorCode.ENCRYPTION_SECRET_UNREADABLE, f"archive.encryption.secret {secret}: {detail}"
+        )
 
 
 class InternalError(PermanentError):

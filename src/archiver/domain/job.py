@@ -19,6 +19,7 @@ from pydantic import (
 
 from archiver.domain.document import check_document, check_metadata
 from archiver.domain.errors import InvalidPayload
+from archiver.domain.options import ArchiveOptions, NotifyOptions
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 MAX_KEY_BYTES = 1024
@@ -126,34 +127,6 @@ class FileSpec(BaseModel):
             assert self.source is not None
             bucket, key = split_source(self.source)
         return ObjectRef(bucket or default_bucket, key)
-
-
-class ArchiveOptions(BaseModel):
-    """How the archive presents itself."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=1024,
-        description="The download's file name, and the last part of the archive's key "
-        "({job_id}/{name}); sanitised like entry names, .zip added if missing. Default: "
-        "{S3_FILE_PREFIX}-{date}.zip.",
-        examples=["Wedding 2026.zip"],
-    )
-
-
-class NotifyOptions(BaseModel):
-    """What the job's consumer hears besides the answer."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    progress: bool = Field(
-        default=False,
-        description="Send `running` notifications while the job runs (at most every "
-        "PROGRESS_NOTIFY_SECONDS), never after the final one.",
-    )
 
 
 class JobRequest(BaseModel):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from archiver.domain.encryption import check_secret
 from archiver.domain.errors import ErrorCode, InvalidPayload, PermanentError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef, split_source
 from archiver.domain.naming import (
@@ -64,6 +65,7 @@ class ArchivePolicy:
     compression: CompressionMode = CompressionMode.AUTO
     missing_files: MissingFiles = MissingFiles.FAIL
     max_archive_bytes: int = S3_MAX_OBJECT_BYTES
+    encryption_secrets: tuple[str, ...] = ()  # ARN prefixes of secrets jobs may encrypt with
 
     def allows(self, bucket: str) -> bool:
         allowed = self.allowed_source_buckets
@@ -85,6 +87,7 @@ class ArchivePlan:
     created_at: datetime
     entries: tuple[PlannedEntry, ...]
     unmatched: tuple[ObjectRef, ...] = ()  # prefixes with no object under them: missing sources
+    encryption: str | None = None  # the secret whose password encrypts every entry
 
     @property
     def manifest(self) -> ObjectRef:
@@ -98,6 +101,8 @@ class ArchivePlan:
             "entries": [[str(e.source), e.name, e.method.value] for e in self.entries],
             "missing_files": missing_files.value,
         }
+        if self.encryption is not None:
+            content["encryption"] = self.encryption
         canonical = json.dumps(content, sort_keys=True, ensure_ascii=False).encode("utf-8")
         return hashlib.sha256(canonical).hexdigest()
 
@@ -132,7 +137,10 @@ def too_many_files(count: int, policy: ArchivePolicy) -> PermanentError:
 
 def check_origins(request: JobRequest, policy: ArchivePolicy) -> None:
     """Before anything is read or listed: every bucket named is one this archiver may read,
-    and a file list is not in the destination bucket (where archives and reports are)."""
+    and a file list is not in the destination bucket (where archives and reports are), and an
+    encryption secret is one this archiver may read."""
+    if request.archive.encryption is not None:
+        check_secret(request.archive.encryption.secret, policy.encryption_secrets)
     refs = [spec.ref(policy.source_bucket) for spec in request.files or ()]
     if request.files_from is not None:
         listed = FileSpec(source=request.files_from).ref(policy.source_bucket)
@@ -223,6 +231,7 @@ def plan_archive(
 
     `listings` holds what each `prefix` item (by index) listed, in key order."""
     check_origins(request, policy)
+    encryption = request.archive.encryption
     refs, paths, items, unmatched = _expanded(request, listings or {}, policy)
     if len(refs) > policy.max_files:
         raise too_many_files(len(refs), policy)
@@ -242,4 +251,5 @@ def plan_archive(
         created_at=created_at,
         entries=entries,
         unmatched=tuple(unmatched),
+        encryption=encryption.secret if encryption is not None else None,
     )

@@ -100,6 +100,19 @@ class ObjectStore(Protocol):
 
 
 @dataclass(frozen=True)
+class SecretValue:
+    arn: str  # the secret's full ARN, as the store answers it
+    text: str | None = field(repr=False)  # its SecretString (None: a binary secret)
+
+
+class SecretStore(Protocol):
+    def read(self, secret: str) -> SecretValue:
+        """The current value of a secret (a name or an ARN). Raises SecretUnreadable (unknown,
+        refused, cannot be decrypted) or TransientError."""
+        ...
+
+
+@dataclass(frozen=True)
 class ReceivedMessage:
     message_id: str
     body: str

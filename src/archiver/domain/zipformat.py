@@ -9,6 +9,9 @@ and repeated in an Info-ZIP Unicode Path extra field (0x7075) for readers that i
 Every entry carries its source's modification time twice: as a DOS time (two-second steps, no
 time zone: UTC here) and in an extended-timestamp extra field (0x5455, Unix time), which
 Info-ZIP, 7-Zip, libarchive and macOS read in its stead. Both headers carry the same extras.
+An encrypted entry is WinZip AES-256, AE-2: method 99, its real method in a 0x9901 extra field,
+CRC 0, and its data framed by a salt and a password check before and an authentication code
+after (`AES_OVERHEAD`, counted in its compressed size).
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ from typing import Final
 
 STORED: Final = 0
 DEFLATED: Final = 8
+AES: Final = 99  # WinZip AES: the method written in the headers of an encrypted entry
+
+AES_SALT_BYTES: Final = 16  # AES-256
+AES_CHECK_BYTES: Final = 2  # the password verification value
+AES_CODE_BYTES: Final = 10  # HMAC-SHA1, its first 10 bytes
+AES_OVERHEAD: Final = AES_SALT_BYTES + AES_CHECK_BYTES + AES_CODE_BYTES
+_AES_EXTRA = struct.Struct("<3H2sBH")  # tag, length, AE-2, "AE", strength 3 (256), method
 
 _LOCAL = struct.Struct("<4s5H3I2H")
 _CENTRAL = struct.Struct("<4s6H3I5H2I")
@@ -38,8 +48,10 @@ _MAX_UNIX_TIME: Final = 0x7FFFFFFF  # a signed 32-bit time_t: 2038-01-19
 MAX_32: Final = 0xFFFFFFFF
 MAX_16: Final = 0xFFFF
 _UTF8_FLAG = 0x0800
+_ENCRYPTED_FLAG = 0x0001
 _VERSION = 20  # deflate, folders
 _VERSION_ZIP64 = 45
+_VERSION_AES = 51  # APPNOTE 4.4.3.2: AES encryption
 _MADE_BY_UNIX = 3 << 8
 _FILE_ATTRIBUTES = (stat.S_IFREG | 0o644) << 16
 
@@ -63,9 +75,10 @@ def deflate_bound(size: int) -> int:
 
 
 def needs_zip64(size: int, method: int) -> bool:
-    """Whether the entry's local header must carry ZIP64 sizes (decided before writing it)."""
+    """Whether the entry's local header must carry ZIP64 sizes (decided before writing it);
+    room for the AES framing is counted whether the entry is encrypted or not."""
     largest = deflate_bound(size) if method == DEFLATED else size
-    return largest >= MAX_32
+    return largest + AES_OVERHEAD >= MAX_32
 
 
 @dataclass(frozen=True)
@@ -81,10 +94,22 @@ class Entry:
     offset: int  # of its local header
     zip64: bool  # its local header carries ZIP64 sizes
     mtime: int | None = None  # Unix time: the 0x5455 field (none past 2038)
+    encrypted: bool = False  # AE-2: `crc` 0, `compressed` counts `AES_OVERHEAD`
 
     @property
     def flags(self) -> int:
-        return 0 if self.name.isascii() else _UTF8_FLAG
+        utf8 = 0 if self.name.isascii() else _UTF8_FLAG
+        return utf8 | (_ENCRYPTED_FLAG if self.encrypted else 0)
+
+    @property
+    def written_method(self) -> int:
+        return AES if self.encrypted else self.method
+
+    def version(self, zip64: bool) -> int:
+        """Version needed to extract."""
+        if self.encrypted:
+            return _VERSION_AES
+        return _VERSION_ZIP64 if zip64 else _VERSION
 
 
 def stamped(moment: datetime) -> tuple[tuple[int, int], int | None]:
@@ -101,6 +126,8 @@ def _extras(entry: Entry) -> bytes:
     if not entry.name.isascii():
         name = entry.name.encode("utf-8")
         extra += _INFO_ZIP.pack(0x7075, 5 + len(name), 1, zlib.crc32(name)) + name
+    if entry.encrypted:
+        extra += _AES_EXTRA.pack(0x9901, 7, 2, b"AE", 3, entry.method)
     return extra
 
 
@@ -119,10 +146,9 @@ def local_header(entry: Entry) -> bytes:
         extra = _EXTRA.pack(1, 16) + struct.pack("<2Q", size, compressed)
         compressed = size = MAX_32
     extra += _extras(entry)
-    version = _VERSION_ZIP64 if entry.zip64 else _VERSION
     time, date = entry.stamp
     fixed = _LOCAL.pack(
-        b"PK\x03\x04", version, entry.flags, entry.method, time, date,
+        b"PK\x03\x04", entry.version(entry.zip64), entry.flags, entry.written_method, time, date,
         entry.crc, compressed, size, len(name), len(extra),
     )  # fmt: skip
     return fixed + name + extra
@@ -148,10 +174,11 @@ def _central_header(entry: Entry) -> bytes:
         offset = MAX_32
     extra = _EXTRA.pack(1, 8 * len(wide)) + struct.pack(f"<{len(wide)}Q", *wide) if wide else b""
     extra += _extras(entry)
-    version = _VERSION_ZIP64 if wide or entry.zip64 else _VERSION
+    version = entry.version(bool(wide) or entry.zip64)
     time, date = entry.stamp
     fixed = _CENTRAL.pack(
-        b"PK\x01\x02", _MADE_BY_UNIX | version, version, entry.flags, entry.method, time, date,
+        b"PK\x01\x02", _MADE_BY_UNIX | version, version, entry.flags, entry.written_method,
+        time, date,
         entry.crc, compressed, size, len(name), len(extra), 0, 0, 0, _FILE_ATTRIBUTES, offset,
     )  # fmt: skip
     return fixed + name + extra
@@ -178,8 +205,9 @@ def central_directory(entries: Sequence[Entry], start: int) -> Iterator[bytes]:
     )  # fmt: skip
 
 
-# Local header + central directory record + ZIP64 extras, beyond the name (twice).
-_ENTRY_OVERHEAD = 30 + 46 + 2 * 32
+# Local header + central directory record + ZIP64 and AES extras + AES framing, beyond the
+# name (twice).
+_ENTRY_OVERHEAD = 30 + 46 + 2 * (32 + _AES_EXTRA.size) + AES_OVERHEAD
 _END_RECORDS = 22 + 56 + 20
 
 

@@ -9,6 +9,7 @@ from botocore.config import Config
 from dependency_injector import containers, providers
 
 from archiver.adapters.s3 import S3ObjectStore
+from archiver.adapters.secrets import SecretsManagerStore
 from archiver.adapters.sqs import SqsNotifier, SqsQueue
 from archiver.app.composition.allocator import tune_allocator
 from archiver.app.composition.settings import Settings
@@ -18,10 +19,11 @@ from archiver.app.worker.loop import Ops, Worker
 from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection
 from archiver.app.worker.progress import ProgressTracker
 from archiver.domain.errors import ConfigurationError
-from archiver.domain.ports import Notifier, ObjectStore, Queue
+from archiver.domain.ports import Notifier, ObjectStore, Queue, SecretStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
 
@@ -63,6 +65,19 @@ def _sqs_client(session: boto3.session.Session, settings: Settings) -> SQSClient
     return session.client("sqs", config=config)
 
 
+def _secrets_client(session: boto3.session.Session, settings: Settings) -> SecretsManagerClient:
+    config = Config(
+        retries={"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts},
+        connect_timeout=10,
+        read_timeout=30,
+    )
+    return session.client("secretsmanager", config=config)
+
+
+def _secret_store(session: boto3.session.Session, settings: Settings) -> SecretStore:
+    return SecretsManagerStore(_secrets_client(session, settings))
+
+
 def _required(value: str | None, name: str) -> str:
     if not value:
         raise ConfigurationError(f"{name} is required")
@@ -86,9 +101,9 @@ def _notifier(client: SQSClient, settings: Settings) -> Notifier:
     return SqsNotifier(client, _required(settings.sqs_destination_queue, "SQS_DESTINATION_QUEUE"))
 
 
-def _service(store: ObjectStore, settings: Settings) -> ArchiveService:
+def _service(store: ObjectStore, secrets: SecretStore, settings: Settings) -> ArchiveService:
     return ArchiveService(
-        store, settings.policy(), settings.build_options(), settings.link_options()
+        store, secrets, settings.policy(), settings.build_options(), settings.link_options()
     )
 
 
@@ -117,8 +132,9 @@ class Container(containers.DeclarativeContainer):
     object_store = providers.Singleton(_object_store, s3_client, session, settings)
     source_queue = providers.Singleton(_source_queue, sqs_client, settings)
     notifier = providers.Singleton(_notifier, sqs_client, settings)
+    secret_store = providers.Singleton(_secret_store, session, settings)
 
-    service = providers.Singleton(_service, object_store, settings)
+    service = providers.Singleton(_service, object_store, secret_store, settings)
     jobs = providers.Singleton(_jobs, service, notifier, settings)
     liveness = providers.Singleton(Liveness, settings.provided.health_file)
     ops = providers.Singleton(

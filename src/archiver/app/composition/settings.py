@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         description="Say on every source read, listing and copy that the worker pays for it, "
         "as Requester Pays buckets require (the task's account is charged).",
     )
+    encryption_secrets: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="ARN prefixes of the Secrets Manager secrets jobs may encrypt archives "
+        "with (comma list); empty: a job asking for encryption fails invalid_payload.",
+    )
     app_debug: bool = Field(default=False, description="Debug log level.")
     dev_mode: bool = Field(default=False, description="Console logs instead of JSON.")
     max_files: int = Field(
@@ -184,6 +189,17 @@ class Settings(BaseSettings):
         description="AWS region (AWS_REGION, else AWS_DEFAULT_REGION).",
     )
 
+    @field_validator("encryption_secrets", mode="before")
+    @classmethod
+    def _secret_prefixes(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        prefixes = tuple(item.strip() for item in value.split(",") if item.strip())
+        for prefix in prefixes:
+            if not prefix.startswith("arn:") or ":secretsmanager:" not in prefix:
+                raise ValueError(f"{prefix!r} is not a Secrets Manager ARN prefix (arn:...)")
+        return prefixes
+
     @field_validator("s3_allowed_source_buckets", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
@@ -246,6 +262,7 @@ class Settings(BaseSettings):
             compression=self.archive_compression,
             missing_files=self.missing_files,
             max_archive_bytes=self.max_archive_bytes,
+            encryption_secrets=self.encryption_secrets,
         )
 
 

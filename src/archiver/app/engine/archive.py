@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 
+from archiver.app.engine.aes import Encryption
 from archiver.app.engine.chunks import ChunkFeed
 from archiver.app.engine.deflate import worth_deflating
 from archiver.app.engine.fetching import Prefetcher
@@ -34,13 +35,15 @@ def write_archive(
     store: ObjectStore,
     sink: ArchiveSink,
     transfer: Transfer,
+    encryption: Encryption | None,
     progress: ProgressCallback | None = None,
 ) -> SinkResult:
     """Stream every planned entry into the sink; on any failure abort it, leaving nothing.
 
     Entries are written as their sources are sized; the job's policy is checked as the writing
     goes, and once more, with every source sized, before the archive is finished. A shutdown
-    (the sizing's `cancel`) is seen between two chunks.
+    (the sizing's `cancel`) is seen between two chunks. With `encryption`, every entry is
+    encrypted (and the sizing must not let the store copy any).
     """
     plan = sizing.plan
     feed = ChunkFeed(
@@ -59,7 +62,7 @@ def write_archive(
                 pace=sink.wait_for_room,
             )
         ) as fetched:
-            archive = _Writer(sizing, store, ZipStream(sink, plan.created_at))
+            archive = _Writer(sizing, store, ZipStream(sink, plan.created_at, encryption))
             for chunk, data in _translated(fetched):
                 sizing.check_cancel()
                 sizing.check_policy()

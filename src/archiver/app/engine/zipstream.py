@@ -7,6 +7,9 @@ the data is written the header is patched in place (same length) and released. A
 the store copies from its source goes out with its header, then as many of its first bytes as
 the part before the copy needs, then the copy; when its CRC-32 was not known beforehand, the
 header is held and patched once the copies tell it, while the writer goes on.
+
+An encrypted archive (`aes.py`) frames every entry's compressed bytes with its cipher's header
+and authentication code; it has no CRC-32 to compute (AE-2), and nothing of it is copied.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from isal import isal_zlib
 
+from archiver.app.engine.aes import Encryption, EntryCipher
 from archiver.app.engine.copying import CopiedRange
 from archiver.app.engine.deflate import compressor
 from archiver.app.engine.sink import ArchiveSink
@@ -27,6 +31,7 @@ from archiver.domain.job import ObjectRef
 from archiver.domain.multipart import MIN_PART_BYTES
 from archiver.domain.ports import Buffer
 from archiver.domain.zipformat import (
+    AES_OVERHEAD,
     DEFLATED,
     STORED,
     Entry,
@@ -53,6 +58,7 @@ class _Unpatched:
 class _Streaming:
     header: Entry  # as written, with placeholders
     compressor: isal_zlib.Compress | None
+    cipher: EntryCipher | None
     crc: int = 0
     read: int = 0
     written: int = 0
@@ -61,10 +67,13 @@ class _Streaming:
 class ZipStream:
     """Writes entries in the order given; `close` writes the central directory."""
 
-    def __init__(self, sink: ArchiveSink, modified: datetime) -> None:
+    def __init__(
+        self, sink: ArchiveSink, modified: datetime, encryption: Encryption | None
+    ) -> None:
         """`modified`: the time of entries whose source gives none (the job's)."""
         self._sink = sink
         self._modified = modified
+        self._encryption = encryption
         self._entries: list[Entry] = []
         self._streaming: _Streaming | None = None
         self._unpatched: deque[_Unpatched] = deque()
@@ -82,10 +91,16 @@ class ZipStream:
             stream = compressor()
             payload = stream.compress(data) + stream.flush()
         method = DEFLATED if deflate else STORED
+        crc = 0
+        if self._encryption is None:
+            crc = isal_zlib.crc32(data)
+        else:
+            cipher = self._encryption.entry()
+            payload = b"".join((cipher.header, cipher.encrypt(payload), cipher.finish()))
         entry = Entry(
-            name, method, crc=isal_zlib.crc32(data), compressed=len(payload), size=len(data),
+            name, method, crc=crc, compressed=len(payload), size=len(data),
             offset=self._sink.tell(), zip64=needs_zip64(len(data), method),
-            **self._times(modified),
+            encrypted=self._encryption is not None, **self._times(modified),
         )  # fmt: skip
         self._sink.write(local_header(entry))
         self._sink.write(payload)
@@ -105,6 +120,8 @@ class ZipStream:
         the sink needs (`first_bytes(n)`: the source's first n bytes). Without its CRC-32
         (`crc`), its header is held and patched once the copies tell it."""
         self._check_idle()
+        if self._encryption is not None:
+            raise RuntimeError("an encrypted entry cannot be copied: its bytes change")
         offset = self._sink.tell()
         entry = Entry(
             name, STORED, crc=crc or 0, compressed=size, size=size, offset=offset,
@@ -167,19 +184,26 @@ class ZipStream:
         offset = self._sink.tell()
         header = Entry(
             name, method, crc=0, compressed=0, size=size, offset=offset,
-            zip64=needs_zip64(size, method), **self._times(modified),
+            zip64=needs_zip64(size, method), encrypted=self._encryption is not None,
+            **self._times(modified),
         )  # fmt: skip
         self._sink.hold(offset)  # patched once the CRC and sizes are known
         self._sink.write(local_header(header))
-        self._streaming = _Streaming(header, compressor() if deflate else None)
+        cipher = None if self._encryption is None else self._encryption.entry()
+        if cipher is not None:
+            self._sink.write(cipher.header)
+        self._streaming = _Streaming(header, compressor() if deflate else None, cipher)
 
     def write(self, data: Buffer) -> None:
         streaming = self._streaming
         if streaming is None:
             raise RuntimeError("write outside an entry")
-        streaming.crc = isal_zlib.crc32(data, streaming.crc)
         streaming.read += len(data)
         out = data if streaming.compressor is None else streaming.compressor.compress(data)
+        if streaming.cipher is None:
+            streaming.crc = isal_zlib.crc32(data, streaming.crc)
+        else:
+            out = streaming.cipher.encrypt(out)
         streaming.written += len(out)
         self._sink.write(out)
 
@@ -189,8 +213,13 @@ class ZipStream:
             raise RuntimeError("end outside an entry")
         if streaming.compressor is not None:
             tail = streaming.compressor.flush()
+            if streaming.cipher is not None:
+                tail = streaming.cipher.encrypt(tail)
             streaming.written += len(tail)
             self._sink.write(tail)
+        if streaming.cipher is not None:
+            self._sink.write(streaming.cipher.finish())
+            streaming.written += AES_OVERHEAD
         if streaming.read != streaming.header.size:
             raise RuntimeError(
                 f"{streaming.header.name}: {streaming.read} bytes written, "

@@ -11,6 +11,7 @@ from typing import BinaryIO
 import structlog
 from pydantic import ValidationError
 
+from archiver.app.engine.aes import Encryption
 from archiver.app.engine.archive import write_archive
 from archiver.app.engine.budget import RANGE_BYTES, ByteBudget, JobMemory
 from archiver.app.engine.file_sink import FileSink
@@ -20,6 +21,7 @@ from archiver.app.engine.sizing import Sizing
 from archiver.app.engine.transfer import ProgressCallback, Transfer
 from archiver.app.jobs.resolve import resolve
 from archiver.domain.checksum import crc32_text
+from archiver.domain.encryption import password_of
 from archiver.domain.errors import CopyRefused, ObjectUnavailable, TransientError
 from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.memory import prefetch_bytes
@@ -27,7 +29,7 @@ from archiver.domain.multipart import staging_prefix
 from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, plan_archive
 from archiver.domain.policy import Admitted, admit
-from archiver.domain.ports import ObjectHeaders, ObjectStore
+from archiver.domain.ports import ObjectHeaders, ObjectStore, SecretStore
 from archiver.domain.urls import content_disposition, public_url
 
 log = structlog.get_logger(__name__)
@@ -58,9 +60,15 @@ class ArchiveService:
     """A planned job carried out: its archive built (once) in the destination bucket, linked."""
 
     def __init__(
-        self, store: ObjectStore, policy: ArchivePolicy, build: BuildOptions, links: LinkOptions
+        self,
+        store: ObjectStore,
+        secrets: SecretStore,
+        policy: ArchivePolicy,
+        build: BuildOptions,
+        links: LinkOptions,
     ) -> None:
         self.store = store
+        self._secrets = secrets
         self.policy = policy
         self._build = build
         self._links = links
@@ -107,11 +115,13 @@ class ArchiveService:
                 aborted = self.store.abort_uploads(plan.archive)
             if aborted:
                 log.warning("stale_uploads_aborted", count=aborted)
+        encryption = self._encryption(plan)
+        may_copy = self._build.server_side_copy and encryption is None  # its bytes change
         try:
-            result, admitted = self._upload(plan, progress, cancel, self._build.server_side_copy)
+            result, admitted = self._upload(plan, progress, cancel, may_copy, encryption)
         except CopyRefused as refused:
             log.warning("server_side_copy_refused", reason=str(refused), then="streaming")
-            result, admitted = self._upload(plan, progress, cancel, may_copy=False)
+            result, admitted = self._upload(plan, progress, cancel, False, encryption)
         log.info("archive_uploaded", size_bytes=result.size_bytes, copied_bytes=result.copied_bytes)
         archive = ArchiveInfo(
             bucket=plan.archive.bucket,
@@ -138,6 +148,7 @@ class ArchiveService:
         progress: ProgressCallback | None,
         cancel: threading.Event | None,
         may_copy: bool,
+        encryption: Encryption | None,
     ) -> tuple[SinkResult, Admitted]:
         with closing(self._sizing(plan, cancel, may_copy)) as sizing:
             sink = MultipartSink(
@@ -156,14 +167,25 @@ class ArchiveService:
                     self._build.upload_concurrency,
                 ),
             )
-            result = write_archive(sizing, self.store, sink, self._transfer, progress)
+            result = write_archive(sizing, self.store, sink, self._transfer, encryption, progress)
             return result, sizing.settle()
 
     def build_to_file(
         self, plan: ArchivePlan, file: BinaryIO, progress: ProgressCallback | None = None
     ) -> SinkResult:
+        encryption = self._encryption(plan)
         with closing(self._sizing(plan)) as sizing:
-            return write_archive(sizing, self.store, FileSink(file), self._transfer, progress)
+            return write_archive(
+                sizing, self.store, FileSink(file), self._transfer, encryption, progress
+            )
+
+    def _encryption(self, plan: ArchivePlan) -> Encryption | None:
+        """The job's password, read now and held only by this build (PermanentError,
+        TransientError)."""
+        if plan.encryption is None:
+            return None
+        value = self._secrets.read(plan.encryption)
+        return Encryption(password_of(plan.encryption, value, self.policy.encryption_secrets))
 
     def url(self, archive: ObjectRef) -> str:
         if self._links.base_url:
