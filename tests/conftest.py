@@ -17,6 +17,7 @@ from tests.endpoint import TEST_CREDENTIALS, Endpoint, endpoint
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
 
@@ -68,6 +69,11 @@ def s3(aws_endpoint: Endpoint) -> S3Client:
 @pytest.fixture(scope="session")
 def sqs(aws_endpoint: Endpoint) -> SQSClient:
     return boto3.client("sqs")
+
+
+@pytest.fixture(scope="session")
+def secretsmanager(aws_endpoint: Endpoint) -> SecretsManagerClient:
+    return boto3.client("secretsmanager")
 
 
 def unique(prefix: str) -> str:

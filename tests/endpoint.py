@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tests.localstack import free_port, localstack_process
+from tests.localstack import SERVICES, free_port, localstack_process
 
 LOCALSTACK_IMAGE = "localstack/localstack:4.14.0"  # newer tags need LOCALSTACK_AUTH_TOKEN
 START_TIMEOUT = 30.0
@@ -119,7 +119,7 @@ def localstack_container(socket_url: str) -> Iterator[str]:
     """LocalStack's image through testcontainers, on the socket that answered."""
     from testcontainers.localstack import LocalStackContainer
 
-    container = LocalStackContainer(image=LOCALSTACK_IMAGE).with_services("s3", "sqs")
+    container = LocalStackContainer(image=LOCALSTACK_IMAGE).with_services(*SERVICES)
     token = os.environ.get("LOCALSTACK_AUTH_TOKEN")
     if token:
         container = container.with_env("LOCALSTACK_AUTH_TOKEN", token)

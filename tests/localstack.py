@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".localstack" / "bin" / "python"
-SERVICES = ("s3", "sqs")
+SERVICES = ("s3", "sqs", "secretsmanager")
 START_TIMEOUT = 90.0  # about 3 s here; a cold first import on a loaded machine takes longer
 STOP_TIMEOUT = 10.0
 PORT_ATTEMPTS = 3

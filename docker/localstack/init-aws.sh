@@ -17,4 +17,6 @@ awslocal sqs create-queue --queue-name input-queue --attributes "{
   \"RedrivePolicy\": \"{\\\"deadLetterTargetArn\\\":\\\"${dlq_arn}\\\",\\\"maxReceiveCount\\\":\\\"3\\\"}\"
 }"
 awslocal sqs create-queue --queue-name output-queue
+# A password for encrypted archives: "archive": {"encryption": {"secret": "archiver/demo"}}.
+awslocal secretsmanager create-secret --name archiver/demo --secret-string "local demo password"
 echo "archiver resources ready"

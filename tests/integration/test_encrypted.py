@@ -1,71 +1,115 @@
-"""An SSE-KMS destination bucket on LocalStack: archives, copies and reports under its key.
-
-S3 answers differently for SSE-KMS objects: an ETag that is not the MD5, and no checksum in
-CompleteMultipartUpload's answer (LocalStack mimics both). LocalStack encrypts nothing and
-asks KMS nothing for a bucket's default key, so who may use the key (kms:GenerateDataKey) is
-proven by the start-up test in test_startup.py, through the proxy, as AWS documents it.
-"""
+"""Encrypted archives on LocalStack: the password read from Secrets Manager, every entry
+streamed (none copied, though one would be), the archive opened with the password by our
+reference reader and by 7-Zip; an unreadable secret answered once."""
 
 from __future__ import annotations
 
 import json
 import random
-import uuid
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from structlog.testing import capture_logs
 
 from archiver.app.cli.dev import DevResources
-from archiver.app.composition.container import Container
+from archiver.app.composition.container import Container, build_container
+from archiver.app.composition.settings import Settings
 from archiver.app.worker.loop import Outcome
+from tests.aes import decrypted
+from tests.conftest import unique
 from tests.integration.conftest import Drain
 from tests.support import MIB, drive
-from tests.zipcheck import contents
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 pytestmark = pytest.mark.integration
 
-rng = random.Random(31)
+PASSWORD = "a long passphrase, ünïcode too"
+rng = random.Random(41)
 SOURCES = {
-    "enc/large.mov": rng.randbytes(11 * MIB),  # copied by the store into the SSE-KMS upload
-    "enc/notes.txt": b"deflated, streamed\n" * 20_000,
+    "aes/large.mov": rng.randbytes(11 * MIB),  # unencrypted, the store would copy it
+    "aes/notes.txt": b"deflated, streamed\n" * 20_000,
+    "aes/tiny.txt": b"t",
 }
 
 
-def test_archives_in_an_sse_kms_bucket_are_made_under_its_key(
-    container: Container, resources: DevResources, s3: S3Client, drain: Drain
-) -> None:
-    destination = resources.destination_bucket
-    key_id = str(uuid.uuid4())
-    s3.put_bucket_encryption(
-        Bucket=destination,
-        ServerSideEncryptionConfiguration={
-            "Rules": [
-                {
-                    "ApplyServerSideEncryptionByDefault": {
-                        "SSEAlgorithm": "aws:kms",
-                        "KMSMasterKeyID": key_id,
-                    },
-                    "BucketKeyEnabled": True,
-                }
-            ]
-        },
+def _container(resources: DevResources, prefix: str) -> Container:
+    return build_container(
+        Settings(
+            sqs_source_queue=resources.source_queue_url,
+            sqs_destination_queue=resources.destination_queue_url,
+            s3_source_bucket=resources.source_bucket,
+            s3_destination_bucket=resources.destination_bucket,
+            sqs_wait_time_seconds=1,
+            upload_part_size_mb=5,
+            retry_delay_seconds=1,
+            encryption_secrets=(prefix,),
+        )
     )
+
+
+def _secret(secretsmanager: SecretsManagerClient, value: str) -> tuple[str, str]:
+    """A secret under a path of its own: (its name, the ARN prefix of that path)."""
+    path = unique("archiver")
+    arn = secretsmanager.create_secret(Name=f"{path}/job", SecretString=value)["ARN"]
+    return f"{path}/job", f"{arn.split(':secret:')[0]}:secret:{path}/"
+
+
+def test_an_encrypted_job_is_streamed_and_opens_with_the_password(
+    resources: DevResources,
+    s3: S3Client,
+    secretsmanager: SecretsManagerClient,
+    drain: Drain,
+) -> None:
+    name, prefix = _secret(secretsmanager, PASSWORD)
+    container = _container(resources, prefix)
     for key, body in SOURCES.items():
-        s3.put_object(Bucket=resources.source_bucket, Key=key, Body=body)
-    files = [{"source": key} for key in SOURCES]
-    container.source_queue().send(json.dumps({"files": files}))
+        s3.put_object(Bucket=resources.source_bucket, Key=key, Body=body, ChecksumAlgorithm="CRC32")
+    job = {"files": [{"prefix": "aes/"}], "archive": {"encryption": {"secret": name}}}
+    container.source_queue().send(json.dumps(job))
     with capture_logs() as logs:
         assert drive(container.worker(max_receives=None)) == [Outcome.SUCCEEDED]
+    assert PASSWORD not in json.dumps(logs, default=str)
     [answer] = drain(resources.destination_queue_url)
+    assert answer["status"] == "succeeded"
+    assert PASSWORD not in json.dumps(answer)
     [uploaded] = [e for e in logs if e["event"] == "archive_uploaded"]
-    assert uploaded["copied_bytes"] > 0
-    archive = s3.get_object(Bucket=destination, Key=answer["archive"]["key"])
-    assert archive["ServerSideEncryption"] == "aws:kms"
-    assert archive.get("SSEKMSKeyId", "").endswith(f"key/{key_id}")
-    assert contents(archive["Body"].read()) == {
-        key.split("/", 1)[1]: body for key, body in SOURCES.items()
-    }
+    assert uploaded["copied_bytes"] == 0
+    data = s3.get_object(Bucket=resources.destination_bucket, Key=answer["archive"]["key"])
+    archive = data["Body"].read()
+    expected = {key.removeprefix("aes/"): body for key, body in SOURCES.items()}
+    assert decrypted(archive, PASSWORD) == expected
+    if shutil.which("7z"):
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "a.zip"
+            path.write_bytes(archive)
+            tested = subprocess.run(
+                ["7z", "t", f"-p{PASSWORD}", str(path)], capture_output=True, check=False
+            )
+            assert b"Everything is Ok" in tested.stdout
+
+
+def test_an_unknown_secret_is_one_failure_and_nothing_is_written(
+    resources: DevResources,
+    s3: S3Client,
+    secretsmanager: SecretsManagerClient,
+    drain: Drain,
+) -> None:
+    _, prefix = _secret(secretsmanager, PASSWORD)
+    container = _container(resources, prefix)
+    s3.put_object(Bucket=resources.source_bucket, Key="aes/tiny.txt", Body=b"t")
+    missing = f"{prefix.split(':secret:')[1]}gone"
+    job = {"files": [{"source": "aes/tiny.txt"}], "archive": {"encryption": {"secret": missing}}}
+    container.source_queue().send(json.dumps(job))
+    assert drive(container.worker(max_receives=None)) == [Outcome.FAILED]
+    [answer] = drain(resources.destination_queue_url)
+    assert answer["error"]["code"] == "encryption_secret_unreadable"
+    assert missing in answer["error"]["message"]
+    listed = s3.list_objects_v2(Bucket=resources.destination_bucket)
+    assert [item["Key"] for item in listed.get("Contents", [])] == []

@@ -17,7 +17,9 @@ from archiver.app.worker.ops import NAMESPACE, emf_document
 
 TEMPLATE = Path(__file__).parents[2] / "deploy" / "cloudformation" / "archiver.yaml"
 # The only wildcards the APIs need: object keys in a bucket, task ids in a cluster.
-ALLOWED_WILDCARD = re.compile(r"(:s3:::[^*/]+/(archiver-staging/)?\*|:task/[^*/]+/\*)$")
+ALLOWED_WILDCARD = re.compile(
+    r"(:s3:::[^*/]+/(archiver-staging/)?\*|:task/[^*/]+/\*|:secretsmanager:[^*]+:secret:[^*]*\*)$"
+)
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -56,6 +58,13 @@ PARAMETERS = {
     "ArchiveKmsKeyArn": (
         "arn:aws:kms:eu-west-3:111122223333:key/9876abcd-12ab-34cd-56ef-1234567890ab"
     ),
+    "EncryptionSecretPrefixes": [
+        "arn:aws:secretsmanager:eu-west-3:111122223333:secret:archiver/",
+        "arn:aws:secretsmanager:eu-west-3:111122223333:secret:shared/zip-",
+    ],
+    "EncryptionSecretKmsKeyArns": [
+        "arn:aws:kms:eu-west-3:111122223333:key/5555abcd-12ab-34cd-56ef-1234567890ab"
+    ],
     "ArchiveBucket": "archiver-archivebucket-x",
     "ArchiveBucket.Arn": "arn:aws:s3:::archiver-archivebucket-x",
     "SourceQueue": "https://sqs.eu-west-3.amazonaws.com/111122223333/archiver-jobs",
@@ -84,6 +93,8 @@ DEFAULT_CONDITIONS = {
     "WithSourceKeys": True,
     "WithSourceRegions": True,
     "WithArchiveKey": True,
+    "WithEncryptionSecrets": True,
+    "WithEncryptionSecretKeys": True,
 }
 
 
@@ -174,22 +185,34 @@ def test_task_role_resources_are_wildcard_free_but_for_keys_and_task_ids(
     assert resources["ListSources"] == [arn.removesuffix("/*") for arn in expected_sources]
     assert resources["DecryptSources"] == PARAMETERS["SourceKmsKeyArns"]
     assert resources["EncryptArchives"] == [PARAMETERS["ArchiveKmsKeyArn"]]
+    assert resources["ReadEncryptionSecrets"] == [
+        f"{prefix}*" for prefix in PARAMETERS["EncryptionSecretPrefixes"]
+    ]
+    assert resources["DecryptEncryptionSecrets"] == PARAMETERS["EncryptionSecretKmsKeyArns"]
     # Server-side copy's staging objects: deleted, listed, only under their own prefix.
     [archive_bucket] = resources["FindStagingObjectsLeftByKilledWorkers"]
     assert resources["RemoveStagingObjects"] == [f"{archive_bucket}/archiver-staging/*"]
 
 
+@pytest.mark.parametrize("secrets", [True, False])
 @pytest.mark.parametrize("archive_key", [True, False])
 @pytest.mark.parametrize("source_keys", [True, False])
 def test_task_role_grants_exactly_what_the_worker_calls(
-    template: dict[str, Any], source_keys: bool, archive_key: bool
+    template: dict[str, Any], source_keys: bool, archive_key: bool, secrets: bool
 ) -> None:
     statements = task_role_statements(
-        template, {"WithSourceKeys": source_keys, "WithArchiveKey": archive_key}
+        template,
+        {
+            "WithSourceKeys": source_keys,
+            "WithArchiveKey": archive_key,
+            "WithEncryptionSecrets": secrets,
+            "WithEncryptionSecretKeys": secrets,
+        },
     )
     granted = {action for statement in statements for action in actions_of(statement)}
-    kms = {"kms:Decrypt"} if source_keys else set()
+    kms = {"kms:Decrypt"} if source_keys or secrets else set()
     kms |= {"kms:GenerateDataKey", "kms:Decrypt"} if archive_key else set()
+    kms |= {"secretsmanager:GetSecretValue"} if secrets else set()
     assert granted - kms == {
         "s3:GetObject",
         "s3:GetObjectAttributes",
@@ -212,6 +235,9 @@ def test_task_role_grants_exactly_what_the_worker_calls(
         if statement["Sid"] == "EncryptArchives":  # only through S3 in the task's region
             via = statement["Condition"]["StringEquals"]["kms:ViaService"]
             assert evaluate(via, {}) == "s3.eu-west-3.amazonaws.com"
+        if statement["Sid"] == "DecryptEncryptionSecrets":  # only through Secrets Manager
+            via = statement["Condition"]["StringEquals"]["kms:ViaService"]
+            assert evaluate(via, {}) == "secretsmanager.eu-west-3.amazonaws.com"
 
 
 @pytest.mark.parametrize("other_regions", [True, False])
