@@ -28,7 +28,7 @@ from archiver.app.composition.container import build_container
 from archiver.app.composition.settings import Settings
 from archiver.app.engine.budget import RANGE_BYTES
 from archiver.domain.checksum import combine, crc32_of_rest, crc32_text, crc32_value
-from archiver.domain.job import FileSpec, JobRequest
+from archiver.domain.job import JobRequest
 from archiver.domain.multipart import MIN_PART_BYTES, copy_parts
 
 MIB = 1024 * 1024
@@ -53,15 +53,20 @@ def client() -> Any:
     )
 
 
-def archiver(spec: dict[str, Any]) -> None:
-    """The real code path: settings, container, ObjectStore adapter, streaming writer, upload."""
+def archiver(spec: dict[str, Any], encrypted: bool = False) -> None:
+    """The real code path: settings, container, ObjectStore adapter, streaming writer, upload;
+    `encrypted`: AES-256 with the workload's secret, read from the endpoint's Secrets Manager."""
     settings = Settings(
         s3_source_bucket=spec["source_bucket"],
         s3_destination_bucket=spec["destination_bucket"],
         archive_compression="auto",
+        encryption_secrets=(spec["secret_prefix"],) if encrypted else (),
     )
     service = build_container(settings).service()
-    request = JobRequest(files=[FileSpec(source=key) for key, _ in spec["keys"]])
+    archive = {"encryption": {"secret": spec["secret"]}} if encrypted else {}
+    request = JobRequest.model_validate(
+        {"files": [{"source": key} for key, _ in spec["keys"]], "archive": archive}
+    )
     plan = service.plan(spec["job_id"], request, datetime.now(UTC))
     archive = service.build(plan)
     spec["archive_key"] = archive.key
@@ -256,6 +261,7 @@ def copy_floor(spec: dict[str, Any]) -> None:
 
 CONTENDERS = {
     "archiver": archiver,
+    "archiver aes": lambda spec: archiver(spec, encrypted=True),
     "naive": naive,
     "copy limit": copy_limit,
     "copy floor": copy_floor,

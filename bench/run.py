@@ -20,6 +20,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import uuid
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -42,6 +43,8 @@ MIB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
 CONTENDERS = ("archiver", "naive", "copy limit")
 COPYING = ("archiver", "copy floor", "copy limit")  # naive would hold 2 GiB in a BytesIO
+ENCRYPTING = ("archiver", "archiver aes", "naive", "copy limit")  # aes: the same job, encrypted
+PASSWORD = "bench password"
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,12 @@ class Workload:
 
 
 WORKLOADS = {
-    "W1": Workload("W1", 500, 256 * 1024),
-    "W2": Workload("W2", 100, 8 * MIB),
+    "W1": Workload("W1", 500, 256 * 1024, contenders=ENCRYPTING),
+    "W2": Workload("W2", 100, 8 * MIB, contenders=ENCRYPTING),
     "W3": Workload("W3", 2, 1024 * MIB),
-    "W1c": Workload("W1c", 500, 256 * 1024, compressible=True),
-    "W1s": Workload("W1", 500, 256 * 1024, S3_LIKE),
-    "W2s": Workload("W2", 100, 8 * MIB, S3_LIKE),
+    "W1c": Workload("W1c", 500, 256 * 1024, compressible=True, contenders=ENCRYPTING),
+    "W1s": Workload("W1", 500, 256 * 1024, S3_LIKE, contenders=ENCRYPTING),
+    "W2s": Workload("W2", 100, 8 * MIB, S3_LIKE, contenders=ENCRYPTING),
     "W3s": Workload("W3", 2, 512 * MIB, S3_LIKE),
     "W4s": Workload("W4", 8, 256 * MIB, S3_LIKE, checksum="crc32", contenders=COPYING),
     "W4ns": Workload("W4", 8, 256 * MIB, S3_LIKE, checksum="none", contenders=COPYING),
@@ -171,6 +174,27 @@ def run_contender(name: str, spec_path: Path, endpoint: str) -> dict[str, Any]:
     return measured
 
 
+def verify_encrypted(s3: Any, bucket: str, key: str, digests: dict[str, str]) -> None:
+    """Read an encrypted archive back: 7-Zip checks every entry's authentication code and
+    extracts it, each file's SHA-256 against its source."""
+    by_leaf = {source.rsplit("/", 1)[-1]: digest for source, digest in digests.items()}
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "archive.zip"
+        s3.download_file(bucket, key, str(path))
+        out = Path(scratch) / "out"
+        subprocess.run(
+            ["7z", "x", "-y", f"-p{PASSWORD}", f"-o{out}", str(path)],
+            capture_output=True,
+            check=True,
+            timeout=600,
+        )
+        found = {}
+        for file in out.rglob("*"):
+            if file.is_file():
+                found[file.name] = hashlib.sha256(file.read_bytes()).hexdigest()
+        assert found == by_leaf, "the encrypted archive does not hold its sources"
+
+
 def verify(s3: Any, bucket: str, key: str, digests: dict[str, str], zipped: bool) -> None:
     """Read the archive back: every entry's CRC (zipfile) and SHA-256 against its source."""
     total = sum(1 for _ in digests)
@@ -221,6 +245,11 @@ def run_workload(
         "destination_bucket": "bench-archives",
         "keys": [[key, workload.size] for key in digests],
     }
+    if "archiver aes" in workload.contenders:
+        secrets = boto3.client("secretsmanager")
+        name = f"bench/{uuid.uuid4().hex}"
+        arn = secrets.create_secret(Name=name, SecretString=PASSWORD)["ARN"]
+        spec.update(secret=name, secret_prefix=f"{arn.split(':secret:')[0]}:secret:bench/")
     spec_path = scratch / f"{workload.name}-{workload.profile.name}.json"
     spec_path.write_text(json.dumps(spec))
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in workload.contenders}
@@ -236,8 +265,11 @@ def run_workload(
         measured.update(
             sent_mib=link.sent / MIB, read_mib=link.received / MIB, copied_mib=link.copied / MIB
         )
-        zipped = name not in ("copy limit", "copy floor")
-        verify(s3, "bench-archives", measured["archive_key"], digests, zipped)
+        if name == "archiver aes":
+            verify_encrypted(s3, "bench-archives", measured["archive_key"], digests)
+        else:
+            zipped = name not in ("copy limit", "copy floor")
+            verify(s3, "bench-archives", measured["archive_key"], digests, zipped)
         os.sync()  # the read-back's temporary file: written out before the next contender runs
         head = s3.head_object(Bucket="bench-archives", Key=measured["archive_key"])
         measured["archive_mib"] = head["ContentLength"] / MIB
@@ -285,23 +317,26 @@ def machine(kind: str) -> str:
 def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     lines = [
         "| workload | contender | seconds | MiB/s | CPU s | CPU s / GiB | peak RSS MiB "
-        "| archive MiB | sent MiB | read MiB | copied MiB | × copy limit | × copy floor | runs s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| archive MiB | sent MiB | read MiB | copied MiB | × copy limit | × copy floor "
+        "| × archiver | runs s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for workload_id, by_contender in results.items():
         workload = WORKLOADS[workload_id]
         megabytes = workload.count * workload.size / MIB
         limit = by_contender.get("copy limit", {}).get("wall_s")
         floor = by_contender.get("copy floor", {}).get("wall_s")
+        plain = by_contender.get("archiver", {}).get("wall_s")
         for name, row in by_contender.items():
             ratio = f"{row['wall_s'] / limit:.2f}" if limit else "—"
             to_floor = f"{row['wall_s'] / floor:.2f}" if floor else "—"
+            to_plain = f"{row['wall_s'] / plain:.2f}" if plain and name != "archiver" else "—"
             traffic = f"{row['sent_mib']:.1f} | {row['read_mib']:.1f} | {row['copied_mib']:.0f}"
             lines.append(
                 f"| {workload.label} | {name} | {row['wall_s']:.2f} | "
                 f"{megabytes / row['wall_s']:.0f} | {row['cpu_s']:.2f} | "
                 f"{row['cpu_s'] / (megabytes / 1024):.1f} | {row['peak_rss_mib']:.0f} | "
-                f"{row['archive_mib']:.0f} | {traffic} | {ratio} | {to_floor} | "
+                f"{row['archive_mib']:.0f} | {traffic} | {ratio} | {to_floor} | {to_plain} | "
                 f"{' / '.join(f'{run:.2f}' for run in row['runs_s'])} |"
             )
     return "\n".join(lines)

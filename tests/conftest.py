@@ -13,6 +13,7 @@ from botocore.config import Config
 
 from archiver.app.cli.dev import DevResources, create_resources
 from archiver.app.composition.settings import Settings
+from archiver.app.engine.aes import start_key_threads
 from tests.endpoint import TEST_CREDENTIALS, Endpoint, endpoint
 
 if TYPE_CHECKING:
@@ -110,3 +111,10 @@ def worker_environment(resources: DevResources, **extra: Any) -> dict[str, str]:
         **{name: str(value) for name, value in extra.items()},
     }
     return {**os.environ, **values}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def key_threads() -> None:
+    """The process's key threads start first, as the worker starts them (build_container):
+    they live as long as the process, shared by every encrypted job."""
+    start_key_threads()

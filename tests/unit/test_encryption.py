@@ -49,6 +49,9 @@ def test_each_entry_has_its_own_salt_and_the_password_is_never_shown() -> None:
     assert PASSWORD not in repr(encryption)
     with pytest.raises(ValueError, match="empty"):
         Encryption("")
+    encryption.close()  # the job ended: nothing of its password is left to derive from
+    with pytest.raises(RuntimeError, match="closed"):
+        encryption.entry()
 
 
 def _sources(store: MemoryObjectStore) -> dict[str, bytes]:

@@ -13,6 +13,7 @@ from archiver.adapters.secrets import SecretsManagerStore
 from archiver.adapters.sqs import SqsNotifier, SqsQueue
 from archiver.app.composition.allocator import tune_allocator
 from archiver.app.composition.settings import Settings
+from archiver.app.engine.aes import start_key_threads
 from archiver.app.jobs.answer import Jobs
 from archiver.app.jobs.service import ArchiveService
 from archiver.app.worker.loop import Ops, Worker
@@ -156,4 +157,5 @@ class Container(containers.DeclarativeContainer):
 
 def build_container(settings: Settings) -> Container:
     tune_allocator()  # start-up: before the first large buffer is allocated
+    start_key_threads()  # and before the first CRC-32 (app/engine/aes.py says why)
     return Container(settings=settings)

@@ -91,19 +91,21 @@ class ZipStream:
             stream = compressor()
             payload = stream.compress(data) + stream.flush()
         method = DEFLATED if deflate else STORED
+        pieces = [payload]  # written after the header
         crc = 0
         if self._encryption is None:
             crc = isal_zlib.crc32(data)
         else:
             cipher = self._encryption.entry()
-            payload = b"".join((cipher.header, cipher.encrypt(payload), cipher.finish()))
+            pieces = [cipher.header, cipher.encrypt(payload), cipher.finish()]
         entry = Entry(
-            name, method, crc=crc, compressed=len(payload), size=len(data),
-            offset=self._sink.tell(), zip64=needs_zip64(len(data), method),
+            name, method, crc=crc, compressed=sum(len(piece) for piece in pieces),
+            size=len(data), offset=self._sink.tell(), zip64=needs_zip64(len(data), method),
             encrypted=self._encryption is not None, **self._times(modified),
         )  # fmt: skip
         self._sink.write(local_header(entry))
-        self._sink.write(payload)
+        for piece in pieces:
+            self._sink.write(piece)
         self._entries.append(entry)
 
     def copy(

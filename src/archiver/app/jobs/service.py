@@ -122,6 +122,9 @@ class ArchiveService:
         except CopyRefused as refused:
             log.warning("server_side_copy_refused", reason=str(refused), then="streaming")
             result, admitted = self._upload(plan, progress, cancel, False, encryption)
+        finally:
+            if encryption is not None:
+                encryption.close()
         log.info("archive_uploaded", size_bytes=result.size_bytes, copied_bytes=result.copied_bytes)
         archive = ArchiveInfo(
             bucket=plan.archive.bucket,
@@ -174,10 +177,14 @@ class ArchiveService:
         self, plan: ArchivePlan, file: BinaryIO, progress: ProgressCallback | None = None
     ) -> SinkResult:
         encryption = self._encryption(plan)
-        with closing(self._sizing(plan)) as sizing:
-            return write_archive(
-                sizing, self.store, FileSink(file), self._transfer, encryption, progress
-            )
+        try:
+            with closing(self._sizing(plan)) as sizing:
+                return write_archive(
+                    sizing, self.store, FileSink(file), self._transfer, encryption, progress
+                )
+        finally:
+            if encryption is not None:
+                encryption.close()
 
     def _encryption(self, plan: ArchivePlan) -> Encryption | None:
         """The job's password, read now and held only by this build (PermanentError,
