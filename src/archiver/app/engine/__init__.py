@@ -18,7 +18,9 @@ Data flow, and who runs where (one job; `WORKER_CONCURRENCY` jobs share the byte
   ahead as the byte budget allows (`budget.py`, `ByteBudget`).
 - write (`archive.py`, `zipstream.py`, `deflate.py`): the job's thread takes chunks in job
   order and writes the ZIP format (`domain/zipformat.py`): an entry all in hand complete, a
-  larger one streamed with its header patched afterwards; ISA-L deflate and CRC-32.
+  larger one streamed with its header patched afterwards; ISA-L deflate and CRC-32. An
+  encrypted job's entries are encrypted there too (`aes.py`), their keys derived ahead on the
+  process's two key threads.
 - upload (`multipart_sink.py`): the stream cut into parts, `UPLOAD_CONCURRENCY` part threads; a
   part holding an unpatched header waits, the others go out as soon as full. Part CRC-32s are
   combined into the archive's. `file_sink.py` is the same for a local file (`archiver build`).
