@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def container(resources: DevResources) -> Container:
-    settings = Settings(
+def worker_settings(resources: DevResources, **overrides: Any) -> Settings:
+    """A worker's settings on the test's resources: short polls, small parts, quick retries."""
+    return Settings(
         sqs_source_queue=resources.source_queue_url,
         sqs_destination_queue=resources.destination_queue_url,
         s3_source_bucket=resources.source_bucket,
@@ -29,8 +29,13 @@ def container(resources: DevResources) -> Container:
         sqs_wait_time_seconds=1,
         upload_part_size_mb=5,
         retry_delay_seconds=1,
+        **overrides,
     )
-    return build_container(settings)
+
+
+@pytest.fixture
+def container(resources: DevResources) -> Container:
+    return build_container(worker_settings(resources))
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ from structlog.testing import capture_logs
 
 from archiver.app.cli.dev import DevResources
 from archiver.app.composition.container import Container, build_container
-from archiver.app.composition.settings import Settings
 from archiver.app.worker.loop import Outcome
 from tests.aes import decrypted
 from tests.conftest import unique
-from tests.integration.conftest import Drain
+from tests.integration.conftest import Drain, worker_settings
 from tests.support import MIB, drive
 
 if TYPE_CHECKING:
@@ -40,18 +39,7 @@ SOURCES = {
 
 
 def _container(resources: DevResources, prefix: str) -> Container:
-    return build_container(
-        Settings(
-            sqs_source_queue=resources.source_queue_url,
-            sqs_destination_queue=resources.destination_queue_url,
-            s3_source_bucket=resources.source_bucket,
-            s3_destination_bucket=resources.destination_bucket,
-            sqs_wait_time_seconds=1,
-            upload_part_size_mb=5,
-            retry_delay_seconds=1,
-            encryption_secrets=(prefix,),
-        )
-    )
+    return build_container(worker_settings(resources, encryption_secrets=(prefix,)))
 
 
 def _secret(secretsmanager: SecretsManagerClient, value: str) -> tuple[str, str]:
