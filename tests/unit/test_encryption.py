@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 
 import pytest
 from structlog.testing import capture_logs
@@ -166,7 +168,7 @@ def test_a_bad_secret_is_one_clear_failure(
         assert secrets.reads == 0  # refused before the secret is read
 
 
-def test_a_secret_named_but_outside_the_allowlist_is_refused_by_its_arn(
+def test_a_secret_named_but_outside_the_allowlist_is_refused_by_its_arn_unsaid(
     store: MemoryObjectStore,
     secrets: MemorySecretStore,
     queue: MemoryQueue,
@@ -178,7 +180,8 @@ def test_a_secret_named_but_outside_the_allowlist_is_refused_by_its_arn(
     answer = _answer(store, secrets, queue, notifier, make_service, "other/secret", policy)
     assert isinstance(answer, JobFailed)
     assert answer.error.code == "invalid_payload"
-    assert arn in answer.error.message
+    assert "other/secret" in answer.error.message
+    assert arn not in answer.error.message  # the account's secrets are not the producer's
 
 
 def test_encryption_is_refused_where_no_secret_is_allowed(
@@ -218,6 +221,36 @@ def test_encryption_secrets_are_secrets_manager_arn_prefixes(
     prefix = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:archiver/"
     monkeypatch.setenv("ENCRYPTION_SECRETS", f" {prefix} ,")
     assert Settings().policy().encryption_secrets == (prefix,)
-    monkeypatch.setenv("ENCRYPTION_SECRETS", "archiver/")
-    with pytest.raises(ValueError, match="not a Secrets Manager ARN prefix"):
+    for broad in ("archiver/", "arn:aws:secretsmanager:", "arn:aws:s3:::bucket/a:b:c:d"):
+        monkeypatch.setenv("ENCRYPTION_SECRETS", broad)
+        with pytest.raises(ValueError, match="not a Secrets Manager ARN prefix"):
+            Settings()
+    monkeypatch.setenv("ENCRYPTION_SECRETS", "arn:aws:secretsmanager:eu-west-1::secret:x/")
+    with pytest.raises(ValueError, match="must name its region, account"):
         Settings()
+
+
+LOGGED = """
+import structlog
+from archiver.app.composition.logs import configure_logging
+configure_logging(console={console})
+def derive(password):
+    raise RuntimeError("derivation failed")
+try:
+    derive("{password}")
+except RuntimeError:
+    structlog.get_logger().exception("job_crashed")
+"""
+
+
+@pytest.mark.parametrize("console", [False, True])
+def test_a_crash_log_shows_no_local_variables(console: bool) -> None:
+    """A password (or metadata) in a frame's locals never reaches the logs."""
+    password = "plain-ascii-password"  # JSON would escape anything else
+    script = LOGGED.format(console=console, password=password)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "derivation failed" in done.stderr
+    assert "derive" in done.stderr  # the traceback is there
+    assert password not in done.stderr

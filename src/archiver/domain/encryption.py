@@ -26,8 +26,8 @@ def check_secret(secret: str, allowed: Sequence[str]) -> None:
 def password_of(secret: str, value: SecretValue, allowed: Sequence[str]) -> str:
     """The password a secret holds: its whole SecretString, neither empty nor binary."""
     if not _allowed(value.arn, allowed):
-        raise InvalidPayload(
-            f"archive.encryption.secret {secret} is {value.arn}, not under ENCRYPTION_SECRETS"
+        raise InvalidPayload(  # its ARN unsaid: the account's secrets are not the producer's
+            f"archive.encryption.secret {secret} is not under ENCRYPTION_SECRETS"
         )
     if value.text is None:
         raise SecretUnreadable(secret, "holds binary data, not a SecretString password")

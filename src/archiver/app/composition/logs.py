@@ -1,4 +1,8 @@
-"""structlog, configured once: JSON for machines, console for people (DEV_MODE=1)."""
+"""structlog, configured once: JSON for machines, console for people (DEV_MODE=1).
+
+Tracebacks never show a frame's local variables: they hold job metadata and, for an encrypted
+job, its password.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ import structlog
 def configure_logging(*, debug: bool = False, console: bool = False) -> None:
     level = logging.DEBUG if debug else logging.INFO
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        if console
+        else structlog.processors.JSONRenderer()
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -19,7 +25,8 @@ def configure_logging(*, debug: bool = False, console: bool = False) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if not console:
-        shared.append(structlog.processors.dict_tracebacks)
+        without_locals = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        shared.append(structlog.processors.ExceptionRenderer(without_locals))
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -196,8 +196,14 @@ class Settings(BaseSettings):
             return value
         prefixes = tuple(item.strip() for item in value.split(",") if item.strip())
         for prefix in prefixes:
-            if not prefix.startswith("arn:") or ":secretsmanager:" not in prefix:
-                raise ValueError(f"{prefix!r} is not a Secrets Manager ARN prefix (arn:...)")
+            parts = prefix.split(":")
+            if len(parts) < 7 or parts[0] != "arn" or parts[2:3] != ["secretsmanager"]:
+                raise ValueError(
+                    f"{prefix!r} is not a Secrets Manager ARN prefix "
+                    "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:PATH/)"
+                )
+            if not all(parts[3:5]) or parts[5] != "secret":
+                raise ValueError(f"{prefix!r} must name its region, account and :secret:")
         return prefixes
 
     @field_validator("s3_allowed_source_buckets", mode="before")

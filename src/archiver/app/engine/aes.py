@@ -66,13 +66,13 @@ class _KeyThreads:
     def _serve(self) -> None:
         while True:
             future, password = self._requests.get()
-            if not future.set_running_or_notify_cancel():
-                continue  # its job ended
             try:
-                future.set_result(EntryCipher(password, os.urandom(AES_SALT_BYTES)))
+                if future.set_running_or_notify_cancel():  # else its job has ended
+                    future.set_result(EntryCipher(password, os.urandom(AES_SALT_BYTES)))
             except BaseException as error:  # handed to the job that asked
                 future.set_exception(error)
-            del future, password
+            finally:
+                del future, password  # a job's password is not kept past its keys
 
 
 _KEYS = _KeyThreads()
