@@ -7,6 +7,7 @@ import json
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 from structlog.testing import capture_logs
@@ -112,28 +113,36 @@ def test_the_same_job_unencrypted_is_a_different_archive_for_a_redelivery(
     assert decrypted(data, PASSWORD) == {"a.txt": b"a"}
 
 
-def _answer(
+Answered = Callable[..., JobFailed | JobSucceeded]
+
+
+@pytest.fixture
+def answered(
     store: MemoryObjectStore,
-    secrets: MemorySecretStore,
     queue: MemoryQueue,
     notifier: MemoryNotifier,
     make_service: ServiceFactory,
-    secret: str,
-    policy: ArchivePolicy = POLICY,
-) -> JobFailed | JobSucceeded:
-    store.add(ObjectRef(SOURCE, "a.txt"), b"a")
-    body = json.dumps(_job(secret, ["a.txt"]).model_dump(mode="json", exclude_none=True))
-    queue.send(body, sent_at=SENT)
-    worker = make_worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
-    with capture_logs() as logs:
-        outcomes = drive(worker)
-    assert PASSWORD not in json.dumps(logs, default=str)
-    assert all(PASSWORD not in body for body in notifier.bodies)
-    assert len(queue.deleted) == 1  # answered once, never retried
-    [answer] = notifier.published
-    assert isinstance(answer, JobFailed | JobSucceeded)
-    assert outcomes == [Outcome.SUCCEEDED if isinstance(answer, JobSucceeded) else Outcome.FAILED]
-    return answer
+) -> Answered:
+    """A job of one file encrypted with `secret`, run by a worker under `policy`: its one
+    answer (the job deleted, no password logged or sent)."""
+
+    def run(secret: str, policy: ArchivePolicy = POLICY) -> JobFailed | JobSucceeded:
+        store.add(ObjectRef(SOURCE, "a.txt"), b"a")
+        body = json.dumps(_job(secret, ["a.txt"]).model_dump(mode="json", exclude_none=True))
+        queue.send(body, sent_at=SENT)
+        worker = make_worker(queue, notifier, make_service(policy=policy), wait_seconds=0)
+        with capture_logs() as logs:
+            outcomes = drive(worker)
+        assert PASSWORD not in json.dumps(logs, default=str)
+        assert all(PASSWORD not in body for body in notifier.bodies)
+        assert len(queue.deleted) == 1  # answered once, never retried
+        [answer] = notifier.published
+        assert isinstance(answer, JobFailed | JobSucceeded)
+        succeeded = isinstance(answer, JobSucceeded)
+        assert outcomes == [Outcome.SUCCEEDED if succeeded else Outcome.FAILED]
+        return answer
+
+    return run
 
 
 @pytest.mark.parametrize(
@@ -148,9 +157,7 @@ def _answer(
 def test_a_bad_secret_is_one_clear_failure(
     store: MemoryObjectStore,
     secrets: MemorySecretStore,
-    queue: MemoryQueue,
-    notifier: MemoryNotifier,
-    make_service: ServiceFactory,
+    answered: Answered,
     value: str | bytes | None,
     secret: str,
     code: str,
@@ -158,7 +165,7 @@ def test_a_bad_secret_is_one_clear_failure(
 ) -> None:
     if value is not None:
         secrets.add("archiver/job", value)
-    answer = _answer(store, secrets, queue, notifier, make_service, secret)
+    answer = answered(secret)
     assert isinstance(answer, JobFailed)
     assert answer.error.code == code
     assert reason in answer.error.message
@@ -169,15 +176,11 @@ def test_a_bad_secret_is_one_clear_failure(
 
 
 def test_a_secret_named_but_outside_the_allowlist_is_refused_by_its_arn_unsaid(
-    store: MemoryObjectStore,
-    secrets: MemorySecretStore,
-    queue: MemoryQueue,
-    notifier: MemoryNotifier,
-    make_service: ServiceFactory,
+    store: MemoryObjectStore, secrets: MemorySecretStore, answered: Answered
 ) -> None:
     arn = secrets.add("other/secret", PASSWORD)
     policy = ArchivePolicy(SOURCE, DESTINATION, encryption_secrets=(f"{ACCOUNT_PREFIX}archiver/",))
-    answer = _answer(store, secrets, queue, notifier, make_service, "other/secret", policy)
+    answer = answered("other/secret", policy)
     assert isinstance(answer, JobFailed)
     assert answer.error.code == "invalid_payload"
     assert "other/secret" in answer.error.message
@@ -185,15 +188,11 @@ def test_a_secret_named_but_outside_the_allowlist_is_refused_by_its_arn_unsaid(
 
 
 def test_encryption_is_refused_where_no_secret_is_allowed(
-    store: MemoryObjectStore,
-    secrets: MemorySecretStore,
-    queue: MemoryQueue,
-    notifier: MemoryNotifier,
-    make_service: ServiceFactory,
+    store: MemoryObjectStore, secrets: MemorySecretStore, answered: Answered
 ) -> None:
     secrets.add("archiver/job", PASSWORD)
     policy = ArchivePolicy(SOURCE, DESTINATION)
-    answer = _answer(store, secrets, queue, notifier, make_service, "archiver/job", policy)
+    answer = answered("archiver/job", policy)
     assert isinstance(answer, JobFailed)
     assert answer.error.code == "invalid_payload"
     assert "ENCRYPTION_SECRETS is empty" in answer.error.message
@@ -201,14 +200,10 @@ def test_encryption_is_refused_where_no_secret_is_allowed(
 
 
 def test_a_good_secret_by_name_encrypts_the_archive(
-    store: MemoryObjectStore,
-    secrets: MemorySecretStore,
-    queue: MemoryQueue,
-    notifier: MemoryNotifier,
-    make_service: ServiceFactory,
+    store: MemoryObjectStore, secrets: MemorySecretStore, answered: Answered
 ) -> None:
     secrets.add("archiver/job", PASSWORD)
-    answer = _answer(store, secrets, queue, notifier, make_service, "archiver/job")
+    answer = answered("archiver/job")
     assert isinstance(answer, JobSucceeded)
     data = store.objects[ObjectRef(DESTINATION, answer.archive.key)]
     assert isinstance(data, bytes)

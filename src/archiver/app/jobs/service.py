@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -115,16 +116,13 @@ class ArchiveService:
                 aborted = self.store.abort_uploads(plan.archive)
             if aborted:
                 log.warning("stale_uploads_aborted", count=aborted)
-        encryption = self._encryption(plan)
-        may_copy = self._build.server_side_copy and encryption is None  # its bytes change
-        try:
-            result, admitted = self._upload(plan, progress, cancel, may_copy, encryption)
-        except CopyRefused as refused:
-            log.warning("server_side_copy_refused", reason=str(refused), then="streaming")
-            result, admitted = self._upload(plan, progress, cancel, False, encryption)
-        finally:
-            if encryption is not None:
-                encryption.close()
+        with self._encryption(plan) as encryption:
+            may_copy = self._build.server_side_copy and encryption is None  # its bytes change
+            try:
+                result, admitted = self._upload(plan, progress, cancel, may_copy, encryption)
+            except CopyRefused as refused:
+                log.warning("server_side_copy_refused", reason=str(refused), then="streaming")
+                result, admitted = self._upload(plan, progress, cancel, False, encryption)
         log.info("archive_uploaded", size_bytes=result.size_bytes, copied_bytes=result.copied_bytes)
         archive = ArchiveInfo(
             bucket=plan.archive.bucket,
@@ -176,23 +174,23 @@ class ArchiveService:
     def build_to_file(
         self, plan: ArchivePlan, file: BinaryIO, progress: ProgressCallback | None = None
     ) -> SinkResult:
-        encryption = self._encryption(plan)
-        try:
-            with closing(self._sizing(plan)) as sizing:
-                return write_archive(
-                    sizing, self.store, FileSink(file), self._transfer, encryption, progress
-                )
-        finally:
-            if encryption is not None:
-                encryption.close()
+        with self._encryption(plan) as encryption, closing(self._sizing(plan)) as sizing:
+            return write_archive(
+                sizing, self.store, FileSink(file), self._transfer, encryption, progress
+            )
 
-    def _encryption(self, plan: ArchivePlan) -> Encryption | None:
+    @contextmanager
+    def _encryption(self, plan: ArchivePlan) -> Iterator[Encryption | None]:
         """The job's password, read now and held only by this build (PermanentError,
         TransientError)."""
         if plan.encryption is None:
-            return None
+            yield None
+            return
         value = self._secrets.read(plan.encryption)
-        return Encryption(password_of(plan.encryption, value, self.policy.encryption_secrets))
+        with closing(
+            Encryption(password_of(plan.encryption, value, self.policy.encryption_secrets))
+        ) as encryption:
+            yield encryption
 
     def url(self, archive: ObjectRef) -> str:
         if self._links.base_url:
