@@ -185,15 +185,28 @@ class MemoryObjectStore:
         self.uploads[upload.upload_id] = upload
         return upload
 
+    def resume_upload(
+        self, ref: ObjectRef, upload_id: str
+    ) -> tuple[MemoryMultipartUpload, dict[int, int]]:
+        upload = self.uploads.get(upload_id)
+        if upload is None or upload.ref != ref:
+            raise ObjectUnavailable(str(ref), Unavailable.NOT_FOUND, "NoSuchUpload")
+        return upload, {number: len(data) for number, data in upload.parts.items()}
+
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str:
         return f"memory://{ref.bucket}/{ref.key}?expires_in={expires_in}"
 
-    def abort_uploads(self, ref: ObjectRef, *, under: bool = False) -> int:
+    def abort_uploads(self, ref: ObjectRef, *, under: bool = False, keep: str | None = None) -> int:
         stale = [
             upload
             for upload in list(self.uploads.values())
-            if upload.ref == ref
-            or (under and upload.ref.bucket == ref.bucket and upload.ref.key.startswith(ref.key))
+            if upload.upload_id != keep
+            and (
+                upload.ref == ref
+                or (
+                    under and upload.ref.bucket == ref.bucket and upload.ref.key.startswith(ref.key)
+                )
+            )
         ]
         for upload in stale:
             upload.abort()

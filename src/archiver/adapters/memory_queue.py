@@ -7,8 +7,10 @@ import itertools
 import threading
 import uuid
 from collections import deque
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from archiver.domain.checkpoint import Continuation
 from archiver.domain.errors import ConfigurationError, TransientError
 from archiver.domain.notifications import (
     MAX_NOTIFICATION_BYTES,
@@ -59,11 +61,19 @@ class MemoryQueue:
             self._closed = True
             self._arrived.notify_all()
 
-    def send(self, body: str, sent_at: datetime | None = None) -> str:
+    def send(
+        self,
+        body: str,
+        continuation: Continuation | None = None,
+        group: str | None = None,
+        *,
+        sent_at: datetime | None = None,
+    ) -> str:
         message_id = f"{self.name}-{next(self._ids):06d}-{uuid.uuid4().hex[:8]}"
         sent = sent_at or datetime.now(UTC)
+        message = ReceivedMessage(message_id, body, "", sent, 0, group, continuation)
         with self._arrived:
-            self.visible.append(ReceivedMessage(message_id, body, "", sent, 0))
+            self.visible.append(message)
             self._arrived.notify_all()
         return message_id
 
@@ -83,12 +93,8 @@ class MemoryQueue:
         received: list[ReceivedMessage] = []
         while self.visible and len(received) < max_messages:
             message = self.visible.popleft()
-            delivery = ReceivedMessage(
-                message.message_id,
-                message.body,
-                uuid.uuid4().hex,
-                message.sent_at,
-                message.receive_count + 1,
+            delivery = replace(
+                message, receipt=uuid.uuid4().hex, receive_count=message.receive_count + 1
             )
             self.in_flight[delivery.receipt] = delivery
             self.visibility_changes.append((delivery.message_id, visibility_seconds))

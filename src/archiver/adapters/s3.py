@@ -241,16 +241,39 @@ class S3ObjectStore:
             )
         return S3MultipartUpload(self._client, ref, created["UploadId"], self._payer)
 
+    def resume_upload(
+        self, ref: ObjectRef, upload_id: str
+    ) -> tuple[S3MultipartUpload, dict[int, int]]:
+        """ListParts, every page: the parts' ETags and CRC-32s are what completing needs."""
+        upload = S3MultipartUpload(self._client, ref, upload_id, self._payer)
+        sizes: dict[int, int] = {}
+        marker = 0
+        with translated(str(ref)):
+            while True:
+                page = self._client.list_parts(
+                    Bucket=ref.bucket, Key=ref.key, UploadId=upload_id, PartNumberMarker=marker
+                )
+                for part in page.get("Parts", []):
+                    upload.uploaded(part["PartNumber"], part["ETag"], part.get("ChecksumCRC32"))
+                    sizes[part["PartNumber"]] = part["Size"]
+                marker = int(page.get("NextPartNumberMarker", 0))
+                if not page.get("IsTruncated") or not marker:
+                    return upload, sizes
+
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str:
         return self._signer.generate_presigned_url(
             "get_object", Params={"Bucket": ref.bucket, "Key": ref.key}, ExpiresIn=expires_in
         )
 
-    def abort_uploads(self, ref: ObjectRef, *, under: bool = False) -> int:
+    def abort_uploads(self, ref: ObjectRef, *, under: bool = False, keep: str | None = None) -> int:
         """One listing page (1,000 uploads): a job leaves far fewer."""
         with translated(str(ref)):
             listing = self._client.list_multipart_uploads(Bucket=ref.bucket, Prefix=ref.key)
-            stale = [up for up in listing.get("Uploads", []) if under or up.get("Key") == ref.key]
+            stale = [
+                up
+                for up in listing.get("Uploads", [])
+                if (under or up.get("Key") == ref.key) and up.get("UploadId") != keep
+            ]
             for up in stale:
                 key = ObjectRef(ref.bucket, up["Key"])
                 S3MultipartUpload(self._client, key, up["UploadId"]).abort()

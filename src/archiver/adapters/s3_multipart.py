@@ -78,6 +78,14 @@ class S3MultipartUpload:
         self._lock = threading.Lock()
         self._as_file = client.meta.endpoint_url.startswith("https:")  # see PartBody
 
+    def uploaded(self, number: int, etag: str, crc32: str | None) -> None:
+        """Part `number` is already in the upload (ListParts said so): completing names it."""
+        part: CompletedPartTypeDef = {"PartNumber": number, "ETag": etag}
+        if crc32 is not None:
+            part["ChecksumCRC32"] = crc32
+        with self._lock:
+            self._parts[number] = part
+
     def upload_part(self, number: int, data: Buffer) -> None:
         with translated(f"{self._ref} part {number}"):
             response = self._client.upload_part(

@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from archiver.adapters.errors import error_code, transient_only
+from archiver.domain.checkpoint import (
+    CREATED_ATTRIBUTE,
+    HOLDS_ATTRIBUTE,
+    JOB_ID_ATTRIBUTE,
+    Continuation,
+    continuation_attributes,
+    continuation_of,
+)
 from archiver.domain.errors import ConfigurationError, TransientError
 from archiver.domain.notifications import (
     MAX_NOTIFICATION_BYTES,
@@ -55,6 +63,7 @@ SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
     "ApproximateReceiveCount",
     "MessageGroupId",  # FIFO queues only
 ]
+CONTINUATION_ATTRIBUTES = [JOB_ID_ATTRIBUTE, CREATED_ATTRIBUTE, HOLDS_ATTRIBUTE]
 FIFO_SUFFIX = ".fifo"  # SQS requires it of every FIFO queue's name
 SMALLEST_MAXIMUM = 1024  # the least MaximumMessageSize SQS allows: a shorter body always fits
 
@@ -125,6 +134,11 @@ def checked(location: str) -> Iterator[None]:
 
 def _received(message: MessageTypeDef) -> ReceivedMessage:
     attributes = message.get("Attributes", {})
+    values = {
+        name: value["StringValue"]
+        for name, value in message.get("MessageAttributes", {}).items()
+        if "StringValue" in value
+    }
     sent_ms = int(attributes.get("SentTimestamp", "0"))
     return ReceivedMessage(
         message_id=message["MessageId"],
@@ -133,6 +147,7 @@ def _received(message: MessageTypeDef) -> ReceivedMessage:
         sent_at=datetime.fromtimestamp(sent_ms / 1000, UTC) if sent_ms else datetime.now(UTC),
         receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
         group=attributes.get("MessageGroupId"),
+        continued=continuation_of(values),
     )
 
 
@@ -162,6 +177,7 @@ class SqsQueue:
                 WaitTimeSeconds=wait_seconds,
                 VisibilityTimeout=visibility_seconds,
                 MessageSystemAttributeNames=SYSTEM_ATTRIBUTES,
+                MessageAttributeNames=CONTINUATION_ATTRIBUTES,
             )
         return [_received(message) for message in response.get("Messages", [])]
 
@@ -181,8 +197,11 @@ class SqsQueue:
             if not _gone(error.__cause__):
                 raise
 
-    def send(self, body: str) -> str:
-        """A new job; on a FIFO queue in a group of its own, so jobs run side by side.
+    def send(
+        self, body: str, continuation: Continuation | None = None, group: str | None = None
+    ) -> str:
+        """A new job; on a FIFO queue in a group of its own, so jobs run side by side. A
+        continuation goes in the job's group, deduplicated by the job and its checkpoint.
 
         A body longer than the queue takes is refused before it is sent (ConfigurationError),
         saying how to send such a job; the size is read only for a body that may not fit, and
@@ -200,7 +219,17 @@ class SqsQueue:
                     f"{limit:,} bytes: give its file items as files_from (an object in S3)"
                 )
         message: SendMessageRequestTypeDef = {"QueueUrl": self.address.url, "MessageBody": body}
-        if is_fifo(self.address.queue):
+        fifo = is_fifo(self.address.queue)
+        if continuation is not None:
+            message["MessageAttributes"] = {
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in continuation_attributes(continuation).items()
+            }
+        if fifo and continuation is not None:
+            message["MessageGroupId"] = group or continuation.job_id
+            key = f"{continuation.job_id}\ncontinuation\n{continuation.holds}"
+            message["MessageDeduplicationId"] = hashlib.sha256(key.encode()).hexdigest()
+        elif fifo:
             message["MessageGroupId"] = message["MessageDeduplicationId"] = uuid.uuid4().hex
         with transient_only(f"send to {self.address.queue}"):
             response = self._client.send_message(**message)

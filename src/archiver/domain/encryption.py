@@ -34,3 +34,19 @@ def password_of(secret: str, value: SecretValue, allowed: Sequence[str]) -> str:
     if not value.text:
         raise SecretUnreadable(secret, "holds an empty password")
     return value.text
+
+
+def secret_prefixes(listed: str) -> tuple[str, ...]:
+    """`ENCRYPTION_SECRETS`: Secrets Manager ARN prefixes, comma-separated, each naming its
+    region, account and `:secret:` (ValueError otherwise)."""
+    prefixes = tuple(item.strip() for item in listed.split(",") if item.strip())
+    for prefix in prefixes:
+        parts = prefix.split(":")
+        if len(parts) < 7 or parts[0] != "arn" or parts[2:3] != ["secretsmanager"]:
+            raise ValueError(
+                f"{prefix!r} is not a Secrets Manager ARN prefix "
+                "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:PATH/)"
+            )
+        if not all(parts[3:5]) or parts[5] != "secret":
+            raise ValueError(f"{prefix!r} must name its region, account and :secret:")
+    return prefixes

@@ -112,9 +112,15 @@ class Copies:
       top-up is needed and the entry is copied whole. Elsewhere it streams: a top-up would
       leave too little to copy."""
 
-    def __init__(self) -> None:
-        self._parts_left = COPY_PARTS_SHARE
-        self._since: int | None = None  # bytes written since the last copied range, at most
+    def __init__(self, parts_left: int | None = None, since: int | None = None) -> None:
+        """A resumed job's go on from where its checkpoint left them (`state`)."""
+        self._parts_left = COPY_PARTS_SHARE if parts_left is None else parts_left
+        self._since = since  # bytes written since the last copied range, at most
+
+    @property
+    def state(self) -> tuple[int, int | None]:
+        """The parts the copies have left, and the bytes written since the last one."""
+        return self._parts_left, self._since
 
     def chooses(self, size: int, stored: bool, header: int) -> bool:
         """Whether an entry of `size` bytes (`stored`: its bytes are its source's, else at
@@ -136,10 +142,13 @@ class Copies:
         return copied
 
 
-def estimate(archive_bound: int, entries: Iterable[tuple[int, bool, int]]) -> Estimate:
+def estimate(
+    archive_bound: int, entries: Iterable[tuple[int, bool, int]], copies: Copies | None = None
+) -> Estimate:
     """What the archive uploads and the parts its copies take, from its size bound and its
-    entries' (size, stored, header bound) in job order (the copy decisions replayed)."""
-    copies, saved, reserved = Copies(), 0, 0
+    entries' (size, stored, header bound) in job order (the copy decisions replayed, from
+    `copies` when a resumed job's carry on)."""
+    copies, saved, reserved = copies or Copies(), 0, 0
     for size, stored, header in entries:
         if copies.chooses(size, stored, header):  # at most 5 MiB of it topped up
             saved += size - COPY_HEAD_BYTES

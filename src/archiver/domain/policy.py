@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from archiver.domain.checkpoint import Carried
 from archiver.domain.errors import ErrorCode, ObjectUnavailable, PermanentError, Unavailable
 from archiver.domain.job import ObjectRef
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, MissingFiles
 from archiver.domain.ports import ObjectInfo
+
+NOTHING = Carried()  # a job's first build carries nothing over
 
 SOURCE_ERROR_CODES = {
     Unavailable.NOT_FOUND: ErrorCode.SOURCE_NOT_FOUND,
@@ -42,6 +45,11 @@ class Admitted:
 
     plan: ArchivePlan
     missing: list[str]
+    written: int = 0  # entries a resumed job wrote before its checkpoint
+
+    @property
+    def file_count(self) -> int:
+        return self.written + len(self.plan.entries)
 
 
 def source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
@@ -58,10 +66,15 @@ def source_failure(failures: list[ObjectUnavailable]) -> PermanentError:
     )
 
 
-def admit(plan: ArchivePlan, checked: SourceCheck, policy: ArchivePolicy) -> Admitted:
-    """The entries to write. Raises PermanentError when the job cannot be done."""
-    admitted = _apply_missing_files(plan, checked, policy.missing_files)
-    total = sum(checked.infos[entry.source].size for entry in admitted.plan.entries)
+def admit(
+    plan: ArchivePlan, checked: SourceCheck, policy: ArchivePolicy, carried: Carried = NOTHING
+) -> Admitted:
+    """The entries to write (of a resumed job, those after its checkpoint: what it `carried`
+    counts too). Raises PermanentError when the job cannot be done."""
+    admitted = _apply_missing_files(plan, checked, policy.missing_files, carried)
+    total = carried.source_bytes + sum(
+        checked.infos[entry.source].size for entry in admitted.plan.entries
+    )
     if total > policy.max_archive_bytes:
         raise PermanentError(
             ErrorCode.ARCHIVE_TOO_LARGE,
@@ -72,15 +85,16 @@ def admit(plan: ArchivePlan, checked: SourceCheck, policy: ArchivePolicy) -> Adm
 
 
 def _apply_missing_files(
-    plan: ArchivePlan, checked: SourceCheck, missing_files: MissingFiles
+    plan: ArchivePlan, checked: SourceCheck, missing_files: MissingFiles, carried: Carried
 ) -> Admitted:
     if not checked.unavailable:
-        return Admitted(plan, [])
+        return Admitted(plan, list(carried.missing), carried.files)
     if missing_files is MissingFiles.FAIL:
         raise source_failure(checked.unavailable)
     gone = {unavailable.location for unavailable in checked.unavailable}
     kept = tuple(entry for entry in plan.entries if str(entry.source) not in gone)
-    if not kept:
+    if not kept and not carried.files:
         raise source_failure(checked.unavailable)
-    missing = list(dict.fromkeys(unavailable.location for unavailable in checked.unavailable))
-    return Admitted(replace(plan, entries=kept), missing)
+    found = (unavailable.location for unavailable in checked.unavailable)
+    missing = list(dict.fromkeys([*carried.missing, *found]))
+    return Admitted(replace(plan, entries=kept), missing, carried.files)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from archiver.domain.checkpoint import Continuation
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobRunning, JobSucceeded
 
@@ -35,6 +36,8 @@ class ObjectHeaders:
 
 class MultipartUpload(Protocol):
     """An object written in numbered parts (1..10000; all but the last >= 5 MiB), in any order."""
+
+    upload_id: str
 
     def upload_part(self, number: int, data: Buffer) -> None: ...
 
@@ -87,11 +90,18 @@ class ObjectStore(Protocol):
 
     def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> MultipartUpload: ...
 
+    def resume_upload(
+        self, ref: ObjectRef, upload_id: str
+    ) -> tuple[MultipartUpload, dict[int, int]]:
+        """An upload begun earlier, to go on with, and the size of each part it holds, by
+        number (ListParts); ObjectUnavailable when it is gone (completed, aborted)."""
+        ...
+
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str: ...
 
-    def abort_uploads(self, ref: ObjectRef, *, under: bool = False) -> int:
+    def abort_uploads(self, ref: ObjectRef, *, under: bool = False, keep: str | None = None) -> int:
         """Abort every unfinished multipart upload to `ref` (with `under`: to any key that
-        starts with `ref.key`); return how many there were."""
+        starts with `ref.key`) but the one whose id is `keep`; return how many there were."""
         ...
 
     def check_bucket(self, bucket: str, *, write: bool) -> None:
@@ -120,6 +130,16 @@ class ReceivedMessage:
     sent_at: datetime
     receive_count: int
     group: str | None = None  # a FIFO queue's MessageGroupId
+    continued: Continuation | None = None  # a continuation of a checkpointed job
+
+    @property
+    def job_id(self) -> str:
+        """The job's: its first message's id, which every continuation carries on."""
+        return self.message_id if self.continued is None else self.continued.job_id
+
+    @property
+    def created_at(self) -> datetime:
+        return self.sent_at if self.continued is None else self.continued.created_at
 
 
 class Queue(Protocol):
@@ -135,7 +155,12 @@ class Queue(Protocol):
         """Hide the message for `seconds` more (0: visible now); no-op once it is deleted."""
         ...
 
-    def send(self, body: str) -> str: ...
+    def send(
+        self, body: str, continuation: Continuation | None = None, group: str | None = None
+    ) -> str:
+        """A job's message; with `continuation`, one carrying a checkpointed job on (on a FIFO
+        queue in message group `group`, deduplicated by the job and its checkpoint)."""
+        ...
 
     def redrive_limit(self) -> int | None:
         """The delivery after which a job goes to the dead-letter queue (None: there is none).

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from archiver.app.engine.budget import RANGE_BYTES
 from archiver.app.jobs.service import BuildOptions, LinkOptions
 from archiver.app.worker.loop import POLL_RETRY_SECONDS, WorkerOptions
+from archiver.domain.checkpoint import MAX_HOLD_SECONDS
+from archiver.domain.encryption import secret_prefixes
 from archiver.domain.errors import ConfigurationError
 from archiver.domain.memory import least_share
 from archiver.domain.plan import S3_MAX_OBJECT_BYTES, ArchivePolicy, CompressionMode, MissingFiles
@@ -127,6 +129,13 @@ class Settings(BaseSettings):
         le=43_200,
         description="Seconds a received job stays hidden; a heartbeat extends it every third.",
     )
+    sqs_max_hold_seconds: int = Field(
+        default=41_400,
+        ge=1,
+        lt=MAX_HOLD_SECONDS,
+        description="How long one receipt of a job is held (SQS allows 12 h): then the job is"
+        " checkpointed and carried on by a continuation message.",
+    )
     shutdown_grace_seconds: float = Field(
         default=25.0, ge=0, description="On SIGTERM, how long the running job may still take."
     )
@@ -194,17 +203,7 @@ class Settings(BaseSettings):
     def _secret_prefixes(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        prefixes = tuple(item.strip() for item in value.split(",") if item.strip())
-        for prefix in prefixes:
-            parts = prefix.split(":")
-            if len(parts) < 7 or parts[0] != "arn" or parts[2:3] != ["secretsmanager"]:
-                raise ValueError(
-                    f"{prefix!r} is not a Secrets Manager ARN prefix "
-                    "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:PATH/)"
-                )
-            if not all(parts[3:5]) or parts[5] != "secret":
-                raise ValueError(f"{prefix!r} must name its region, account and :secret:")
-        return prefixes
+        return secret_prefixes(value)
 
     @field_validator("s3_allowed_source_buckets", mode="before")
     @classmethod
@@ -256,6 +255,7 @@ class Settings(BaseSettings):
             retry_delay_seconds=self.retry_delay_seconds,
             concurrency=self.worker_concurrency,
             poll_retry_seconds=POLL_RETRY_SECONDS,
+            max_hold_seconds=self.sqs_max_hold_seconds,
         )
 
     def policy(self) -> ArchivePolicy:

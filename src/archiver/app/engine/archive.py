@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import closing
+from dataclasses import dataclass
 
 from archiver.app.engine.aes import Encryption
 from archiver.app.engine.chunks import ChunkFeed
 from archiver.app.engine.deflate import worth_deflating
 from archiver.app.engine.fetching import Prefetcher
+from archiver.app.engine.parts import SentParts
 from archiver.app.engine.sink import ArchiveSink, SinkResult
 from archiver.app.engine.sizing import Sizing
 from archiver.app.engine.transfer import Chunk, ProgressCallback, Transfer
 from archiver.app.engine.zipstream import ZipStream
 from archiver.domain.errors import ObjectUnavailable
-from archiver.domain.multipart import Copies
 from archiver.domain.notifications import Progress
 from archiver.domain.plan import EntryMethod, PlannedEntry
 from archiver.domain.policy import source_failure
 from archiver.domain.ports import Buffer, ObjectStore
+from archiver.domain.zipformat import Entry
 
 
 def _deflate(entry: PlannedEntry, first_chunk: Buffer, sampled_already: bool | None) -> bool:
@@ -30,6 +33,16 @@ def _deflate(entry: PlannedEntry, first_chunk: Buffer, sampled_already: bool | N
     return entry.method is EntryMethod.DEFLATED or sampled
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """Where a build stopped for a checkpoint: after entry `next_entry - 1` of the plan."""
+
+    sent: SentParts
+    entries: list[Entry]
+    next_entry: int
+    copies: tuple[int, int | None] | None  # `Copies.state`
+
+
 def write_archive(
     sizing: Sizing,
     store: ObjectStore,
@@ -37,19 +50,23 @@ def write_archive(
     transfer: Transfer,
     encryption: Encryption | None,
     progress: ProgressCallback | None = None,
-) -> SinkResult:
+    *,
+    written: list[Entry] | None = None,
+    due: threading.Event | None = None,
+) -> SinkResult | Stopped:
     """Stream every planned entry into the sink; on any failure abort it, leaving nothing.
 
     Entries are written as their sources are sized; the job's policy is checked as the writing
     goes, and once more, with every source sized, before the archive is finished. A shutdown
     (the sizing's `cancel`) is seen between two chunks. With `encryption`, every entry is
-    encrypted (and the sizing must not let the store copy any).
+    encrypted (and the sizing must not let the store copy any). Once `due` is set, the build
+    stops at the next entry's end for a checkpoint, leaving the upload as it is (`Stopped`).
+    A resumed build goes on after the entries it had `written`.
     """
     plan = sizing.plan
-    feed = ChunkFeed(
-        plan.entries, sizing, transfer.range_size, Copies() if sizing.may_copy else None
-    )
-    files_done = bytes_done = 0
+    copies = sizing.copies() if sizing.may_copy else None
+    feed = ChunkFeed(plan.entries, sizing, transfer.range_size, copies)
+    files_done, bytes_done = sizing.carried.files, sizing.carried.source_bytes
     try:
         with closing(
             Prefetcher(
@@ -62,7 +79,8 @@ def write_archive(
                 pace=sink.wait_for_room,
             )
         ) as fetched:
-            archive = _Writer(sizing, store, ZipStream(sink, plan.created_at, encryption))
+            stream = ZipStream(sink, plan.created_at, encryption, written)
+            archive = _Writer(sizing, store, stream)
             for chunk, data in _translated(fetched):
                 sizing.check_cancel()
                 sizing.check_policy()
@@ -74,11 +92,16 @@ def write_archive(
                     progress(
                         Progress.model_construct(
                             files_done=files_done,
-                            files_total=files_total,
+                            files_total=sizing.carried.files + files_total,
                             bytes_done=bytes_done,
-                            bytes_total=bytes_total,
+                            bytes_total=sizing.carried.source_bytes + bytes_total,
                         )
                     )
+                if chunk.last and due is not None and due.is_set():
+                    sizing.settle()  # the policy applies before anything is recorded
+                    entries = stream.settle()
+                    state = None if copies is None else copies.state
+                    return Stopped(sink.pause(), entries, chunk.entry + 1, state)
             sizing.settle()
             archive.stream.close()
             return sink.close()

@@ -8,6 +8,7 @@ from typing import BinaryIO
 from isal import isal_zlib
 
 from archiver.app.engine.copying import CopiedRange
+from archiver.app.engine.parts import SentParts
 from archiver.app.engine.sink import SinkResult
 from archiver.domain.job import ObjectRef
 
@@ -51,6 +52,9 @@ class FileSink:
 
     def wait_for_room(self) -> None:
         """A file takes every write at once."""
+
+    def pause(self) -> SentParts:
+        raise RuntimeError("an archive written to a file is never checkpointed")
 
     def close(self) -> SinkResult:
         self._file.flush()

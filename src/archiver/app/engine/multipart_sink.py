@@ -5,11 +5,8 @@ seeks back to patch the header (no data descriptor); an entry written whole hold
 sink cuts the stream into parts, each uploaded as soon as it is full unless it holds a header
 still to be patched (`hold`): later parts go out meanwhile, out of order (S3 allows it).
 
-A stored entry's bytes may instead be copied by S3 from its source (`copy`, see
-`domain/multipart.py`): the part in progress is closed where the copy begins, the range
-becomes copy parts, the next part begins after it. The part before must reach 5 MiB: the
-writer tops it up (`top_up`), unless it follows a copied range, whose last part then takes it
-along in a staging object (`staging.py`). Copy parts hold no memory: they have their own slots.
+A stored entry's bytes may be copied by S3 from its source instead (`copy`; the layout:
+`domain/multipart.py`, the staging objects: `staging.py`). Copy parts have their own slots.
 
 The archive's CRC-32 combines each part's (taken as it goes out) and each copied range's (its
 source's, or S3's answers) in order; S3 verifies it at completion. Several headers may be held
@@ -26,13 +23,13 @@ from isal import isal_zlib
 
 from archiver.app.engine.budget import JobMemory
 from archiver.app.engine.copying import CopiedRange
-from archiver.app.engine.parts import ExpectedSize, PartLayout
+from archiver.app.engine.parts import ExpectedSize, PartLayout, SentParts
 from archiver.app.engine.requests import PartRequests, PartSlots
 from archiver.app.engine.sink import SinkResult, destination_errors, quietly
 from archiver.app.engine.staging import StagedPart
 from archiver.domain.checksum import combine
 from archiver.domain.job import ObjectRef
-from archiver.domain.multipart import MIN_PART_BYTES, copy_parts, top_up
+from archiver.domain.multipart import MIN_PART_BYTES, copy_parts
 from archiver.domain.ports import Buffer, MultipartUpload, ObjectHeaders, ObjectStore
 
 
@@ -49,8 +46,10 @@ class MultipartSink:
         *,
         copy_concurrency: int,
         memory: JobMemory | None = None,
+        sent: SentParts | None = None,
     ) -> None:
-        """`memory`: the job's share of the budget; as parts grow, fewer upload at once."""
+        """`memory`: the job's share of the budget (as parts grow, fewer upload at once);
+        `sent`: a checkpointed upload, to carry on from its tail."""
         self._store = store
         self._ref = ref
         self._headers = headers
@@ -71,6 +70,16 @@ class MultipartSink:
         self._closed = False
         if memory is not None:  # a share too small for the configured parts runs fewer at once
             self._requests.uploads.limit(memory.parts_for(part_size))
+        self._sent = (0, 0, 0)  # parts sent before the checkpoint: count, CRC-32, bytes
+        if sent is not None:  # a checkpointed upload, resumed
+            self._upload = sent.upload
+            self._layout.resume(sent)
+            self._grown(max(self._layout.sizes, default=0))
+            self._sent = (sent.count, sent.crc, sent.sent_bytes)
+            self._crcs = dict.fromkeys(range(sent.count), 0)  # sent: never written to again
+            self._position = self._end = sent.offset
+            if sent.tail:
+                self._parts[sent.count] = bytearray(sent.tail)
 
     def _grown(self, part_size: int) -> None:
         if self._memory is not None:
@@ -111,7 +120,7 @@ class MultipartSink:
         return target
 
     def hold(self, offset: int) -> None:
-        self._layout.holds.append(offset)
+        self._layout.holds.append(offset)  # the parts it is in wait for `unhold`
 
     def unhold(self, offset: int) -> None:
         self._layout.holds.remove(offset)
@@ -121,10 +130,7 @@ class MultipartSink:
         return self._layout.held_bytes(self._parts) > self._layout.min_part_size
 
     def _send_ready_parts(self) -> None:
-        deferred = self._deferred
-        if deferred is not None and self._position - self._layout.starts[deferred] >= (
-            self._layout.sizes[deferred] + MIN_PART_BYTES
-        ):
+        if self._layout.followed(self._deferred, self._position, MIN_PART_BYTES):
             self._copy_direct()  # 5 MiB follow the range: its last part needs no staging
         for index in sorted(self._parts):
             if self._layout.end_of(index) <= self._end and not self._layout.is_held(index):
@@ -171,14 +177,8 @@ class MultipartSink:
         return self._upload
 
     def top_up(self) -> int:
-        """Bytes to write before a copy may follow: the part in progress must reach 5 MiB,
-        unless it follows a copied range (it then goes with that range's staging object)."""
-        if self._position == 0:
-            return 0  # nothing before it: the copy begins the archive
-        index = self._layout.part_at(self._position - 1)
-        fill = self._position - self._layout.starts[index]
-        staged = self._deferred is not None and self._deferred == index - 1
-        return 0 if staged or fill == self._layout.sizes[index] else top_up(fill)
+        """Bytes to write before a copy may follow (`PartLayout.top_up`)."""
+        return self._layout.top_up(self._position, self._deferred)
 
     def copy(
         self, source: ObjectRef, start: int, length: int, etag: str | None, crc: int | None
@@ -222,7 +222,7 @@ class MultipartSink:
 
     def _upload_part(self, number: int, data: Buffer) -> None:
         assert self._upload is not None
-        self._crcs[number - 1] = isal_zlib.crc32(data)
+        self._crcs[number - 1] = isal_zlib.crc32(data)  # on the part's thread
         with destination_errors(self._ref):
             self._upload.upload_part(number, data)
 
@@ -242,7 +242,7 @@ class MultipartSink:
         for index in sorted(self._parts):
             self._send(index)
         self._requests.wait()
-        crc = combine(self._pieces())
+        crc = combine(self._pieces(len(self._layout.sizes)))
         assert self._upload is not None
         with destination_errors(self._ref):
             self._upload.complete(crc)
@@ -250,9 +250,28 @@ class MultipartSink:
         self._closed = True
         return SinkResult(self._end, crc, self._layout.copied_bytes)
 
-    def _pieces(self) -> Iterator[tuple[int, int]]:
-        """(crc, length) of the archive in order: each part's, a copied range's as it says."""
-        for index, size in enumerate(self._layout.sizes):
+    def pause(self) -> SentParts:
+        """For a checkpoint: every part but the one in progress sent; the upload stays."""
+        if self._layout.holds:
+            raise RuntimeError("a checkpoint must follow the last header patched")
+        self._copy_direct()  # a copied range's last part: what follows goes in a new part
+        self._send_ready_parts()
+        self._requests.wait()
+        count = min(self._parts, default=len(self._layout.sizes))
+        tail = bytes(self._parts.pop(count, b""))
+        crc = combine(self._pieces(count))
+        sent = self._layout.sent(self._upload, count, crc, self._end, tail)
+        self._closed = True
+        self._shutdown()
+        return sent
+
+    def _pieces(self, end: int) -> Iterator[tuple[int, int]]:
+        """(crc, length) of the parts before `end`: those sent before a checkpoint, then each."""
+        first, crc, length = self._sent
+        if first:
+            yield crc, length
+        for index in range(first, end):
+            size = self._layout.sizes[index]
             if index not in self._copied:
                 yield self._crcs[index], min(size, self._end - self._layout.starts[index])
             elif self._copied[index][1] == 0:  # a range's first part stands for the range

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from archiver.domain.multipart import MAX_PARTS, Estimate, part_size_for
+from archiver.domain.multipart import MAX_PARTS, Estimate, part_size_for, top_up
+from archiver.domain.ports import Buffer, MultipartUpload
 from archiver.domain.zipformat import LOCAL_HEADER_REACH
 
 # Parts begun at the minimum size before the archive's size is known (8 GiB at 8 MiB): enough
@@ -41,6 +43,25 @@ class PartLayout:
         self._expected_size = expected_size
         self._grown = grown
 
+    def resume(self, sent: SentParts) -> None:
+        """The parts a checkpointed build had begun, as it left them."""
+        start = 0
+        for size in sent.sizes:
+            self.starts.append(start)
+            self.sizes.append(size)
+            start += size
+        self.copied_bytes, self.copy_parts_used = sent.copied_bytes, sent.copy_parts_used
+        self._largest = max([self._largest, *sent.sizes])
+
+    def sent(
+        self, upload: MultipartUpload | None, count: int, crc: int, offset: int, tail: bytes
+    ) -> SentParts:
+        """The parts as a checkpoint leaves them: the first `count` sent, `tail` in the next."""
+        sizes = self.sizes[: count + 1] if tail else self.sizes[:count]
+        return SentParts(
+            upload, sizes, count, crc, offset, tail, self.copied_bytes, self.copy_parts_used
+        )
+
     def part_at(self, position: int) -> int:
         """The part holding `position`, beginning parts up to it as needed."""
         while not self.starts or position >= self.end_of(len(self.starts) - 1):
@@ -67,6 +88,21 @@ class PartLayout:
         self.sizes[index - 1] = end - self.starts[index - 1]
         del self.starts[index], self.sizes[index]
 
+    def top_up(self, position: int, deferred: int | None) -> int:
+        """Bytes to write at `position` before a copy may follow: the part in progress must
+        reach 5 MiB, unless it follows a copied range whose last part is still `deferred` (it
+        then goes with that range's staging object)."""
+        if position == 0:
+            return 0  # nothing before it: the copy begins the archive
+        index = self.part_at(position - 1)
+        fill = position - self.starts[index]
+        staged = deferred is not None and deferred == index - 1
+        return 0 if staged or fill == self.sizes[index] else top_up(fill)
+
+    def followed(self, index: int | None, position: int, count: int) -> bool:
+        """Whether at least `count` bytes follow part `index` at `position`."""
+        return index is not None and position - self.end_of(index) >= count
+
     def is_held(self, index: int) -> bool:
         """The part may still be patched: it overlaps a held header's reach."""
         start, end = self.starts[index], self.end_of(index)
@@ -83,3 +119,22 @@ class PartLayout:
         left = max(0, expected.upload_bytes - (start - self.copied_bytes))
         copies_to_come = max(0, expected.copy_parts - self.copy_parts_used)
         return part_size_for(left, self.min_part_size, MAX_PARTS - index - copies_to_come)
+
+
+@dataclass(frozen=True)
+class SentParts:
+    """An upload as a checkpoint leaves it: parts 1..`count` sent (`crc`: of their bytes), and
+    the part after them begun, holding `tail`, the bytes up to `offset`."""
+
+    upload: MultipartUpload | None  # None: nothing sent yet
+    sizes: list[int]  # of every part begun
+    count: int
+    crc: int
+    offset: int
+    tail: Buffer
+    copied_bytes: int
+    copy_parts_used: int
+
+    @property
+    def sent_bytes(self) -> int:
+        return self.offset - len(self.tail)

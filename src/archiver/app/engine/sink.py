@@ -14,6 +14,7 @@ from typing import Protocol
 import structlog
 
 from archiver.app.engine.copying import CopiedRange
+from archiver.app.engine.parts import SentParts
 from archiver.domain.errors import ObjectUnavailable, TransientError
 from archiver.domain.job import ObjectRef
 
@@ -66,6 +67,10 @@ class ArchiveSink(Protocol):
         ...
 
     def close(self) -> SinkResult: ...
+
+    def pause(self) -> SentParts:
+        """Stop for a checkpoint: what is sent stays, for a resumed sink to go on from."""
+        ...
 
     def abort(self) -> None: ...
 

@@ -24,11 +24,12 @@ from archiver.app.engine.deflate import worth_deflating
 from archiver.app.engine.pool import JobOrderPool
 from archiver.app.engine.transfer import Transfer
 from archiver.app.stopping import STOP_POLL_SECONDS
+from archiver.domain.checkpoint import Carried
 from archiver.domain.errors import JobCancelled, ObjectUnavailable, Unavailable
 from archiver.domain.job import ObjectRef
-from archiver.domain.multipart import Estimate, estimate, worth_copying
+from archiver.domain.multipart import Copies, Estimate, estimate, worth_copying
 from archiver.domain.plan import ArchivePlan, EntryMethod, PlannedEntry
-from archiver.domain.policy import Admitted, SourceCheck
+from archiver.domain.policy import NOTHING, Admitted, SourceCheck
 from archiver.domain.ports import ObjectInfo, ObjectStore
 from archiver.domain.zipformat import archive_size_bound, local_header_size
 
@@ -50,8 +51,11 @@ class Sizing:
         admit: Admit,
         cancel: threading.Event | None = None,
         may_copy: bool = False,
+        carried: Carried = NOTHING,
     ) -> None:
+        """`carried`: what a resumed job wrote before its checkpoint (`plan` lists the rest)."""
         self.plan = plan
+        self.carried = carried
         self.may_copy = may_copy  # whether the store may copy stored entries (server-side copy)
         self._cancel = cancel
         self.first_chunks = FirstChunks(transfer.budget)
@@ -232,15 +236,21 @@ class Sizing:
     def _estimated(self, plan: ArchivePlan, infos: dict[ObjectRef, ObjectInfo]) -> Estimate:
         """Upper bounds, the feed's copy decisions replayed: they depend only on the sizes
         (and on which entries are stored)."""
-        bound = archive_size_bound((e.name, infos[e.source].size) for e in plan.entries)
-        if not self.may_copy:
-            return estimate(bound, ())
+        carried = self.carried
+        bound = carried.upload_bytes + archive_size_bound(
+            (e.name, infos[e.source].size) for e in plan.entries
+        )
         written = (
             (infos[entry.source].size, self.stored(entry), local_header_size(entry.name, True))
             for entry in self.plan.entries
-            if entry.source in infos
+            if entry.source in infos and self.may_copy
         )
-        return estimate(bound, written)
+        rest = estimate(bound, written, self.copies())
+        return rest._replace(copy_parts=rest.copy_parts + carried.copy_parts_used)
+
+    def copies(self) -> Copies:
+        """The job's copy decisions as they stand before its first entry to write."""
+        return Copies(*self.carried.copies) if self.carried.copies else Copies()
 
     def totals(self) -> tuple[int, int]:
         """Entries and bytes to write, as far as known: exact once every source is sized."""

@@ -68,13 +68,18 @@ class ZipStream:
     """Writes entries in the order given; `close` writes the central directory."""
 
     def __init__(
-        self, sink: ArchiveSink, modified: datetime, encryption: Encryption | None
+        self,
+        sink: ArchiveSink,
+        modified: datetime,
+        encryption: Encryption | None,
+        written: list[Entry] | None = None,
     ) -> None:
-        """`modified`: the time of entries whose source gives none (the job's)."""
+        """`modified`: the time of entries whose source gives none (the job's). `written`:
+        the entries a resumed job wrote before its checkpoint."""
         self._sink = sink
         self._modified = modified
         self._encryption = encryption
-        self._entries: list[Entry] = []
+        self._entries: list[Entry] = written or []
         self._streaming: _Streaming | None = None
         self._unpatched: deque[_Unpatched] = deque()
 
@@ -232,10 +237,15 @@ class ZipStream:
         self._entries.append(entry)
         self._streaming = None
 
-    def close(self) -> None:
-        """Write the central directory and the end records after the last entry."""
+    def settle(self) -> list[Entry]:
+        """Patch every header still held (waiting for its copies): the entries written."""
         self._check_idle()
         self._patch(0)
+        return self._entries
+
+    def close(self) -> None:
+        """Write the central directory and the end records after the last entry."""
+        self.settle()
         start = self._sink.tell()
         for piece in central_directory(self._entries, start):
             self._sink.write(piece)

@@ -15,8 +15,10 @@ from typing import Any, Protocol
 import structlog
 
 from archiver.app.engine.sink import destination_errors
+from archiver.app.jobs.checkpoints import Checkpointed
 from archiver.app.jobs.resolve import read_job
 from archiver.app.jobs.service import ArchiveService
+from archiver.domain.checkpoint import Continuation
 from archiver.domain.errors import (
     InternalError,
     InvalidPayload,
@@ -73,7 +75,14 @@ class Release:
     reason: str
 
 
-Answer = Reply | Retry | Release
+@dataclass(frozen=True)
+class Handover:
+    """The job stopped for a checkpoint: send `continuation`, then delete the message."""
+
+    continuation: Continuation
+
+
+Answer = Reply | Retry | Release | Handover
 
 
 class ProgressTracking(Protocol):
@@ -98,36 +107,48 @@ class Jobs:
         self._message_bytes = message_bytes  # the destination queue's MaximumMessageSize
 
     def answer(
-        self, message: ReceivedMessage, progress: ProgressTracking, cancel: threading.Event
+        self,
+        message: ReceivedMessage,
+        progress: ProgressTracking,
+        cancel: threading.Event,
+        due: threading.Event | None = None,
     ) -> Answer:
-        """What to do with the message; never raises (an unplanned error is a crashed `Retry`)."""
+        """What to do with the message; never raises (an unplanned error is a crashed `Retry`).
+        Once `due` is set, a job still building stops for a checkpoint (`Handover`)."""
         try:
-            return Reply(self._notification(message, progress, cancel), self._deleted(message))
+            notification = self._notification(message, progress, cancel, due)
+            return Reply(notification, self._deleted(message))
+        except Checkpointed as stopped:
+            created = message.created_at
+            return Handover(Continuation(message.job_id, created, stopped.checkpoint.holds))
         except JobCancelled as cancelled:
             return Release(str(cancelled))
         except TransientError as error:
             return Retry(str(error))
         except Exception as error:
             failure = failed(
-                message.message_id,
+                message.job_id,
                 InternalError(error, message.receive_count),
                 salvage_metadata(message.body),
             )
             return Retry(repr(error), error, Reply(failure, self._deleted(message)))
 
     def _notification(
-        self, message: ReceivedMessage, progress: ProgressTracking, cancel: threading.Event
+        self,
+        message: ReceivedMessage,
+        progress: ProgressTracking,
+        cancel: threading.Event,
+        due: threading.Event | None,
     ) -> Notification:
         """Build the archive; a permanent error becomes a failure notification."""
         metadata: dict[str, Any] | None = None
         try:
             request = read_job(self._store, message.body, self._service.policy)
             metadata = request.metadata
-            plan = self._service.plan(message.message_id, request, message.sent_at)
+            job_id = message.job_id
+            plan = self._service.plan(job_id, request, message.created_at)
             url = self._service.url(plan.archive)
-            check_metadata_fits(
-                metadata, self._message_bytes(), message.message_id, url, plan.archive
-            )
+            check_metadata_fits(metadata, self._message_bytes(), job_id, url, plan.archive)
             context = {
                 "file_count": len(plan.entries),
                 "archive_key": plan.archive.key,
@@ -136,18 +157,20 @@ class Jobs:
             }
             structlog.contextvars.bind_contextvars(**context)
             log.info("job_started", **context)
-            reports = progress.job(
-                message.message_id, metadata, request.notify.progress, message.group
-            )
+            reports = progress.job(job_id, metadata, request.notify.progress, message.group)
             archive = self._service.build(
-                plan, reports, cancel=cancel, redelivered=message.receive_count > 1
+                plan,
+                reports,
+                cancel=cancel,
+                redelivered=message.receive_count > 1 or message.continued is not None,
+                due=due,
             )
-            answer = succeeded(message.message_id, url, archive, metadata)
+            answer = succeeded(job_id, url, archive, metadata)
             return self._with_report(answer, archive.missing)
         except PermanentError as error:
             if metadata is None:
                 metadata = salvage_metadata(message.body)
-            return self._with_report(failed(message.message_id, error, metadata), error.sources)
+            return self._with_report(failed(message.job_id, error, metadata), error.sources)
 
     def _with_report(self, answer: Notification, listed: Sequence[str]) -> Notification:
         """An answer whose list had to be cut links to the full report, written beside the

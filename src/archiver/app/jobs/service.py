@@ -5,37 +5,37 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import BinaryIO
 
 import structlog
-from pydantic import ValidationError
 
 from archiver.app.engine.aes import Encryption
-from archiver.app.engine.archive import write_archive
+from archiver.app.engine.archive import Stopped, write_archive
 from archiver.app.engine.budget import RANGE_BYTES, ByteBudget, JobMemory
 from archiver.app.engine.file_sink import FileSink
 from archiver.app.engine.multipart_sink import MultipartSink
 from archiver.app.engine.sink import SinkResult, destination_errors
 from archiver.app.engine.sizing import Sizing
 from archiver.app.engine.transfer import ProgressCallback, Transfer
+from archiver.app.jobs.checkpoints import Checkpointed, Checkpoints
+from archiver.app.jobs.manifest import completed_archive, record_archive
 from archiver.app.jobs.resolve import resolve
+from archiver.domain.checkpoint import Carried, Checkpoint
 from archiver.domain.checksum import crc32_text
 from archiver.domain.encryption import password_of
-from archiver.domain.errors import CopyRefused, ObjectUnavailable, TransientError
+from archiver.domain.errors import CopyRefused, PermanentError
 from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.memory import prefetch_bytes
 from archiver.domain.multipart import staging_prefix
-from archiver.domain.notifications import ArchiveInfo, ArchiveManifest
+from archiver.domain.notifications import ArchiveInfo
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, plan_archive
-from archiver.domain.policy import Admitted, admit
+from archiver.domain.policy import NOTHING, Admitted, admit
 from archiver.domain.ports import ObjectHeaders, ObjectStore, SecretStore
 from archiver.domain.urls import content_disposition, public_url
 
 log = structlog.get_logger(__name__)
-
-MANIFEST_MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,18 @@ class BuildOptions:
     download_concurrency: int
     worker_concurrency: int
     server_side_copy: bool
+
+
+@dataclass(frozen=True)
+class _Build:
+    """One build of a job's archive, as asked."""
+
+    plan: ArchivePlan
+    fingerprint: str
+    progress: ProgressCallback | None
+    cancel: threading.Event | None
+    due: threading.Event | None  # set: stop for a checkpoint at the next entry's end
+    checkpoint: Checkpoint | None  # the job's, to resume
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,7 @@ class ArchiveService:
         )
         self._budget = ByteBudget(budget)
         self._transfer = Transfer(self._budget, build.download_concurrency, RANGE_BYTES)
+        self._checkpoints = Checkpoints(store)
 
     def plan(self, job_id: str, request: JobRequest, created_at: datetime) -> ArchivePlan:
         """Read the job's file list and list its prefixes, then plan (PermanentError,
@@ -96,44 +109,61 @@ class ArchiveService:
         *,
         cancel: threading.Event | None = None,
         redelivered: bool = False,
+        due: threading.Event | None = None,
     ) -> ArchiveInfo:
-        """Stream the archive to the destination bucket. Raises PermanentError/TransientError.
+        """Stream the archive to the destination bucket. Raises PermanentError/TransientError,
+        or Checkpointed once `due` is set (the job then goes on from its checkpoint).
 
         A redelivered job first removes the staging objects an earlier attempt left, looks
         for the archive it completed, and aborts any upload it left behind (a worker killed
-        mid-job).
+        mid-job) but the one its checkpoint names, which it resumes.
         """
+        checkpoint = None
+        fingerprint = plan.fingerprint(self.policy.missing_files)
         if redelivered:
             with destination_errors(plan.archive):
                 swept = self._sweep_staging(plan.archive)
             if swept:
                 log.warning("stale_staging_removed", count=swept)
-            completed = self._completed(plan)
+            completed = completed_archive(self.store, plan, fingerprint)
             if completed is not None:
                 log.info("archive_reused", archive_key=plan.archive.key)
                 return completed
+            checkpoint = self._checkpoints.load(plan, fingerprint)
+            keep = None if checkpoint is None else checkpoint.upload_id
             with destination_errors(plan.archive):
-                aborted = self.store.abort_uploads(plan.archive)
+                aborted = self.store.abort_uploads(plan.archive, keep=keep)
             if aborted:
                 log.warning("stale_uploads_aborted", count=aborted)
-        with self._encryption(plan) as encryption:
-            may_copy = self._build.server_side_copy and encryption is None  # its bytes change
-            try:
-                result, admitted = self._upload(plan, progress, cancel, may_copy, encryption)
-            except CopyRefused as refused:
-                log.warning("server_side_copy_refused", reason=str(refused), then="streaming")
-                result, admitted = self._upload(plan, progress, cancel, False, encryption)
+        build = _Build(plan, fingerprint, progress, cancel, due, checkpoint)
+        try:
+            result, admitted = self._built(build)
+        except PermanentError:
+            if checkpoint is not None:
+                self._checkpoints.delete(plan)
+            raise
         log.info("archive_uploaded", size_bytes=result.size_bytes, copied_bytes=result.copied_bytes)
         archive = ArchiveInfo(
             bucket=plan.archive.bucket,
             key=plan.archive.key,
             size_bytes=result.size_bytes,
-            file_count=len(admitted.plan.entries),
+            file_count=admitted.file_count,
             crc32=crc32_text(result.crc32),
             missing=admitted.missing,
         )
-        self._record(plan, archive)
+        record_archive(self.store, plan, fingerprint, archive)
+        if checkpoint is not None:
+            self._checkpoints.delete(plan)
         return archive
+
+    def _built(self, build: _Build) -> tuple[SinkResult, Admitted]:
+        with self._encryption(build.plan) as encryption:
+            may_copy = self._build.server_side_copy and encryption is None  # its bytes change
+            try:
+                return self._upload(build, may_copy, encryption)
+            except CopyRefused as refused:
+                log.warning("server_side_copy_refused", reason=str(refused), then="streaming")
+                return self._upload(replace(build, checkpoint=None), False, encryption)
 
     def _sweep_staging(self, archive: ObjectRef) -> int:
         """What an earlier attempt, killed mid-job, left of its staging objects: removed."""
@@ -144,14 +174,15 @@ class ArchiveService:
         return self.store.abort_uploads(staging, under=True) + len(left)
 
     def _upload(
-        self,
-        plan: ArchivePlan,
-        progress: ProgressCallback | None,
-        cancel: threading.Event | None,
-        may_copy: bool,
-        encryption: Encryption | None,
+        self, build: _Build, may_copy: bool, encryption: Encryption | None
     ) -> tuple[SinkResult, Admitted]:
-        with closing(self._sizing(plan, cancel, may_copy)) as sizing:
+        """The archive written, from the checkpoint on if the build has one that holds."""
+        plan, checkpoint = build.plan, build.checkpoint
+        resumed = None if checkpoint is None else self._checkpoints.resume(plan, checkpoint)
+        rest, carried = (plan, NOTHING) if resumed is None else (resumed.plan, resumed.carried)
+        if resumed is not None:
+            log.info("job_resumed", offset=resumed.sent.offset, next_entry=resumed.base)
+        with closing(self._sizing(rest, build.cancel, may_copy, carried)) as sizing:
             sink = MultipartSink(
                 self.store,
                 plan.archive,
@@ -167,17 +198,30 @@ class ArchiveService:
                     self._build.part_size,
                     self._build.upload_concurrency,
                 ),
+                sent=None if resumed is None else resumed.sent,
             )
-            result = write_archive(sizing, self.store, sink, self._transfer, encryption, progress)
+            result = write_archive(
+                sizing, self.store, sink, self._transfer, encryption, build.progress,
+                written=None if resumed is None else resumed.written, due=build.due,
+            )  # fmt: skip
+            if isinstance(result, Stopped):
+                base = 0 if resumed is None else resumed.base
+                admitted = sizing.settle()
+                saved = self._checkpoints.save(
+                    plan, build.fingerprint, result, admitted, previous=checkpoint, base=base
+                )
+                raise Checkpointed(saved)
             return result, sizing.settle()
 
     def build_to_file(
         self, plan: ArchivePlan, file: BinaryIO, progress: ProgressCallback | None = None
     ) -> SinkResult:
         with self._encryption(plan) as encryption, closing(self._sizing(plan)) as sizing:
-            return write_archive(
+            result = write_archive(
                 sizing, self.store, FileSink(file), self._transfer, encryption, progress
             )
+            assert isinstance(result, SinkResult)  # never `due`: never stopped
+            return result
 
     @contextmanager
     def _encryption(self, plan: ArchivePlan) -> Iterator[Encryption | None]:
@@ -198,50 +242,22 @@ class ArchiveService:
         return self.store.presigned_url(archive, self._links.presign_ttl)
 
     def _sizing(
-        self, plan: ArchivePlan, cancel: threading.Event | None = None, may_copy: bool = False
+        self,
+        plan: ArchivePlan,
+        cancel: threading.Event | None = None,
+        may_copy: bool = False,
+        carried: Carried = NOTHING,
     ) -> Sizing:
         """Start sizing every source; MISSING_FILES and MAX_ARCHIVE_BYTES apply once it ends."""
         return Sizing(
             self.store,
             plan,
             self._transfer,
-            lambda check: admit(plan, check, self.policy),
+            lambda check: admit(plan, check, self.policy, carried),
             cancel,
             may_copy,
+            carried,
         )
-
-    def _record(self, plan: ArchivePlan, archive: ArchiveInfo) -> None:
-        manifest = ArchiveManifest(
-            job_id=plan.job_id,
-            fingerprint=plan.fingerprint(self.policy.missing_files),
-            archive=archive,
-        )
-        headers = ObjectHeaders(content_type="application/json")
-        data = manifest.model_dump_json().encode("utf-8")
-        with destination_errors(plan.manifest):
-            self.store.put(plan.manifest, data, headers)
-
-    def _completed(self, plan: ArchivePlan) -> ArchiveInfo | None:
-        """The archive an earlier attempt of this very job completed, if there is one."""
-        try:
-            recorded = self.store.stat(plan.manifest)
-            if recorded.size > MANIFEST_MAX_BYTES:
-                return None
-            manifest = ArchiveManifest.model_validate_json(
-                self.store.fetch(plan.manifest, 0, recorded.size, recorded.etag)
-            )
-            stored = self.store.stat(plan.archive)
-        except (ObjectUnavailable, TransientError):
-            return None
-        except ValidationError:
-            log.warning("manifest_unreadable", manifest=str(plan.manifest))
-            return None
-        fingerprint = plan.fingerprint(self.policy.missing_files)
-        if manifest.job_id != plan.job_id or manifest.fingerprint != fingerprint:
-            return None
-        if stored.size != manifest.archive.size_bytes:
-            return None
-        return manifest.archive
 
     @staticmethod
     def _headers(plan: ArchivePlan) -> ObjectHeaders:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import structlog
 
-from archiver.app.jobs.answer import Jobs, Release, Reply, Retry
+from archiver.app.jobs.answer import Handover, Jobs, Release, Reply, Retry
 from archiver.app.stopping import STOP_POLL_SECONDS
 from archiver.app.worker.grace import grace_period
 from archiver.app.worker.heartbeat import VisibilityHeartbeat
@@ -43,6 +43,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # permanent: failure notified, message deleted
     DEFERRED = "deferred"  # transient, or a crash before the last delivery: redelivered later
     RELEASED = "released"  # shutting down: handed back for another worker at once
+    CONTINUED = "continued"  # checkpointed: a continuation message carries the job on
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class WorkerOptions:
     retry_delay_seconds: int  # RETRY_DELAY_SECONDS
     concurrency: int  # WORKER_CONCURRENCY
     poll_retry_seconds: float  # after a failed receive; doubled up to MAX_POLL_RETRY_SECONDS
+    max_hold_seconds: float = 41_400  # SQS_MAX_HOLD_SECONDS: then the job is checkpointed
 
 
 class Done(NamedTuple):
@@ -164,8 +166,10 @@ class Worker:
         """One message, start to end: the job's answer carried out, and measured."""
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            job_id=message.message_id, receive_count=message.receive_count
+            job_id=message.job_id, receive_count=message.receive_count
         )
+        if message.continued is not None:
+            structlog.contextvars.bind_contextvars(holds=message.continued.holds)
         self.ops.protection.job_started()
         started = time.monotonic()
         try:
@@ -186,10 +190,19 @@ class Worker:
     def _carry_out(self, message: ReceivedMessage, cancel: threading.Event, started: float) -> Done:
         """The answer, carried out."""
         took = {"duration_s": 0.0}
+        due = threading.Event()  # SQS holds one receipt for 12 h at most: checkpoint before
+        hold = threading.Timer(self.options.max_hold_seconds, due.set)
+        hold.daemon = True
+        hold.start()
         try:
             with VisibilityHeartbeat(self.queue, message, self.options.visibility_seconds):
-                answer = self.jobs.answer(message, self.progress, cancel)
+                answer = self.jobs.answer(message, self.progress, cancel, due)
                 took["duration_s"] = round(time.monotonic() - started, 3)
+                if isinstance(answer, Handover):  # the continuation first: nothing is lost
+                    self.queue.send(message.body, answer.continuation, message.group)
+                    self.queue.delete(message)
+                    log.info("job_continued", holds=answer.continuation.holds, **took)
+                    return Done(Outcome.CONTINUED)
                 if isinstance(answer, Retry) and answer.crashed and self._last_delivery(message):
                     log.error(
                         "job_crashed", exc_info=answer.error, decision="notify_and_delete", **took
@@ -202,6 +215,8 @@ class Worker:
             answer = Retry(str(error))
         except Exception as error:  # a bug there: redelivered, then dead-lettered
             answer = Retry(repr(error), error)
+        finally:
+            hold.cancel()
         if isinstance(answer, Release):
             log.warning("job_released", reason=answer.reason, decision="release", **took)
             self._set_visibility(message, 0)

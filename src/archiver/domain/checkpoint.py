@@ -1,0 +1,134 @@
+"""A long job's progress, recorded so that another receipt of it carries on where it stopped.
+
+SQS holds one receipt of a message for at most 12 hours. Before that (`SQS_MAX_HOLD_SECONDS`)
+the writer stops at the end of an entry, once every part it began is uploaded and every copy
+has answered. What it has done goes into `{job_id}/checkpoint.json` beside the archive, the
+bytes of the part it had begun into `{job_id}/checkpoint.tail`; a continuation message
+(attributes `archiver-job-id`, `-created`, `-holds`) then replaces the job's message. A
+worker that receives it, or a plain redelivery finding the checkpoint, resumes the same
+multipart upload: no part is uploaded twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from archiver.domain.job import ObjectRef
+from archiver.domain.zipformat import Entry, central_directory
+
+JOB_ID_ATTRIBUTE = "archiver-job-id"
+CREATED_ATTRIBUTE = "archiver-job-created"
+HOLDS_ATTRIBUTE = "archiver-job-holds"
+MAX_HOLD_SECONDS = 43_200
+"""SQS's cap on how long one receipt of a message stays hidden, from when it was received."""
+
+EntryRecord = tuple[str, int, tuple[int, int], int, int, int, int, bool, int | None, bool]
+"""An `Entry`'s fields, in order: the central directory the resumed writer ends with."""
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """What a continuation message says of the job it carries on (its attributes)."""
+
+    job_id: str
+    created_at: datetime  # the job's first message's: the archive's key and entry times
+    holds: int  # the checkpoint's `holds`: continuations of one job differ by it
+
+
+def continuation_attributes(continuation: Continuation) -> dict[str, str]:
+    """What a continuation message carries, as SQS message attributes."""
+    return {
+        JOB_ID_ATTRIBUTE: continuation.job_id,
+        CREATED_ATTRIBUTE: continuation.created_at.isoformat(),
+        HOLDS_ATTRIBUTE: str(continuation.holds),
+    }
+
+
+def continuation_of(attributes: dict[str, str]) -> Continuation | None:
+    """The continuation a message's attributes describe; None for a job's first message (or
+    attributes that do not make one: the message is then the job's own)."""
+    job_id = attributes.get(JOB_ID_ATTRIBUTE)
+    if not job_id:
+        return None
+    try:
+        created_at = datetime.fromisoformat(attributes[CREATED_ATTRIBUTE])
+        holds = int(attributes.get(HOLDS_ATTRIBUTE, "0"))
+    except (KeyError, ValueError):
+        return None
+    if created_at.tzinfo is None:
+        return None
+    return Continuation(job_id, created_at, holds)
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What a resumed build carries over from before its checkpoint, counted as if written
+    now: by the job's policy, the notification, and the sizes of the parts to come."""
+
+    files: int = 0
+    source_bytes: int = 0  # what the written entries' sources add up to (MAX_ARCHIVE_BYTES)
+    missing: tuple[str, ...] = ()
+    upload_bytes: int = 0  # uploaded so far, and the written entries' central directory
+    copy_parts_used: int = 0
+    copies: tuple[int, int | None] | None = None  # `Copies.state`
+
+
+class Checkpoint(BaseModel):
+    """Everything a resumed build needs; the job's own message holds the rest."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job_id: str
+    fingerprint: str  # the plan's: a checkpoint of another job content is never resumed
+    upload_id: str | None  # None: nothing was sent yet (the tail holds it all)
+    holds: int = Field(ge=1, description="Receipts checkpointed so far, this one included.")
+    part_sizes: list[int] = Field(description="Of every part begun: the tail's is the last.")
+    parts_sent: int = Field(ge=0, description="Parts 1..parts_sent are in the upload.")
+    sent_crc: int = Field(ge=0, description="CRC-32 of the archive's bytes in those parts.")
+    offset: int = Field(ge=0, description="Where the writer stopped: the tail ends there.")
+    tail_length: int = Field(ge=0)
+    copied_bytes: int = Field(ge=0)
+    copy_parts_used: int = Field(ge=0)
+    copy_parts_left: int = Field(ge=0)
+    since_copy: int | None = Field(ge=0, description="Bytes written since the last copy.")
+    next_entry: int = Field(ge=0, description="The plan's first entry not yet written.")
+    entries: list[EntryRecord]
+    missing: list[str]
+
+    @property
+    def sent_bytes(self) -> int:
+        return self.offset - self.tail_length
+
+    def written(self) -> list[Entry]:
+        return [entry_of(record) for record in self.entries]
+
+    def carried(self) -> Carried:
+        written = self.written()
+        central = sum(len(piece) for piece in central_directory(written, self.offset))
+        return Carried(
+            files=len(written),
+            source_bytes=sum(entry.size for entry in written),
+            missing=tuple(self.missing),
+            upload_bytes=self.offset - self.copied_bytes + central,
+            copy_parts_used=self.copy_parts_used,
+            copies=(self.copy_parts_left, self.since_copy),
+        )
+
+
+def record_of(entry: Entry) -> EntryRecord:
+    return astuple(entry)
+
+
+def entry_of(record: EntryRecord) -> Entry:
+    return Entry(*record)
+
+
+def checkpoint_ref(bucket: str, job_id: str) -> ObjectRef:
+    return ObjectRef(bucket, f"{job_id}/checkpoint.json")
+
+
+def tail_ref(bucket: str, job_id: str) -> ObjectRef:
+    return ObjectRef(bucket, f"{job_id}/checkpoint.tail")

@@ -1,0 +1,256 @@
+"""Jobs longer than one receipt may be held: checkpointed, carried on, resumed (issue #23)."""
+
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from archiver.adapters.memory import MemoryMultipartUpload, MemoryObjectStore
+from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
+from archiver.adapters.memory_secrets import MemorySecretStore
+from archiver.app.jobs.checkpoints import Checkpointed
+from archiver.app.jobs.service import ArchiveService
+from archiver.app.worker.loop import Outcome
+from archiver.domain.checkpoint import (
+    Checkpoint,
+    Continuation,
+    checkpoint_ref,
+    continuation_attributes,
+    continuation_of,
+    tail_ref,
+)
+from archiver.domain.job import JobRequest, ObjectRef
+from archiver.domain.multipart import STAGING_PREFIX
+from archiver.domain.notifications import JobSucceeded
+from archiver.domain.plan import ArchivePlan, ArchivePolicy, MissingFiles
+from archiver.domain.ports import Buffer, ObjectHeaders
+from tests.support import build_options, drive, link_options, make_worker
+from tests.unit.conftest import DESTINATION, SENT, SOURCE
+from tests.zipcheck import contents
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class RecordingUpload(MemoryMultipartUpload):
+    log: list[tuple[str, int, int]] = field(default_factory=list)
+
+    def upload_part(self, number: int, data: Buffer) -> None:
+        super().upload_part(number, data)
+        if not self.ref.key.startswith(STAGING_PREFIX):  # the archive's own parts
+            self.log.append((self.upload_id, number, len(data)))
+
+
+class SlowStore(MemoryObjectStore):
+    """Every ranged read takes a while, so a job outlives a short hold; every part sent is
+    logged, by upload and number."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.parts: list[tuple[str, int, int]] = []
+        self.puts: list[tuple[str, int]] = []
+
+    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
+        if ref.bucket == SOURCE:
+            time.sleep(self.delay)
+        return super().fetch(ref, start, length, etag)
+
+    def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
+        self.puts.append((ref.key, len(data)))
+        super().put(ref, data, headers)
+
+    def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> MemoryMultipartUpload:
+        self._check(ref, must_exist=False)
+        upload = RecordingUpload(self, ref, headers, log=self.parts)
+        self.uploads[upload.upload_id] = upload
+        return upload
+
+
+def bodies() -> dict[str, bytes]:
+    """Streamed, deflated, copied (stored, 12 MiB) and small entries, in one job."""
+    rng = random.Random(23)
+    files = {}
+    for index in range(14):
+        if index % 5 == 2:
+            files[f"photos/{index:02d}.png"] = rng.randbytes(12 * MIB)  # stored: copied
+        elif index % 3 == 0:
+            files[f"text/{index:02d}.txt"] = b"checkpoint %d " % index * 300_000  # deflated
+        else:
+            files[f"raw/{index:02d}.bin"] = rng.randbytes(rng.choice([40_000, 3 * MIB, 7 * MIB]))
+    return files
+
+
+@pytest.fixture
+def slow() -> SlowStore:
+    store = SlowStore(delay=0.05)
+    store.create_bucket(SOURCE)
+    store.create_bucket(DESTINATION)
+    return store
+
+
+def service_on(store: MemoryObjectStore, **policy: object) -> ArchiveService:
+    return ArchiveService(
+        store,
+        MemorySecretStore(),
+        ArchivePolicy(SOURCE, DESTINATION, **policy),  # type: ignore[arg-type]
+        build_options(download_concurrency=2),
+        link_options(base_url="https://cdn.example.com/"),
+    )
+
+
+def test_a_job_outlives_several_holds_and_is_answered_once(
+    slow: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier
+) -> None:
+    files = bodies()
+    for key, data in files.items():
+        slow.add(ObjectRef(SOURCE, key), data)
+    worker = make_worker(queue, notifier, service_on(slow), wait_seconds=0, max_hold_seconds=0.2)
+    job_id = queue.send(json.dumps({"files": [{"source": key} for key in files]}), sent_at=SENT)
+
+    outcomes = drive(worker, polls=40)
+
+    holds = outcomes.count(Outcome.CONTINUED)
+    assert holds >= 3 and outcomes.count(Outcome.SUCCEEDED) == 1, outcomes
+    assert set(outcomes) == {Outcome.CONTINUED, Outcome.SUCCEEDED}
+    [notification] = notifier.published
+    assert isinstance(notification, JobSucceeded)
+    assert notification.job_id == job_id
+    assert notification.archive.file_count == len(files)
+    key = f"{job_id}/download-2026-11-27.zip"  # the first message's date, every hold
+    archive = slow.objects[ObjectRef(DESTINATION, key)]
+    assert isinstance(archive, bytes) and len(archive) == notification.archive.size_bytes
+    leaves = {key.rsplit("/", 1)[-1]: data for key, data in files.items()}
+    assert contents(archive) == leaves  # every CRC-32 checked by zipfile
+    # One upload all along; no part sent twice; what each hold kept back went once as its tail.
+    assert len({upload for upload, _, _ in slow.parts}) == 1
+    numbers = [number for _, number, _ in slow.parts]
+    assert len(numbers) == len(set(numbers))
+    tails = [size for name, size in slow.puts if name.endswith("checkpoint.tail")]
+    assert len(tails) <= holds and all(size < build_options().part_size for size in tails)
+    assert sum(size for _, _, size in slow.parts) < len(archive) - 3 * 12 * MIB  # copies too
+    # Nothing is left: no checkpoint, no open upload, no message.
+    assert not [ref for ref in slow.objects if "checkpoint" in ref.key]
+    assert not slow.uploads and not queue.visible and not queue.in_flight
+    assert len(queue.deleted) == holds + 1
+
+
+def plan_of(service: ArchiveService, job_id: str, files: dict[str, bytes]) -> ArchivePlan:
+    request = JobRequest.model_validate({"files": [{"source": key} for key in files]})
+    return service.plan(job_id, request, SENT)
+
+
+def checkpointed(service: ArchiveService, plan: ArchivePlan, after: int = 0) -> Checkpoint:
+    """Build with the hold already over: the build stops at its first entry's end."""
+    due = threading.Event()
+    due.set()
+    with pytest.raises(Checkpointed) as stopped:
+        service.build(plan, due=due, redelivered=after > 0)
+    return stopped.value.checkpoint
+
+
+def test_a_redelivery_finding_a_checkpoint_resumes_its_upload(store: MemoryObjectStore) -> None:
+    files = {f"f{index}.bin": random.Random(index).randbytes(5 * MIB) for index in range(6)}
+    for key, data in files.items():
+        store.add(ObjectRef(SOURCE, key), data)
+    service = service_on(store)
+    plan = plan_of(service, "job-1", files)
+    first = checkpointed(service, plan)
+    assert first.next_entry == 1 and first.holds == 1 and first.parts_sent == 0
+    second = checkpointed(service, plan, after=1)  # a crash after it: resumed, cut again
+    assert (second.next_entry, second.holds) == (2, 2)
+    assert second.upload_id is not None and second.parts_sent == 1
+    sent_before = store.uploaded_bytes
+
+    archive = service.build(plan, redelivered=True)  # a plain redelivery, to the end
+
+    data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
+    assert isinstance(data, bytes) and contents(data) == files
+    assert archive.file_count == 6 and archive.size_bytes == len(data)
+    # Only what came after the second checkpoint was sent again: its tail, once.
+    assert store.uploaded_bytes - sent_before < len(data) - second.sent_bytes + 64 * 1024
+    assert ObjectRef(DESTINATION, "job-1/checkpoint.json") not in store.objects
+    assert ObjectRef(DESTINATION, "job-1/checkpoint.tail") not in store.objects
+
+
+def test_a_checkpoint_whose_upload_is_gone_starts_over(store: MemoryObjectStore) -> None:
+    files = {f"f{index}.bin": random.Random(index).randbytes(4 * MIB) for index in range(5)}
+    for key, data in files.items():
+        store.add(ObjectRef(SOURCE, key), data)
+    service = service_on(store)
+    plan = plan_of(service, "job-2", files)
+    checkpointed(service, plan)
+    checkpoint = checkpointed(service, plan, after=1)
+    assert checkpoint.upload_id is not None
+    store.uploads[checkpoint.upload_id].abort()  # a lifecycle rule, or another worker
+
+    service.build(plan, redelivered=True)
+
+    data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
+    assert isinstance(data, bytes) and contents(data) == files
+    assert not store.uploads
+
+
+def test_a_checkpoint_of_other_content_is_never_resumed(store: MemoryObjectStore) -> None:
+    files = {f"f{index}.bin": random.Random(index).randbytes(2 * MIB) for index in range(4)}
+    for key, data in files.items():
+        store.add(ObjectRef(SOURCE, key), data)
+    service = service_on(store)
+    checkpointed(service, plan_of(service, "job-3", files))
+    fewer = dict(list(files.items())[1:])  # the same job id, other files: not the same job
+
+    service.build(plan_of(service, "job-3", fewer), redelivered=True)
+
+    data = store.objects[ObjectRef(DESTINATION, "job-3/download-2026-11-27.zip")]
+    assert isinstance(data, bytes) and contents(data) == fewer
+
+
+def test_a_missing_file_found_after_a_checkpoint_is_listed_with_those_before(
+    store: MemoryObjectStore,
+) -> None:
+    files = {f"f{index}.bin": random.Random(index).randbytes(MIB) for index in range(4)}
+    for key, data in files.items():
+        store.add(ObjectRef(SOURCE, key), data)
+    service = service_on(store, missing_files=MissingFiles.SKIP)
+    request = JobRequest.model_validate(
+        {"files": [{"source": "gone-first.bin"}] + [{"source": key} for key in files]}
+    )
+    plan = service.plan("job-4", request, SENT)
+    checkpoint = checkpointed(service, plan)
+    assert checkpoint.missing == ["s3://source-images/gone-first.bin"]
+    store.delete(ObjectRef(SOURCE, "f3.bin"))  # gone while the job waited for its next hold
+
+    archive = service.build(plan, redelivered=True)
+
+    assert archive.missing == ["s3://source-images/gone-first.bin", "s3://source-images/f3.bin"]
+    assert archive.file_count == 3
+    data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
+    assert isinstance(data, bytes) and set(contents(data)) == {"f0.bin", "f1.bin", "f2.bin"}
+
+
+def test_continuation_attributes_round_trip_and_bad_ones_make_none() -> None:
+    continuation = Continuation("job-9", datetime(2026, 12, 7, 20, 0, 1, tzinfo=UTC), 3)
+    assert continuation_of(continuation_attributes(continuation)) == continuation
+    assert continuation_of({}) is None
+    attributes = continuation_attributes(continuation)
+    assert continuation_of({**attributes, "archiver-job-created": "yesterday"}) is None
+    assert continuation_of({**attributes, "archiver-job-created": "2026-12-07T20:00"}) is None
+    assert continuation_of({**attributes, "archiver-job-holds": "x"}) is None
+
+
+def test_checkpoint_objects_live_beside_the_archive() -> None:
+    assert checkpoint_ref(DESTINATION, "j") == ObjectRef(DESTINATION, "j/checkpoint.json")
+    assert tail_ref(DESTINATION, "j") == ObjectRef(DESTINATION, "j/checkpoint.tail")
+
+
+def test_the_hold_must_stay_under_sqs_cap() -> None:
+    from archiver.app.composition.settings import load_settings
+    from archiver.domain.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="SQS_MAX_HOLD_SECONDS"):
+        load_settings(sqs_max_hold_seconds=43_200)
+    assert load_settings(sqs_max_hold_seconds=43_199).worker_options().max_hold_seconds == 43_199
