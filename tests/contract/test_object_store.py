@@ -237,3 +237,36 @@ def test_a_prefix_lists_every_object_under_it_in_key_order_across_pages(
     assert [info.ref.key for info in listed] == keys
     assert {info.size for info in listed} == {1}
     assert list(store.list_prefix(ObjectRef(bucket, "nothing/"))) == []
+
+
+def test_an_upload_is_resumed_from_its_listed_parts(
+    store_and_bucket: tuple[ObjectStore, str], request: pytest.FixtureRequest
+) -> None:
+    """A checkpointed upload goes on in another process: ListParts gives back what completing
+    needs (ETags, CRC-32s), and S3 still checks the whole object's CRC-32."""
+    store, bucket = store_and_bucket
+    ref = ObjectRef(bucket, "resumed.zip")
+    first, second, third = (random.Random(n).randbytes(5 * MIB) for n in (5, 6, 7))
+    began = store.start_upload(ref, HEADERS)
+    began.upload_part(1, first)
+    began.upload_part(2, second)
+    assert store.abort_uploads(ref, keep=began.upload_id) == 0  # the checkpoint's is kept
+
+    upload, sizes = store.resume_upload(ref, began.upload_id)
+
+    assert sizes == {1: 5 * MIB, 2: 5 * MIB}
+    upload.upload_part(3, third)
+    upload.complete(zlib.crc32(first + second + third))
+    assert read_all(store, ref, chunk=4 * MIB) == first + second + third
+    with pytest.raises(ObjectUnavailable):  # completed: there is nothing left to resume
+        store.resume_upload(ref, began.upload_id)
+
+
+def test_an_aborted_upload_cannot_be_resumed(store_and_bucket: tuple[ObjectStore, str]) -> None:
+    store, bucket = store_and_bucket
+    ref = ObjectRef(bucket, "aborted.zip")
+    began = store.start_upload(ref, HEADERS)
+    began.upload_part(1, b"gone")
+    assert store.abort_uploads(ref) == 1
+    with pytest.raises(ObjectUnavailable):
+        store.resume_upload(ref, began.upload_id)

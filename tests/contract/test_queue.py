@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from archiver.domain.checkpoint import Continuation
 from archiver.domain.errors import ConfigurationError
 from archiver.domain.ports import Queue
 from tests.contract.conftest import REDRIVE_LIMIT
@@ -46,3 +47,22 @@ def test_the_redrive_limit_is_read_from_the_queue(queue: Queue) -> None:
 def test_a_queue_url_that_names_no_queue_is_a_configuration_error(missing_queue: Queue) -> None:
     with pytest.raises(ConfigurationError):
         missing_queue.redrive_limit()
+
+
+def test_a_continuation_carries_its_job_on(queue: Queue) -> None:
+    """A checkpointed job's continuation: a new message, the job's own id, date and holds."""
+    created = datetime(2026, 12, 7, 8, 0, 1, 250_000, tzinfo=UTC)
+    message_id = queue.send('{"files": []}', Continuation("first-message-id", created, 2))
+
+    [message] = queue.receive(max_messages=1, wait_seconds=1, visibility_seconds=30)
+
+    assert message.message_id == message_id != "first-message-id"
+    assert message.job_id == "first-message-id"
+    assert message.created_at == created
+    assert message.continued == Continuation("first-message-id", created, 2)
+    queue.delete(message)
+    queue.send("a job")
+    [plain] = queue.receive(max_messages=1, wait_seconds=1, visibility_seconds=30)
+    assert plain.continued is None and plain.job_id == plain.message_id
+    assert plain.created_at == plain.sent_at
+    queue.delete(plain)

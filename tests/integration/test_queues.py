@@ -5,6 +5,7 @@ twice deduplicated by SQS) and a destination queue that keeps the old 256 KiB me
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,6 +14,7 @@ from archiver.app.cli.dev import DevResources, create_resources
 from archiver.app.composition.container import Container, build_container
 from archiver.app.composition.settings import Settings
 from archiver.app.worker.loop import Outcome
+from archiver.domain.checkpoint import Continuation
 from archiver.domain.errors import ErrorCode
 from archiver.domain.notifications import Failure, JobFailed
 from tests.conftest import unique
@@ -100,6 +102,26 @@ def test_the_same_notification_twice_reaches_the_consumer_once(
     notifier.publish(answer)  # a redelivered job answering again
     answers = received(sqs, fifo.destination_queue_url)
     assert [(m["job_id"], m["group"]) for m in answers] == [("job-1", "job-1")]
+
+
+def test_a_continuation_on_a_fifo_queue_goes_in_the_jobs_group_once_per_checkpoint(
+    fifo: DevResources,
+) -> None:
+    """A checkpointed job's continuation, sent again (a hold whose delete failed, redone),
+    is deduplicated; the next checkpoint's is not. Both in the job's own group."""
+    queue = container_for(fifo).source_queue()
+    created = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    for holds in (1, 1, 2):
+        queue.send('{"files": []}', Continuation("job-7", created, holds), "group-7")
+    continued = []
+    for _ in range(4):
+        for message in queue.receive(max_messages=10, wait_seconds=1, visibility_seconds=30):
+            continued.append((message.job_id, message.group, message.continued))
+            queue.delete(message)  # a FIFO group gives its next message once this one is gone
+    assert continued == [
+        ("job-7", "group-7", Continuation("job-7", created, 1)),
+        ("job-7", "group-7", Continuation("job-7", created, 2)),
+    ]
 
 
 def test_a_256_kib_destination_queue_gets_every_answer_cut_to_fit_with_the_full_report(
