@@ -254,3 +254,22 @@ def test_the_hold_must_stay_under_sqs_cap() -> None:
     with pytest.raises(ConfigurationError, match="SQS_MAX_HOLD_SECONDS"):
         load_settings(sqs_max_hold_seconds=43_200)
     assert load_settings(sqs_max_hold_seconds=43_199).worker_options().max_hold_seconds == 43_199
+
+
+def test_a_message_claiming_another_jobs_id_is_a_job_of_its_own(
+    store: MemoryObjectStore, queue: MemoryQueue, notifier: MemoryNotifier
+) -> None:
+    """Continuation attributes a producer made up cannot write into another job's key."""
+    store.add(ObjectRef(SOURCE, "mine.txt"), b"mine")
+    victim = ObjectRef(DESTINATION, "victim/download-2026-11-27.zip")
+    store.put(victim, b"the victim's archive", ObjectHeaders())
+    worker = make_worker(queue, notifier, service_on(store), wait_seconds=0)
+    claimed = Continuation("victim", SENT, 1)
+    message_id = queue.send('{"files": [{"source": "mine.txt"}]}', claimed, sent_at=SENT)
+
+    assert drive(worker) == [Outcome.SUCCEEDED]
+
+    [notification] = notifier.published
+    assert isinstance(notification, JobSucceeded) and notification.job_id == message_id
+    assert notification.archive.key.startswith(f"{message_id}/")
+    assert store.objects[victim] == b"the victim's archive"

@@ -18,7 +18,8 @@ from archiver.app.worker.ops import NAMESPACE, emf_document
 TEMPLATE = Path(__file__).parents[2] / "deploy" / "cloudformation" / "archiver.yaml"
 # The only wildcards the APIs need: object keys in a bucket, task ids in a cluster.
 ALLOWED_WILDCARD = re.compile(
-    r"(:s3:::[^*/]+/(archiver-staging/)?\*|:task/[^*/]+/\*|:secretsmanager:[^*]+:secret:[^*]*\*)$"
+    r"(:s3:::[^*/]+/(archiver-staging/)?\*|:s3:::[^*/]+/\*/checkpoint\.(json|tail)"
+    r"|:task/[^*/]+/\*|:secretsmanager:[^*]+:secret:[^*]*\*)$"
 )
 
 
@@ -192,6 +193,11 @@ def test_task_role_resources_are_wildcard_free_but_for_keys_and_task_ids(
     # Server-side copy's staging objects: deleted, listed, only under their own prefix.
     [archive_bucket] = resources["FindStagingObjectsLeftByKilledWorkers"]
     assert resources["RemoveStagingObjects"] == [f"{archive_bucket}/archiver-staging/*"]
+    # A checkpoint's two objects beside an archive, deleted once the job is answered.
+    assert resources["RemoveCheckpoints"] == [
+        f"{archive_bucket}/*/checkpoint.json",
+        f"{archive_bucket}/*/checkpoint.tail",
+    ]
 
 
 @pytest.mark.parametrize("secrets", [True, False])
@@ -220,7 +226,8 @@ def test_task_role_grants_exactly_what_the_worker_calls(
         "s3:PutObject",
         "s3:AbortMultipartUpload",
         "s3:ListBucketMultipartUploads",
-        "s3:DeleteObject",  # staging objects only: see the test below
+        "s3:ListMultipartUploadParts",  # a checkpointed upload, resumed
+        "s3:DeleteObject",  # staging objects and checkpoints only: see the test below
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
@@ -299,7 +306,7 @@ def test_bucket_and_queues_are_locked_down_and_clean_up(template: dict[str, Any]
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
     assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {
-        "DaysAfterInitiation": 1
+        "DaysAfterInitiation": 7  # a checkpointed job's upload outlives a day
     }
     assert "ExpirationInDays" in rules["expire-archives"]
     source = resources["SourceQueue"]["Properties"]

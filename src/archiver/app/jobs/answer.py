@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import structlog
@@ -85,6 +85,11 @@ class Handover:
 Answer = Reply | Retry | Release | Handover
 
 
+class _NotAContinuation(Exception):
+    """A message claims to carry on a job that has neither a checkpoint nor an archive of the
+    same content: it is a job of its own (a producer cannot write into another job's key)."""
+
+
 class ProgressTracking(Protocol):
     """Where a running job's progress goes (the worker logs it, and notifies if asked)."""
 
@@ -118,6 +123,9 @@ class Jobs:
         try:
             notification = self._notification(message, progress, cancel, due)
             return Reply(notification, self._deleted(message))
+        except _NotAContinuation:
+            log.warning("continuation_not_recognised", claimed_job_id=message.job_id)
+            return self.answer(replace(message, continued=None), progress, cancel, due)
         except Checkpointed as stopped:
             created = message.created_at
             return Handover(Continuation(message.job_id, created, stopped.checkpoint.holds))
@@ -142,11 +150,14 @@ class Jobs:
     ) -> Notification:
         """Build the archive; a permanent error becomes a failure notification."""
         metadata: dict[str, Any] | None = None
+        job_id = message.message_id  # until a continuation's claim is checked
         try:
             request = read_job(self._store, message.body, self._service.policy)
             metadata = request.metadata
-            job_id = message.job_id
-            plan = self._service.plan(job_id, request, message.created_at)
+            plan = self._service.plan(message.job_id, request, message.created_at)
+            if message.continued is not None and not self._service.carries_on(plan):
+                raise _NotAContinuation
+            job_id = plan.job_id
             url = self._service.url(plan.archive)
             check_metadata_fits(metadata, self._message_bytes(), job_id, url, plan.archive)
             context = {
@@ -170,7 +181,7 @@ class Jobs:
         except PermanentError as error:
             if metadata is None:
                 metadata = salvage_metadata(message.body)
-            return self._with_report(failed(message.job_id, error, metadata), error.sources)
+            return self._with_report(failed(job_id, error, metadata), error.sources)
 
     def _with_report(self, answer: Notification, listed: Sequence[str]) -> Notification:
         """An answer whose list had to be cut links to the full report, written beside the

@@ -102,6 +102,15 @@ class ArchiveService:
         resolved, listings = resolve(self.store, request, self.policy)
         return plan_archive(job_id, resolved, created_at, self.policy, listings)
 
+    def carries_on(self, plan: ArchivePlan) -> bool:
+        """Whether the plan's job has a checkpoint or a completed archive of this very job: a
+        continuation claiming a job id is taken for one only then."""
+        fingerprint = plan.fingerprint(self.policy.missing_files)
+        return (
+            self._checkpoints.load(plan, fingerprint) is not None
+            or completed_archive(self.store, plan, fingerprint) is not None
+        )
+
     def build(
         self,
         plan: ArchivePlan,
