@@ -63,6 +63,7 @@ def test_a_continuation_carries_its_job_on(queue: Queue) -> None:
     queue.delete(message)
     queue.send("a job")
     [plain] = queue.receive(max_messages=1, wait_seconds=1, visibility_seconds=30)
-    assert plain.continued is None and plain.job_id == plain.message_id
+    assert plain.continued is None
+    assert plain.job_id == plain.message_id
     assert plain.created_at == plain.sent_at
     queue.delete(plain)

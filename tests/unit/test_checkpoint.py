@@ -115,7 +115,8 @@ def test_a_job_outlives_several_holds_and_is_answered_once(
     outcomes = drive(worker, polls=40)
 
     holds = outcomes.count(Outcome.CONTINUED)
-    assert holds >= 3 and outcomes.count(Outcome.SUCCEEDED) == 1, outcomes
+    assert holds >= 3, outcomes
+    assert outcomes.count(Outcome.SUCCEEDED) == 1, outcomes
     assert set(outcomes) == {Outcome.CONTINUED, Outcome.SUCCEEDED}
     [notification] = notifier.published
     assert isinstance(notification, JobSucceeded)
@@ -123,7 +124,8 @@ def test_a_job_outlives_several_holds_and_is_answered_once(
     assert notification.archive.file_count == len(files)
     key = f"{job_id}/download-2026-11-27.zip"  # the first message's date, every hold
     archive = slow.objects[ObjectRef(DESTINATION, key)]
-    assert isinstance(archive, bytes) and len(archive) == notification.archive.size_bytes
+    assert isinstance(archive, bytes)
+    assert len(archive) == notification.archive.size_bytes
     leaves = {key.rsplit("/", 1)[-1]: data for key, data in files.items()}
     assert contents(archive) == leaves  # every CRC-32 checked by zipfile
     # One upload all along; no part sent twice; what each hold kept back went once as its tail.
@@ -131,11 +133,14 @@ def test_a_job_outlives_several_holds_and_is_answered_once(
     numbers = [number for _, number, _ in slow.parts]
     assert len(numbers) == len(set(numbers))
     tails = [size for name, size in slow.puts if name.endswith("checkpoint.tail")]
-    assert len(tails) <= holds and all(size < build_options().part_size for size in tails)
+    assert len(tails) <= holds
+    assert all(size < build_options().part_size for size in tails)
     assert sum(size for _, _, size in slow.parts) < len(archive) - 3 * 12 * MIB  # copies too
     # Nothing is left: no checkpoint, no open upload, no message.
     assert not [ref for ref in slow.objects if "checkpoint" in ref.key]
-    assert not slow.uploads and not queue.visible and not queue.in_flight
+    assert not slow.uploads
+    assert not queue.visible
+    assert not queue.in_flight
     assert len(queue.deleted) == holds + 1
 
 
@@ -160,17 +165,22 @@ def test_a_redelivery_finding_a_checkpoint_resumes_its_upload(store: MemoryObjec
     service = service_on(store)
     plan = plan_of(service, "job-1", files)
     first = checkpointed(service, plan)
-    assert first.next_entry == 1 and first.holds == 1 and first.parts_sent == 0
+    assert first.next_entry == 1
+    assert first.holds == 1
+    assert first.parts_sent == 0
     second = checkpointed(service, plan, after=1)  # a crash after it: resumed, cut again
     assert (second.next_entry, second.holds) == (2, 2)
-    assert second.upload_id is not None and second.parts_sent == 1
+    assert second.upload_id is not None
+    assert second.parts_sent == 1
     sent_before = store.uploaded_bytes
 
     archive = service.build(plan, redelivered=True)  # a plain redelivery, to the end
 
     data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
-    assert isinstance(data, bytes) and contents(data) == files
-    assert archive.file_count == 6 and archive.size_bytes == len(data)
+    assert isinstance(data, bytes)
+    assert contents(data) == files
+    assert archive.file_count == 6
+    assert archive.size_bytes == len(data)
     # Only what came after the second checkpoint was sent again: its tail, once.
     assert store.uploaded_bytes - sent_before < len(data) - second.sent_bytes + 64 * 1024
     assert ObjectRef(DESTINATION, "job-1/checkpoint.json") not in store.objects
@@ -191,7 +201,8 @@ def test_a_checkpoint_whose_upload_is_gone_starts_over(store: MemoryObjectStore)
     service.build(plan, redelivered=True)
 
     data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
-    assert isinstance(data, bytes) and contents(data) == files
+    assert isinstance(data, bytes)
+    assert contents(data) == files
     assert not store.uploads
 
 
@@ -206,7 +217,8 @@ def test_a_checkpoint_of_other_content_is_never_resumed(store: MemoryObjectStore
     service.build(plan_of(service, "job-3", fewer), redelivered=True)
 
     data = store.objects[ObjectRef(DESTINATION, "job-3/download-2026-11-27.zip")]
-    assert isinstance(data, bytes) and contents(data) == fewer
+    assert isinstance(data, bytes)
+    assert contents(data) == fewer
 
 
 def test_a_missing_file_found_after_a_checkpoint_is_listed_with_those_before(
@@ -229,7 +241,8 @@ def test_a_missing_file_found_after_a_checkpoint_is_listed_with_those_before(
     assert archive.missing == ["s3://source-images/gone-first.bin", "s3://source-images/f3.bin"]
     assert archive.file_count == 3
     data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
-    assert isinstance(data, bytes) and set(contents(data)) == {"f0.bin", "f1.bin", "f2.bin"}
+    assert isinstance(data, bytes)
+    assert set(contents(data)) == {"f0.bin", "f1.bin", "f2.bin"}
 
 
 def test_continuation_attributes_round_trip_and_bad_ones_make_none() -> None:
@@ -270,6 +283,7 @@ def test_a_message_claiming_another_jobs_id_is_a_job_of_its_own(
     assert drive(worker) == [Outcome.SUCCEEDED]
 
     [notification] = notifier.published
-    assert isinstance(notification, JobSucceeded) and notification.job_id == message_id
+    assert isinstance(notification, JobSucceeded)
+    assert notification.job_id == message_id
     assert notification.archive.key.startswith(f"{message_id}/")
     assert store.objects[victim] == b"the victim's archive"
