@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
+from structlog.testing import capture_logs
 
 from archiver.adapters.memory import MemoryMultipartUpload, MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
-from archiver.adapters.memory_secrets import MemorySecretStore
+from archiver.adapters.memory_secrets import ACCOUNT_PREFIX, MemorySecretStore
 from archiver.app.jobs.checkpoints import Checkpointed
 from archiver.app.jobs.service import ArchiveService
 from archiver.app.worker.loop import Outcome
@@ -23,11 +24,13 @@ from archiver.domain.checkpoint import (
     continuation_of,
     tail_ref,
 )
+from archiver.domain.errors import TransientError
 from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.multipart import STAGING_PREFIX
 from archiver.domain.notifications import JobSucceeded
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, MissingFiles
 from archiver.domain.ports import Buffer, ObjectHeaders
+from tests.aes import decrypted
 from tests.support import build_options, drive, link_options, make_worker
 from tests.unit.conftest import DESTINATION, SENT, SOURCE
 from tests.zipcheck import contents
@@ -132,7 +135,7 @@ def test_a_job_outlives_several_holds_and_is_answered_once(
     assert len({upload for upload, _, _ in slow.parts}) == 1
     numbers = [number for _, number, _ in slow.parts]
     assert len(numbers) == len(set(numbers))
-    tails = [size for name, size in slow.puts if name.endswith("checkpoint.tail")]
+    tails = [size for name, size in slow.puts if name.endswith(".tail")]
     assert len(tails) <= holds
     assert all(size < build_options().part_size for size in tails)
     assert sum(size for _, _, size in slow.parts) < len(archive) - 3 * 12 * MIB  # copies too
@@ -142,6 +145,13 @@ def test_a_job_outlives_several_holds_and_is_answered_once(
     assert not queue.visible
     assert not queue.in_flight
     assert len(queue.deleted) == holds + 1
+
+
+def random_sources(store: MemoryObjectStore, count: int, size: int) -> dict[str, bytes]:
+    files = {f"f{index}.bin": random.Random(index).randbytes(size) for index in range(count)}
+    for key, data in files.items():
+        store.add(ObjectRef(SOURCE, key), data)
+    return files
 
 
 def plan_of(service: ArchiveService, job_id: str, files: dict[str, bytes]) -> ArchivePlan:
@@ -159,9 +169,7 @@ def checkpointed(service: ArchiveService, plan: ArchivePlan, after: int = 0) -> 
 
 
 def test_a_redelivery_finding_a_checkpoint_resumes_its_upload(store: MemoryObjectStore) -> None:
-    files = {f"f{index}.bin": random.Random(index).randbytes(5 * MIB) for index in range(6)}
-    for key, data in files.items():
-        store.add(ObjectRef(SOURCE, key), data)
+    files = random_sources(store, 6, 5 * MIB)
     service = service_on(store)
     plan = plan_of(service, "job-1", files)
     first = checkpointed(service, plan)
@@ -184,13 +192,11 @@ def test_a_redelivery_finding_a_checkpoint_resumes_its_upload(store: MemoryObjec
     # Only what came after the second checkpoint was sent again: its tail, once.
     assert store.uploaded_bytes - sent_before < len(data) - second.sent_bytes + 64 * 1024
     assert ObjectRef(DESTINATION, "job-1/checkpoint.json") not in store.objects
-    assert ObjectRef(DESTINATION, "job-1/checkpoint.tail") not in store.objects
+    assert not [ref.key for ref in store.objects if ref.key.endswith(".tail")]
 
 
 def test_a_checkpoint_whose_upload_is_gone_starts_over(store: MemoryObjectStore) -> None:
-    files = {f"f{index}.bin": random.Random(index).randbytes(4 * MIB) for index in range(5)}
-    for key, data in files.items():
-        store.add(ObjectRef(SOURCE, key), data)
+    files = random_sources(store, 5, 4 * MIB)
     service = service_on(store)
     plan = plan_of(service, "job-2", files)
     checkpointed(service, plan)
@@ -207,9 +213,7 @@ def test_a_checkpoint_whose_upload_is_gone_starts_over(store: MemoryObjectStore)
 
 
 def test_a_checkpoint_of_other_content_is_never_resumed(store: MemoryObjectStore) -> None:
-    files = {f"f{index}.bin": random.Random(index).randbytes(2 * MIB) for index in range(4)}
-    for key, data in files.items():
-        store.add(ObjectRef(SOURCE, key), data)
+    files = random_sources(store, 4, 2 * MIB)
     service = service_on(store)
     checkpointed(service, plan_of(service, "job-3", files))
     fewer = dict(list(files.items())[1:])  # the same job id, other files: not the same job
@@ -224,9 +228,7 @@ def test_a_checkpoint_of_other_content_is_never_resumed(store: MemoryObjectStore
 def test_a_missing_file_found_after_a_checkpoint_is_listed_with_those_before(
     store: MemoryObjectStore,
 ) -> None:
-    files = {f"f{index}.bin": random.Random(index).randbytes(MIB) for index in range(4)}
-    for key, data in files.items():
-        store.add(ObjectRef(SOURCE, key), data)
+    files = random_sources(store, 4, MIB)
     service = service_on(store, missing_files=MissingFiles.SKIP)
     request = JobRequest.model_validate(
         {"files": [{"source": "gone-first.bin"}] + [{"source": key} for key in files]}
@@ -257,7 +259,7 @@ def test_continuation_attributes_round_trip_and_bad_ones_make_none() -> None:
 
 def test_checkpoint_objects_live_beside_the_archive() -> None:
     assert checkpoint_ref(DESTINATION, "j") == ObjectRef(DESTINATION, "j/checkpoint.json")
-    assert tail_ref(DESTINATION, "j") == ObjectRef(DESTINATION, "j/checkpoint.tail")
+    assert tail_ref(DESTINATION, "j", 3) == ObjectRef(DESTINATION, "j/checkpoint.3.tail")
 
 
 def test_the_hold_must_stay_under_sqs_cap() -> None:
@@ -287,3 +289,71 @@ def test_a_message_claiming_another_jobs_id_is_a_job_of_its_own(
     assert notification.job_id == message_id
     assert notification.archive.key.startswith(f"{message_id}/")
     assert store.objects[victim] == b"the victim's archive"
+
+
+def test_an_encrypted_job_resumes_with_the_password_read_again(store: MemoryObjectStore) -> None:
+    """Every entry has its own salt and key: those after a checkpoint are encrypted by the
+    next receipt, the password read from the secret again, never kept in the checkpoint."""
+    files = random_sources(store, 4, 4 * MIB)
+    files["notes.txt"] = b"deflated, then encrypted\n" * 40_000
+    store.add(ObjectRef(SOURCE, "notes.txt"), files["notes.txt"])
+    secrets = MemorySecretStore()
+    secrets.add("archiver/job", "a passphrase")
+    service = ArchiveService(
+        store,
+        secrets,
+        ArchivePolicy(SOURCE, DESTINATION, encryption_secrets=(ACCOUNT_PREFIX,)),
+        build_options(),
+        link_options(base_url="https://cdn.example.com/"),
+    )
+    job = {
+        "files": [{"source": k} for k in files],
+        "archive": {"encryption": {"secret": "archiver/job"}},
+    }
+    plan = service.plan("job-5", JobRequest.model_validate(job), SENT)
+    checkpointed(service, plan)
+    checkpointed(service, plan, after=1)
+    checkpoint = store.objects[ObjectRef(DESTINATION, "job-5/checkpoint.json")]
+    assert isinstance(checkpoint, bytes)
+    assert b"a passphrase" not in checkpoint
+
+    service.build(plan, redelivered=True)
+
+    data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
+    assert isinstance(data, bytes)
+    assert decrypted(data, "a passphrase") == files
+    assert secrets.reads == 3
+
+
+def test_a_checkpoint_that_could_not_be_replaced_is_resumed_as_it_was(
+    store: MemoryObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hold whose new checkpoint could not be written: the one before still names its own
+    tail and parts (the new tail went under a name of its own), and the job resumes there."""
+    files = random_sources(store, 6, 3 * MIB)
+    service = service_on(store)
+    plan = plan_of(service, "job-6", files)
+    first = checkpointed(service, plan)
+    put = store.put
+
+    def refused(ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
+        if ref.key.endswith("checkpoint.json"):
+            raise TransientError(f"{ref}: SlowDown")
+        put(ref, data, headers)
+
+    monkeypatch.setattr(store, "put", refused)
+    due = threading.Event()
+    due.set()
+    with pytest.raises(TransientError):
+        service.build(plan, due=due, redelivered=True)
+    monkeypatch.setattr(store, "put", put)
+
+    with capture_logs() as logs:
+        service.build(plan, redelivered=True)
+
+    [resumed] = [entry for entry in logs if entry["event"] == "job_resumed"]
+    assert resumed["next_entry"] == first.next_entry
+    data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
+    assert isinstance(data, bytes)
+    assert contents(data) == files
+    assert not [ref.key for ref in store.objects if "checkpoint" in ref.key]

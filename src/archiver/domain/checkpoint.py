@@ -3,7 +3,7 @@
 SQS holds one receipt of a message for at most 12 hours. Before that (`SQS_MAX_HOLD_SECONDS`)
 the writer stops at the end of an entry, once every part it began is uploaded and every copy
 has answered. What it has done goes into `{job_id}/checkpoint.json` beside the archive, the
-bytes of the part it had begun into `{job_id}/checkpoint.tail`; a continuation message
+bytes of the part it had begun into `{job_id}/checkpoint.{holds}.tail`; a continuation message
 (attributes `archiver-job-id`, `-created`, `-holds`) then replaces the job's message. A
 worker that receives it, or a plain redelivery finding the checkpoint, resumes the same
 multipart upload: no part is uploaded twice.
@@ -90,6 +90,7 @@ class Checkpoint(BaseModel):
     sent_crc: int = Field(ge=0, description="CRC-32 of the archive's bytes in those parts.")
     offset: int = Field(ge=0, description="Where the writer stopped: the tail ends there.")
     tail_length: int = Field(ge=0)
+    tail_crc: int = Field(ge=0, description="CRC-32 of the tail: checked when it is read back.")
     copied_bytes: int = Field(ge=0)
     copy_parts_used: int = Field(ge=0)
     copy_parts_left: int = Field(ge=0)
@@ -130,5 +131,6 @@ def checkpoint_ref(bucket: str, job_id: str) -> ObjectRef:
     return ObjectRef(bucket, f"{job_id}/checkpoint.json")
 
 
-def tail_ref(bucket: str, job_id: str) -> ObjectRef:
-    return ObjectRef(bucket, f"{job_id}/checkpoint.tail")
+def tail_ref(bucket: str, job_id: str, holds: int) -> ObjectRef:
+    """One per checkpoint: a tail is never replaced under a checkpoint that names it."""
+    return ObjectRef(bucket, f"{job_id}/checkpoint.{holds}.tail")

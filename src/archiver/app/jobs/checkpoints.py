@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 import structlog
+from isal import isal_zlib
 from pydantic import ValidationError
 
 from archiver.app.engine.archive import Stopped
@@ -114,10 +115,10 @@ class Checkpoints:
     def _tail(self, plan: ArchivePlan, checkpoint: Checkpoint) -> bytes:
         if not checkpoint.tail_length:
             return b""
-        ref = tail_ref(plan.archive.bucket, plan.job_id)
+        ref = tail_ref(plan.archive.bucket, plan.job_id, checkpoint.holds)
         tail = self._store.fetch(ref, 0, checkpoint.tail_length)
-        if len(tail) != checkpoint.tail_length:
-            raise TransientError(f"{ref}: {len(tail)} bytes, the checkpoint says otherwise")
+        if len(tail) != checkpoint.tail_length or isal_zlib.crc32(tail) != checkpoint.tail_crc:
+            raise TransientError(f"{ref}: not the tail the checkpoint recorded")
         return bytes(tail)
 
     def save(
@@ -144,6 +145,7 @@ class Checkpoints:
             sent_crc=sent.crc,
             offset=sent.offset,
             tail_length=len(sent.tail),
+            tail_crc=isal_zlib.crc32(sent.tail),
             copied_bytes=sent.copied_bytes,
             copy_parts_used=sent.copy_parts_used,
             copy_parts_left=parts_left,
@@ -153,12 +155,19 @@ class Checkpoints:
             missing=admitted.missing,
         )
         bucket = plan.archive.bucket
+        data = checkpoint.model_dump_json().encode("utf-8")
+        headers = ObjectHeaders(content_type="application/json")
         with destination_errors(plan.archive):
             if sent.tail:
-                self._store.put(tail_ref(bucket, plan.job_id), bytes(sent.tail), TAIL_HEADERS)
-            data = checkpoint.model_dump_json().encode("utf-8")
-            headers = ObjectHeaders(content_type="application/json")
-            self._store.put(checkpoint_ref(bucket, plan.job_id), data, headers)
+                tail = tail_ref(bucket, plan.job_id, checkpoint.holds)
+                self._store.put(tail, bytes(sent.tail), TAIL_HEADERS)
+            try:
+                self._store.put(checkpoint_ref(bucket, plan.job_id), data, headers)
+            except BaseException:  # not recorded: the tail is named by nothing
+                self._delete_tail(plan, checkpoint)
+                raise
+        if previous is not None:  # replaced: its tail is no longer named
+            self._delete_tail(plan, previous)
         log.info(
             "job_checkpointed",
             holds=checkpoint.holds,
@@ -168,8 +177,13 @@ class Checkpoints:
         )
         return checkpoint
 
-    def delete(self, plan: ArchivePlan) -> None:
+    def delete(self, plan: ArchivePlan, checkpoint: Checkpoint) -> None:
         """The job is answered: its checkpoint goes (a lifecycle rule is the backstop)."""
-        bucket = plan.archive.bucket
-        for ref in (tail_ref(bucket, plan.job_id), checkpoint_ref(bucket, plan.job_id)):
+        self._delete_tail(plan, checkpoint)
+        ref = checkpoint_ref(plan.archive.bucket, plan.job_id)
+        quietly("checkpoint_delete_failed", ref, partial(self._store.delete, ref))
+
+    def _delete_tail(self, plan: ArchivePlan, checkpoint: Checkpoint) -> None:
+        if checkpoint.tail_length:
+            ref = tail_ref(plan.archive.bucket, plan.job_id, checkpoint.holds)
             quietly("checkpoint_delete_failed", ref, partial(self._store.delete, ref))

@@ -149,7 +149,7 @@ class ArchiveService:
             result, admitted = self._built(build)
         except PermanentError:
             if checkpoint is not None:
-                self._checkpoints.delete(plan)
+                self._checkpoints.delete(plan, checkpoint)
             raise
         log.info("archive_uploaded", size_bytes=result.size_bytes, copied_bytes=result.copied_bytes)
         archive = ArchiveInfo(
@@ -162,7 +162,7 @@ class ArchiveService:
         )
         record_archive(self.store, plan, fingerprint, archive)
         if checkpoint is not None:
-            self._checkpoints.delete(plan)
+            self._checkpoints.delete(plan, checkpoint)
         return archive
 
     def _built(self, build: _Build) -> tuple[SinkResult, Admitted]:

@@ -201,7 +201,12 @@ class Worker:
                 if isinstance(answer, Handover):  # the continuation first: nothing is lost
                     self.queue.send(message.body, answer.continuation, message.group)
                     self.queue.delete(message)
-                    log.info("job_continued", holds=answer.continuation.holds, **took)
+                    log.info(
+                        "job_continued",
+                        holds=answer.continuation.holds,
+                        decision="continue",
+                        **took,
+                    )
                     return Done(Outcome.CONTINUED)
                 if isinstance(answer, Retry) and answer.crashed and self._last_delivery(message):
                     log.error(
