@@ -357,3 +357,37 @@ def test_a_checkpoint_that_could_not_be_replaced_is_resumed_as_it_was(
     assert isinstance(data, bytes)
     assert contents(data) == files
     assert not [ref.key for ref in store.objects if "checkpoint" in ref.key]
+
+
+def test_a_stop_hands_a_long_job_over_instead_of_losing_its_work(
+    slow: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier
+) -> None:
+    """SIGTERM mid-job: halfway through the grace the job stops at its next entry's end,
+    checkpoints and goes back on the queue as a continuation, at once (nothing hidden); the
+    next worker finishes it from there."""
+    files = bodies()
+    for key, data in files.items():
+        slow.add(ObjectRef(SOURCE, key), data)
+    service = service_on(slow)
+    stopping = make_worker(queue, notifier, service, wait_seconds=0, shutdown_grace=0.6)
+    job_id = queue.send(json.dumps({"files": [{"source": key} for key in files]}), sent_at=SENT)
+    stop = threading.Event()
+    runner = threading.Thread(target=lambda: stopping.run(stop))
+    runner.start()
+    time.sleep(0.3)  # mid-job
+    stop.set()
+    runner.join(timeout=10)
+    assert not runner.is_alive()
+    assert not notifier.published
+    [continuation] = list(queue.visible)  # visible now, not after a visibility timeout
+    assert continuation.job_id == job_id
+    sent = len(slow.parts)
+    assert sent > 0
+
+    assert drive(make_worker(queue, notifier, service, wait_seconds=0)) == [Outcome.SUCCEEDED]
+
+    [notification] = notifier.published
+    assert notification.job_id == job_id
+    numbers = [number for _, number, _ in slow.parts]
+    assert len(numbers) == len(set(numbers))  # the first worker's parts were kept
+    assert len({upload for upload, _, _ in slow.parts}) == 1

@@ -4,4 +4,23 @@ waiting for its last sources to be sized, the command line's main thread)."""
 
 from __future__ import annotations
 
+import threading
+from typing import Protocol
+
 STOP_POLL_SECONDS = 0.1
+
+
+class Due(Protocol):
+    """Whether a running job is due to stop for a checkpoint (`threading.Event` is one)."""
+
+    def is_set(self) -> bool: ...
+
+
+class AnyOf:
+    """Due once any of its events is set: the receipt's hold is over, or the worker stops."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self._events = events
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self._events)

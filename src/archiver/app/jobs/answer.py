@@ -18,6 +18,7 @@ from archiver.app.engine.sink import destination_errors
 from archiver.app.jobs.checkpoints import Checkpointed
 from archiver.app.jobs.resolve import read_job
 from archiver.app.jobs.service import ArchiveService
+from archiver.app.stopping import Due
 from archiver.domain.checkpoint import Continuation
 from archiver.domain.errors import (
     InternalError,
@@ -116,7 +117,7 @@ class Jobs:
         message: ReceivedMessage,
         progress: ProgressTracking,
         cancel: threading.Event,
-        due: threading.Event | None = None,
+        due: Due | None = None,
     ) -> Answer:
         """What to do with the message; never raises (an unplanned error is a crashed `Retry`).
         Once `due` is set, a job still building stops for a checkpoint (`Handover`)."""
@@ -146,7 +147,7 @@ class Jobs:
         message: ReceivedMessage,
         progress: ProgressTracking,
         cancel: threading.Event,
-        due: threading.Event | None,
+        due: Due | None,
     ) -> Notification:
         """Build the archive; a permanent error becomes a failure notification."""
         metadata: dict[str, Any] | None = None

@@ -22,6 +22,7 @@ from archiver.app.engine.transfer import ProgressCallback, Transfer
 from archiver.app.jobs.checkpoints import Checkpointed, Checkpoints
 from archiver.app.jobs.manifest import completed_archive, record_archive
 from archiver.app.jobs.resolve import resolve
+from archiver.app.stopping import Due
 from archiver.domain.checkpoint import Carried, Checkpoint
 from archiver.domain.checksum import crc32_text
 from archiver.domain.encryption import password_of
@@ -59,7 +60,7 @@ class _Build:
     fingerprint: str
     progress: ProgressCallback | None
     cancel: threading.Event | None
-    due: threading.Event | None  # set: stop for a checkpoint at the next entry's end
+    due: Due | None  # set: stop for a checkpoint at the next entry's end
     checkpoint: Checkpoint | None  # the job's, to resume
 
 
@@ -118,7 +119,7 @@ class ArchiveService:
         *,
         cancel: threading.Event | None = None,
         redelivered: bool = False,
-        due: threading.Event | None = None,
+        due: Due | None = None,
     ) -> ArchiveInfo:
         """Stream the archive to the destination bucket. Raises PermanentError/TransientError,
         or Checkpointed once `due` is set (the job then goes on from its checkpoint).

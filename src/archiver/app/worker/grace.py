@@ -1,11 +1,14 @@
 """The shutdown grace period: once the worker is told to stop, running jobs have
-`SHUTDOWN_GRACE_SECONDS` to finish; then they are cancelled (each releases its message)."""
+`SHUTDOWN_GRACE_SECONDS` to finish. Halfway through, those still running are asked to hand
+over (a checkpoint at their next entry's end, and a continuation: hours of work are not lost);
+at its end, those still running are cancelled (each releases its message)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import structlog
 
@@ -14,24 +17,47 @@ from archiver.app.stopping import STOP_POLL_SECONDS
 log = structlog.get_logger(__name__)
 
 
+class Grace(NamedTuple):
+    handover: threading.Event  # set halfway through: stop for a checkpoint
+    cancel: threading.Event  # set at the end: stop now
+
+
 @contextmanager
-def grace_period(stop: threading.Event, seconds: float) -> Iterator[threading.Event]:
-    """The worker's run inside: yields the event that cancels its jobs, set by a watchdog
-    thread `seconds` after `stop` (unless the run has ended by then)."""
-    cancel, finished = threading.Event(), threading.Event()
+def grace_period(stop: threading.Event, seconds: float) -> Iterator[Grace]:
+    """The worker's run inside: yields the events that stop its jobs, set by a watchdog
+    thread `seconds` / 2 and `seconds` after `stop` (unless the run has ended by then)."""
+    handover, cancel, finished = threading.Event(), threading.Event(), threading.Event()
 
     def watch() -> None:
         while not stop.wait(STOP_POLL_SECONDS):
             if finished.is_set():
                 return
-        if not finished.wait(seconds):
+        if finished.wait(seconds / 2):
+            return
+        log.warning("grace_period_half_over", grace_seconds=seconds, then="checkpoint")
+        handover.set()
+        if not finished.wait(seconds / 2):
             log.warning("grace_period_over", grace_seconds=seconds)
             cancel.set()
 
     watchdog = threading.Thread(target=watch, name="grace", daemon=True)
     watchdog.start()
     try:
-        yield cancel
+        yield Grace(handover, cancel)
     finally:
         finished.set()
         watchdog.join()
+
+
+@contextmanager
+def receipt_hold(seconds: float) -> Iterator[threading.Event]:
+    """Set once a job has held its message's receipt for `seconds` (`SQS_MAX_HOLD_SECONDS`):
+    SQS keeps a receipt hidden for 12 h at most, so the job is then checkpointed."""
+    due = threading.Event()
+    timer = threading.Timer(seconds, due.set)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield due
+    finally:
+        timer.cancel()

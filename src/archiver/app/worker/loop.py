@@ -1,8 +1,8 @@
 """The worker loop: receive jobs, hand each to the use case, carry out its answer.
 
-The loop knows queues and signals: it keeps a job's message hidden while it runs, publishes
-the answer's notification and only then deletes the message, or hands the message back for
-redelivery. What a job is, it leaves to `Jobs.answer`.
+The loop knows queues and signals: it keeps a job's message hidden while it runs, publishes the
+answer's notification (or sends its continuation) and only then deletes the message, or hands
+the message back for redelivery. What a job is, it leaves to `Jobs.answer`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import NamedTuple
 import structlog
 
 from archiver.app.jobs.answer import Handover, Jobs, Release, Reply, Retry
-from archiver.app.stopping import STOP_POLL_SECONDS
-from archiver.app.worker.grace import grace_period
+from archiver.app.stopping import STOP_POLL_SECONDS, AnyOf
+from archiver.app.worker.grace import grace_period, receipt_hold
 from archiver.app.worker.heartbeat import VisibilityHeartbeat
 from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection
 from archiver.app.worker.polling import LongPoll
@@ -109,7 +109,7 @@ class Worker:
         ended: Counter[Outcome] = Counter()
         polling = LongPoll(self._receive, lambda message: self._set_visibility(message, 0))
         pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="job")
-        with grace_period(stop, options.shutdown_grace) as cancel:
+        with grace_period(stop, options.shutdown_grace) as (handover, cancel):
             try:
                 while not stop.is_set() and (max_polls is None or polls < max_polls):
                     running = self._tally(running, ended)
@@ -139,7 +139,7 @@ class Worker:
                         if stop.is_set():
                             self._set_visibility(message, 0)  # arrived during shutdown: hand back
                         else:
-                            running.add(pool.submit(self.handle, message, cancel))
+                            running.add(pool.submit(self.handle, message, cancel, handover))
                 wait(running)
             finally:
                 pool.shutdown(wait=True)
@@ -162,8 +162,14 @@ class Worker:
             visibility_seconds=self.options.visibility_seconds,
         )
 
-    def handle(self, message: ReceivedMessage, cancel: threading.Event) -> Outcome:
-        """One message, start to end: the job's answer carried out, and measured."""
+    def handle(
+        self,
+        message: ReceivedMessage,
+        cancel: threading.Event,
+        handover: threading.Event | None = None,
+    ) -> Outcome:
+        """One message, start to end: the job's answer carried out, and measured (`handover`:
+        the worker is stopping, the job is to stop for a checkpoint)."""
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             job_id=message.job_id, receive_count=message.receive_count
@@ -173,7 +179,7 @@ class Worker:
         self.ops.protection.job_started()
         started = time.monotonic()
         try:
-            done = self._carry_out(message, cancel, started)
+            done = self._carry_out(message, cancel, handover or threading.Event(), started)
             self.ops.metrics.job(
                 done.outcome.value,
                 code=done.code,
@@ -187,26 +193,28 @@ class Worker:
             self.ops.protection.job_ended()
             structlog.contextvars.clear_contextvars()
 
-    def _carry_out(self, message: ReceivedMessage, cancel: threading.Event, started: float) -> Done:
+    def _carry_out(
+        self,
+        message: ReceivedMessage,
+        cancel: threading.Event,
+        handover: threading.Event,
+        started: float,
+    ) -> Done:
         """The answer, carried out."""
         took = {"duration_s": 0.0}
-        due = threading.Event()  # SQS holds one receipt for 12 h at most: checkpoint before
-        hold = threading.Timer(self.options.max_hold_seconds, due.set)
-        hold.daemon = True
-        hold.start()
+        visibility = self.options.visibility_seconds
         try:
-            with VisibilityHeartbeat(self.queue, message, self.options.visibility_seconds):
-                answer = self.jobs.answer(message, self.progress, cancel, due)
+            with (
+                receipt_hold(self.options.max_hold_seconds) as due,
+                VisibilityHeartbeat(self.queue, message, visibility),
+            ):
+                answer = self.jobs.answer(message, self.progress, cancel, AnyOf(due, handover))
                 took["duration_s"] = round(time.monotonic() - started, 3)
                 if isinstance(answer, Handover):  # the continuation first: nothing is lost
                     self.queue.send(message.body, answer.continuation, message.group)
                     self.queue.delete(message)
-                    log.info(
-                        "job_continued",
-                        holds=answer.continuation.holds,
-                        decision="continue",
-                        **took,
-                    )
+                    holds = answer.continuation.holds
+                    log.info("job_continued", holds=holds, decision="continue", **took)
                     return Done(Outcome.CONTINUED)
                 if isinstance(answer, Retry) and answer.crashed and self._last_delivery(message):
                     log.error(
@@ -220,8 +228,6 @@ class Worker:
             answer = Retry(str(error))
         except Exception as error:  # a bug there: redelivered, then dead-lettered
             answer = Retry(repr(error), error)
-        finally:
-            hold.cancel()
         if isinstance(answer, Release):
             log.warning("job_released", reason=answer.reason, decision="release", **took)
             self._set_visibility(message, 0)
