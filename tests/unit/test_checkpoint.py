@@ -138,7 +138,7 @@ def test_a_job_outlives_several_holds_and_is_answered_once(
     tails = [size for name, size in slow.puts if name.endswith(".tail")]
     assert len(tails) <= holds
     assert all(size < build_options().part_size for size in tails)
-    assert sum(size for _, _, size in slow.parts) < len(archive) - 3 * 12 * MIB  # copies too
+    assert sum(size for _, _, size in slow.parts) <= len(archive)  # no byte sent twice
     # Nothing is left: no checkpoint, no open upload, no message.
     assert not [ref for ref in slow.objects if "checkpoint" in ref.key]
     assert not slow.uploads
