@@ -250,16 +250,18 @@ def test_an_upload_is_resumed_from_its_listed_parts(
     began = store.start_upload(ref, HEADERS)
     began.upload_part(1, first)
     began.upload_part(2, second)
+    began.upload_part(3, b"an attempt after the checkpoint, killed" * 10_000)
+    began.upload_part(4, b"its next part")
     assert store.abort_uploads(ref, keep=began.upload_id) == 0  # the checkpoint's is kept
 
-    upload, sizes = store.resume_upload(ref, began.upload_id)
+    upload, sizes = store.resume_upload(ref, began.upload_id, 2)  # the checkpoint's two
 
     assert sizes == {1: 5 * MIB, 2: 5 * MIB}
-    upload.upload_part(3, third)
+    upload.upload_part(3, third)  # sent again; part 4 is not named at completion
     upload.complete(zlib.crc32(first + second + third))
     assert read_all(store, ref, chunk=4 * MIB) == first + second + third
     with pytest.raises(ObjectUnavailable):  # completed: there is nothing left to resume
-        store.resume_upload(ref, began.upload_id)
+        store.resume_upload(ref, began.upload_id, 3)
 
 
 def test_an_aborted_upload_cannot_be_resumed(store_and_bucket: tuple[ObjectStore, str]) -> None:
@@ -269,4 +271,4 @@ def test_an_aborted_upload_cannot_be_resumed(store_and_bucket: tuple[ObjectStore
     began.upload_part(1, b"gone")
     assert store.abort_uploads(ref) == 1
     with pytest.raises(ObjectUnavailable):
-        store.resume_upload(ref, began.upload_id)
+        store.resume_upload(ref, began.upload_id, 1)

@@ -7,6 +7,8 @@ from archiver.domain.errors import ConfigurationError
 from archiver.domain.ports import Queue
 from tests.contract.conftest import REDRIVE_LIMIT
 
+TOKEN = "kept-in-the-checkpoint-0123456789"
+
 
 def test_send_receive_release_delete(queue: Queue) -> None:
     assert queue.receive(max_messages=1, wait_seconds=0, visibility_seconds=30) == []
@@ -50,16 +52,17 @@ def test_a_queue_url_that_names_no_queue_is_a_configuration_error(missing_queue:
 
 
 def test_a_continuation_carries_its_job_on(queue: Queue) -> None:
-    """A checkpointed job's continuation: a new message, the job's own id, date and holds."""
+    """A checkpointed job's continuation: a new message, the job's own id, date, holds and
+    token."""
     created = datetime(2026, 12, 7, 8, 0, 1, 250_000, tzinfo=UTC)
-    message_id = queue.send('{"files": []}', Continuation("first-message-id", created, 2))
+    message_id = queue.send('{"files": []}', Continuation("first-message-id", created, 2, TOKEN))
 
     [message] = queue.receive(max_messages=1, wait_seconds=1, visibility_seconds=30)
 
     assert message.message_id == message_id != "first-message-id"
     assert message.job_id == "first-message-id"
     assert message.created_at == created
-    assert message.continued == Continuation("first-message-id", created, 2)
+    assert message.continued == Continuation("first-message-id", created, 2, TOKEN)
     queue.delete(message)
     queue.send("a job")
     [plain] = queue.receive(max_messages=1, wait_seconds=1, visibility_seconds=30)

@@ -112,15 +112,15 @@ def test_a_continuation_on_a_fifo_queue_goes_in_the_jobs_group_once_per_checkpoi
     queue = container_for(fifo).source_queue()
     created = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
     for holds in (1, 1, 2):
-        queue.send('{"files": []}', Continuation("job-7", created, holds), "group-7")
+        queue.send('{"files": []}', Continuation("job-7", created, holds, "t" * 32), "group-7")
     continued = []
     for _ in range(4):
         for message in queue.receive(max_messages=10, wait_seconds=1, visibility_seconds=30):
             continued.append((message.job_id, message.group, message.continued))
             queue.delete(message)  # a FIFO group gives its next message once this one is gone
     assert continued == [
-        ("job-7", "group-7", Continuation("job-7", created, 1)),
-        ("job-7", "group-7", Continuation("job-7", created, 2)),
+        ("job-7", "group-7", Continuation("job-7", created, 1, "t" * 32)),
+        ("job-7", "group-7", Continuation("job-7", created, 2, "t" * 32)),
     ]
 
 

@@ -248,13 +248,14 @@ def test_a_missing_file_found_after_a_checkpoint_is_listed_with_those_before(
 
 
 def test_continuation_attributes_round_trip_and_bad_ones_make_none() -> None:
-    continuation = Continuation("job-9", datetime(2026, 12, 7, 20, 0, 1, tzinfo=UTC), 3)
+    continuation = Continuation("job-9", datetime(2026, 12, 7, 20, 0, 1, tzinfo=UTC), 3, "t" * 32)
     assert continuation_of(continuation_attributes(continuation)) == continuation
     assert continuation_of({}) is None
     attributes = continuation_attributes(continuation)
     assert continuation_of({**attributes, "archiver-job-created": "yesterday"}) is None
     assert continuation_of({**attributes, "archiver-job-created": "2026-12-07T20:00"}) is None
     assert continuation_of({**attributes, "archiver-job-holds": "x"}) is None
+    assert continuation_of({**attributes, "archiver-job-token": ""}) is None
 
 
 def test_checkpoint_objects_live_beside_the_archive() -> None:
@@ -279,7 +280,7 @@ def test_a_message_claiming_another_jobs_id_is_a_job_of_its_own(
     victim = ObjectRef(DESTINATION, "victim/download-2026-11-27.zip")
     store.put(victim, b"the victim's archive", ObjectHeaders())
     worker = make_worker(queue, notifier, service_on(store), wait_seconds=0)
-    claimed = Continuation("victim", SENT, 1)
+    claimed = Continuation("victim", SENT, 1, "a guess" * 5)
     message_id = queue.send('{"files": [{"source": "mine.txt"}]}', claimed, sent_at=SENT)
 
     assert drive(worker) == [Outcome.SUCCEEDED]

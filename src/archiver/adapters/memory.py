@@ -186,11 +186,13 @@ class MemoryObjectStore:
         return upload
 
     def resume_upload(
-        self, ref: ObjectRef, upload_id: str
+        self, ref: ObjectRef, upload_id: str, parts: int
     ) -> tuple[MemoryMultipartUpload, dict[int, int]]:
         upload = self.uploads.get(upload_id)
         if upload is None or upload.ref != ref:
             raise ObjectUnavailable(str(ref), Unavailable.NOT_FOUND, "NoSuchUpload")
+        for number in [number for number in upload.parts if number > parts]:
+            del upload.parts[number]  # as S3 does with a part not named at completion
         return upload, {number: len(data) for number, data in upload.parts.items()}
 
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str:

@@ -242,9 +242,10 @@ class S3ObjectStore:
         return S3MultipartUpload(self._client, ref, created["UploadId"], self._payer)
 
     def resume_upload(
-        self, ref: ObjectRef, upload_id: str
+        self, ref: ObjectRef, upload_id: str, parts: int
     ) -> tuple[S3MultipartUpload, dict[int, int]]:
-        """ListParts, every page: the parts' ETags and CRC-32s are what completing needs."""
+        """ListParts, every page up to part `parts`: the parts' ETags and CRC-32s are what
+        completing needs."""
         upload = S3MultipartUpload(self._client, ref, upload_id, self._payer)
         sizes: dict[int, int] = {}
         marker = 0
@@ -254,10 +255,11 @@ class S3ObjectStore:
                     Bucket=ref.bucket, Key=ref.key, UploadId=upload_id, PartNumberMarker=marker
                 )
                 for part in page.get("Parts", []):
-                    upload.uploaded(part["PartNumber"], part["ETag"], part.get("ChecksumCRC32"))
-                    sizes[part["PartNumber"]] = part["Size"]
+                    if part["PartNumber"] <= parts:
+                        upload.uploaded(part["PartNumber"], part["ETag"], part.get("ChecksumCRC32"))
+                        sizes[part["PartNumber"]] = part["Size"]
                 marker = int(page.get("NextPartNumberMarker", 0))
-                if not page.get("IsTruncated") or not marker:
+                if not page.get("IsTruncated") or not marker or marker >= parts:
                     return upload, sizes
 
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str:

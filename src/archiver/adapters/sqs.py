@@ -15,9 +15,7 @@ from botocore.exceptions import ClientError
 
 from archiver.adapters.errors import error_code, transient_only
 from archiver.domain.checkpoint import (
-    CREATED_ATTRIBUTE,
-    HOLDS_ATTRIBUTE,
-    JOB_ID_ATTRIBUTE,
+    CONTINUATION_ATTRIBUTES,
     Continuation,
     continuation_attributes,
     continuation_of,
@@ -63,7 +61,6 @@ SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
     "ApproximateReceiveCount",
     "MessageGroupId",  # FIFO queues only
 ]
-CONTINUATION_ATTRIBUTES = [JOB_ID_ATTRIBUTE, CREATED_ATTRIBUTE, HOLDS_ATTRIBUTE]
 FIFO_SUFFIX = ".fifo"  # SQS requires it of every FIFO queue's name
 SMALLEST_MAXIMUM = 1024  # the least MaximumMessageSize SQS allows: a shorter body always fits
 
@@ -177,7 +174,7 @@ class SqsQueue:
                 WaitTimeSeconds=wait_seconds,
                 VisibilityTimeout=visibility_seconds,
                 MessageSystemAttributeNames=SYSTEM_ATTRIBUTES,
-                MessageAttributeNames=CONTINUATION_ATTRIBUTES,
+                MessageAttributeNames=list(CONTINUATION_ATTRIBUTES),
             )
         return [_received(message) for message in response.get("Messages", [])]
 

@@ -4,9 +4,11 @@ SQS holds one receipt of a message for at most 12 hours. Before that (`SQS_MAX_H
 the writer stops at the end of an entry, once every part it began is uploaded and every copy
 has answered. What it has done goes into `{job_id}/checkpoint.json` beside the archive, the
 bytes of the part it had begun into `{job_id}/checkpoint.{holds}.tail`; a continuation message
-(attributes `archiver-job-id`, `-created`, `-holds`) then replaces the job's message. A
-worker that receives it, or a plain redelivery finding the checkpoint, resumes the same
-multipart upload: no part is uploaded twice.
+(attributes `archiver-job-id`, `-created`, `-holds`, `-token`) then replaces the job's message.
+A worker that receives it, or a plain redelivery finding the checkpoint, resumes the same
+multipart upload: no part is uploaded twice. The token, drawn at the job's first checkpoint and
+kept in its checkpoint and its manifest, is what makes a message a continuation: a producer
+cannot claim another job's key by naming it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from archiver.domain.zipformat import Entry, central_directory
 JOB_ID_ATTRIBUTE = "archiver-job-id"
 CREATED_ATTRIBUTE = "archiver-job-created"
 HOLDS_ATTRIBUTE = "archiver-job-holds"
+TOKEN_ATTRIBUTE = "archiver-job-token"  # noqa: S105 (a name, not a secret)
+CONTINUATION_ATTRIBUTES = (JOB_ID_ATTRIBUTE, CREATED_ATTRIBUTE, HOLDS_ATTRIBUTE, TOKEN_ATTRIBUTE)
 MAX_HOLD_SECONDS = 43_200
 """SQS's cap on how long one receipt of a message stays hidden, from when it was received."""
 
@@ -36,6 +40,7 @@ class Continuation:
     job_id: str
     created_at: datetime  # the job's first message's: the archive's key and entry times
     holds: int  # the checkpoint's `holds`: continuations of one job differ by it
+    token: str  # the checkpoint's `token`: what proves the claim
 
 
 def continuation_attributes(continuation: Continuation) -> dict[str, str]:
@@ -44,14 +49,15 @@ def continuation_attributes(continuation: Continuation) -> dict[str, str]:
         JOB_ID_ATTRIBUTE: continuation.job_id,
         CREATED_ATTRIBUTE: continuation.created_at.isoformat(),
         HOLDS_ATTRIBUTE: str(continuation.holds),
+        TOKEN_ATTRIBUTE: continuation.token,
     }
 
 
 def continuation_of(attributes: dict[str, str]) -> Continuation | None:
     """The continuation a message's attributes describe; None for a job's first message (or
     attributes that do not make one: the message is then the job's own)."""
-    job_id = attributes.get(JOB_ID_ATTRIBUTE)
-    if not job_id:
+    job_id, token = attributes.get(JOB_ID_ATTRIBUTE), attributes.get(TOKEN_ATTRIBUTE)
+    if not job_id or not token:
         return None
     try:
         created_at = datetime.fromisoformat(attributes[CREATED_ATTRIBUTE])
@@ -60,7 +66,7 @@ def continuation_of(attributes: dict[str, str]) -> Continuation | None:
         return None
     if created_at.tzinfo is None:
         return None
-    return Continuation(job_id, created_at, holds)
+    return Continuation(job_id, created_at, holds, token)
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,8 @@ class Checkpoint(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     job_id: str
-    fingerprint: str  # the plan's: a checkpoint of another job content is never resumed
+    token: str = Field(min_length=16, description="Drawn at the first checkpoint, then kept.")
+    fingerprint: str  # the plan's: a checkpoint of other content is not resumed
     upload_id: str | None  # None: nothing was sent yet (the tail holds it all)
     holds: int = Field(ge=1, description="Receipts checkpointed so far, this one included.")
     part_sizes: list[int] = Field(description="Of every part begun: the tail's is the last.")

@@ -63,6 +63,7 @@ class ArchiveManifest(_Message):
     job_id: str
     fingerprint: str
     archive: ArchiveInfo
+    token: str | None = None  # the checkpoint's, if the job had one: its continuations match
 
 
 class Substitutions(_Message):

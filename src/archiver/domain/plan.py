@@ -92,7 +92,7 @@ class ArchivePlan:
     @property
     def manifest(self) -> ObjectRef:
         """Where a completed archive's record lives, for redeliveries to find."""
-        return ObjectRef(self.archive.bucket, f"{self.job_id}/manifest.json")
+        return manifest_ref(self.archive.bucket, self.job_id)
 
     def fingerprint(self, missing_files: MissingFiles) -> str:
         """A content hash of what was asked: a redelivery reuses an archive only if it matches."""
@@ -253,3 +253,7 @@ def plan_archive(
         unmatched=tuple(unmatched),
         encryption=encryption.secret if encryption is not None else None,
     )
+
+
+def manifest_ref(bucket: str, job_id: str) -> ObjectRef:
+    return ObjectRef(bucket, f"{job_id}/manifest.json")

@@ -91,10 +91,12 @@ class ObjectStore(Protocol):
     def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> MultipartUpload: ...
 
     def resume_upload(
-        self, ref: ObjectRef, upload_id: str
+        self, ref: ObjectRef, upload_id: str, parts: int
     ) -> tuple[MultipartUpload, dict[int, int]]:
-        """An upload begun earlier, to go on with, and the size of each part it holds, by
-        number (ListParts); ObjectUnavailable when it is gone (completed, aborted)."""
+        """An upload begun earlier, to go on with after its part `parts`, and the size of each
+        of its parts 1..`parts`, by number (ListParts); ObjectUnavailable when it is gone
+        (completed, aborted). A later part it holds (sent after the checkpoint by an attempt
+        that then died) is not named at completion unless sent again."""
         ...
 
     def presigned_url(self, ref: ObjectRef, expires_in: int) -> str: ...

@@ -71,8 +71,9 @@ class MultipartSink:
         if memory is not None:  # a share too small for the configured parts runs fewer at once
             self._requests.uploads.limit(memory.parts_for(part_size))
         self._sent = (0, 0, 0)  # parts sent before the checkpoint: count, CRC-32, bytes
+        self._kept: MultipartUpload | None = None  # the checkpoint's: an abort keeps it
         if sent is not None:  # a checkpointed upload, resumed
-            self._upload = sent.upload
+            self._upload = self._kept = sent.upload
             self._layout.resume(sent)
             self._grown(max(self._layout.sizes, default=0))
             self._sent = (sent.count, sent.crc, sent.sent_bytes)
@@ -280,14 +281,14 @@ class MultipartSink:
                 yield self._staged[index].tail_crc, self._staged[index].tail_length
 
     def abort(self) -> None:
-        """Stop uploading and abort the multipart upload, so no storage is left behind."""
+        """Stop uploading, and abort the upload but a checkpoint's (the next attempt's)."""
         if self._closed:
             return
         self._closed = True
         self._parts.clear()
         self._requests.cancel()
         self._shutdown()
-        if self._upload is not None:
+        if self._upload is not None and self._upload is not self._kept:
             quietly("multipart_abort_failed", self._ref, self._upload.abort)
 
     def _shutdown(self) -> None:

@@ -75,7 +75,7 @@ class ArchiveSink(Protocol):
     def abort(self) -> None: ...
 
 
-def quietly(event: str, ref: ObjectRef, clean_up: Callable[[], None]) -> None:
+def quietly(event: str, ref: ObjectRef, clean_up: Callable[[], object]) -> None:
     """A clean-up the store may fail: logged, not raised (lifecycle rules are the backstop)."""
     try:
         clean_up()

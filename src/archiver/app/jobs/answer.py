@@ -87,8 +87,9 @@ Answer = Reply | Retry | Release | Handover
 
 
 class _NotAContinuation(Exception):
-    """A message claims to carry on a job that has neither a checkpoint nor an archive of the
-    same content: it is a job of its own (a producer cannot write into another job's key)."""
+    """A message claims to carry on a job, but with a token neither the job's checkpoint nor
+    its archive's manifest holds: it is a job of its own (a producer cannot write into another
+    job's key)."""
 
 
 class ProgressTracking(Protocol):
@@ -128,8 +129,9 @@ class Jobs:
             log.warning("continuation_not_recognised", claimed_job_id=message.job_id)
             return self.answer(replace(message, continued=None), progress, cancel, due)
         except Checkpointed as stopped:
-            created = message.created_at
-            return Handover(Continuation(message.job_id, created, stopped.checkpoint.holds))
+            checkpoint, created = stopped.checkpoint, message.created_at
+            continuation = Continuation(message.job_id, created, checkpoint.holds, checkpoint.token)
+            return Handover(continuation)
         except JobCancelled as cancelled:
             return Release(str(cancelled))
         except TransientError as error:
@@ -151,14 +153,13 @@ class Jobs:
     ) -> Notification:
         """Build the archive; a permanent error becomes a failure notification."""
         metadata: dict[str, Any] | None = None
-        job_id = message.message_id  # until a continuation's claim is checked
+        if message.continued is not None and not self._service.claimed(message.continued):
+            raise _NotAContinuation
+        job_id = message.job_id
         try:
             request = read_job(self._store, message.body, self._service.policy)
             metadata = request.metadata
-            plan = self._service.plan(message.job_id, request, message.created_at)
-            if message.continued is not None and not self._service.carries_on(plan):
-                raise _NotAContinuation
-            job_id = plan.job_id
+            plan = self._service.plan(job_id, request, message.created_at)
             url = self._service.url(plan.archive)
             check_metadata_fits(metadata, self._message_bytes(), job_id, url, plan.archive)
             context = {

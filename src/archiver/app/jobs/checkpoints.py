@@ -3,25 +3,29 @@ read when a later receipt of the job resumes the same upload (`domain/checkpoint
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, replace
 from functools import partial
 
 import structlog
 from isal import isal_zlib
-from pydantic import ValidationError
 
 from archiver.app.engine.archive import Stopped
 from archiver.app.engine.parts import SentParts
 from archiver.app.engine.sink import destination_errors, quietly
+from archiver.app.jobs.documents import read_document
+from archiver.app.jobs.manifest import MANIFEST_MAX_BYTES
 from archiver.domain.checkpoint import (
     Carried,
     Checkpoint,
+    Continuation,
     checkpoint_ref,
     record_of,
     tail_ref,
 )
-from archiver.domain.errors import ObjectUnavailable, TransientError
-from archiver.domain.plan import ArchivePlan
+from archiver.domain.errors import ObjectUnavailable
+from archiver.domain.notifications import ArchiveManifest
+from archiver.domain.plan import ArchivePlan, manifest_ref
 from archiver.domain.policy import Admitted
 from archiver.domain.ports import ObjectHeaders, ObjectStore
 from archiver.domain.zipformat import Entry
@@ -55,34 +59,36 @@ class Checkpoints:
     def __init__(self, store: ObjectStore) -> None:
         self._store = store
 
-    def load(self, plan: ArchivePlan, fingerprint: str) -> Checkpoint | None:
-        """The job's checkpoint, if it has one of this very job; None otherwise."""
-        ref = checkpoint_ref(plan.archive.bucket, plan.job_id)
-        try:
-            info = self._store.stat(ref)
-            if info.size > CHECKPOINT_MAX_BYTES:
-                return None
-            checkpoint = Checkpoint.model_validate_json(
-                self._store.fetch(ref, 0, info.size, info.etag)
-            )
-        except (ObjectUnavailable, TransientError):
-            return None
-        except ValidationError:
-            log.warning("checkpoint_unreadable", checkpoint=str(ref))
-            return None
-        if checkpoint.job_id != plan.job_id or checkpoint.fingerprint != fingerprint:
-            log.warning("checkpoint_of_another_job", checkpoint=str(ref))
-            return None
-        return checkpoint
+    def claimed(self, bucket: str, continuation: Continuation) -> bool:
+        """Whether the job a continuation names has a checkpoint, or an archive built from one,
+        with the continuation's token (TransientError: ask again later)."""
+        checkpoint = self._read(bucket, continuation.job_id)
+        if checkpoint is not None and checkpoint.token == continuation.token:
+            return True
+        ref = manifest_ref(bucket, continuation.job_id)
+        manifest = read_document(self._store, ref, ArchiveManifest, MANIFEST_MAX_BYTES)
+        return manifest is not None and manifest.token == continuation.token
+
+    def load(self, plan: ArchivePlan) -> Checkpoint | None:
+        """The job's checkpoint, if it has one (of its content or not: see `fingerprint`)."""
+        return self._read(plan.archive.bucket, plan.job_id)
+
+    def _read(self, bucket: str, job_id: str) -> Checkpoint | None:
+        checkpoint = read_document(
+            self._store, checkpoint_ref(bucket, job_id), Checkpoint, CHECKPOINT_MAX_BYTES
+        )
+        return checkpoint if checkpoint is not None and checkpoint.job_id == job_id else None
 
     def resume(self, plan: ArchivePlan, checkpoint: Checkpoint) -> Resumed | None:
         """The upload as the checkpoint left it (ListParts); None when it is not (aborted,
-        completed, parts missing): the job then starts over."""
+        completed, parts missing, its tail gone); TransientError: ask again later."""
         upload = None
         if checkpoint.upload_id is not None:
             try:
-                upload, sizes = self._store.resume_upload(plan.archive, checkpoint.upload_id)
-            except (ObjectUnavailable, TransientError) as error:
+                upload, sizes = self._store.resume_upload(
+                    plan.archive, checkpoint.upload_id, checkpoint.parts_sent
+                )
+            except ObjectUnavailable as error:
                 log.warning("checkpoint_upload_gone", error=str(error), then="starting over")
                 return None
             sent = checkpoint.part_sizes[: checkpoint.parts_sent]
@@ -90,10 +96,11 @@ class Checkpoints:
                 log.warning("checkpoint_parts_differ", then="starting over")
                 quietly("multipart_abort_failed", plan.archive, upload.abort)
                 return None
-        try:
-            tail = self._tail(plan, checkpoint)
-        except (ObjectUnavailable, TransientError) as error:
-            log.warning("checkpoint_tail_unreadable", error=str(error), then="starting over")
+        tail = self._tail(plan, checkpoint)
+        if tail is None:
+            log.warning("checkpoint_tail_unreadable", then="starting over")
+            if upload is not None:
+                quietly("multipart_abort_failed", plan.archive, upload.abort)
             return None
         return Resumed(
             replace(plan, entries=plan.entries[checkpoint.next_entry :], unmatched=()),
@@ -112,13 +119,17 @@ class Checkpoints:
             checkpoint.next_entry,
         )
 
-    def _tail(self, plan: ArchivePlan, checkpoint: Checkpoint) -> bytes:
+    def _tail(self, plan: ArchivePlan, checkpoint: Checkpoint) -> bytes | None:
+        """The part the checkpoint had begun; None if it is gone, or not what it recorded."""
         if not checkpoint.tail_length:
             return b""
         ref = tail_ref(plan.archive.bucket, plan.job_id, checkpoint.holds)
-        tail = self._store.fetch(ref, 0, checkpoint.tail_length)
+        try:
+            tail = self._store.fetch(ref, 0, checkpoint.tail_length)
+        except ObjectUnavailable:
+            return None
         if len(tail) != checkpoint.tail_length or isal_zlib.crc32(tail) != checkpoint.tail_crc:
-            raise TransientError(f"{ref}: not the tail the checkpoint recorded")
+            return None
         return bytes(tail)
 
     def save(
@@ -137,6 +148,7 @@ class Checkpoints:
         parts_left, since_copy = stopped.copies or (0, None)
         checkpoint = Checkpoint(
             job_id=plan.job_id,
+            token=previous.token if previous else secrets.token_urlsafe(24),
             fingerprint=fingerprint,
             upload_id=None if sent.upload is None else sent.upload.upload_id,
             holds=(previous.holds if previous else 0) + 1,
@@ -177,8 +189,12 @@ class Checkpoints:
         )
         return checkpoint
 
-    def delete(self, plan: ArchivePlan, checkpoint: Checkpoint) -> None:
-        """The job is answered: its checkpoint goes (a lifecycle rule is the backstop)."""
+    def delete(self, plan: ArchivePlan, checkpoint: Checkpoint, *, abort: bool = False) -> None:
+        """The job is answered: its checkpoint goes (a lifecycle rule is the backstop), and
+        with `abort` (it failed) the upload it names."""
+        if abort:
+            uploads = partial(self._store.abort_uploads, plan.archive)
+            quietly("multipart_abort_failed", plan.archive, uploads)
         self._delete_tail(plan, checkpoint)
         ref = checkpoint_ref(plan.archive.bucket, plan.job_id)
         quietly("checkpoint_delete_failed", ref, partial(self._store.delete, ref))

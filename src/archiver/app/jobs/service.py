@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
@@ -23,7 +23,7 @@ from archiver.app.jobs.checkpoints import Checkpointed, Checkpoints
 from archiver.app.jobs.manifest import completed_archive, record_archive
 from archiver.app.jobs.resolve import resolve
 from archiver.app.stopping import Due
-from archiver.domain.checkpoint import Carried, Checkpoint
+from archiver.domain.checkpoint import Carried, Checkpoint, Continuation
 from archiver.domain.checksum import crc32_text
 from archiver.domain.encryption import password_of
 from archiver.domain.errors import CopyRefused, PermanentError
@@ -61,7 +61,8 @@ class _Build:
     progress: ProgressCallback | None
     cancel: threading.Event | None
     due: Due | None  # set: stop for a checkpoint at the next entry's end
-    checkpoint: Checkpoint | None  # the job's, to resume
+    checkpoint: Checkpoint | None  # the job's latest: its holds and its token go on
+    resumable: bool  # the checkpoint is of this content: the build carries on from it
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,10 @@ class ArchiveService:
         resolved, listings = resolve(self.store, request, self.policy)
         return plan_archive(job_id, resolved, created_at, self.policy, listings)
 
-    def carries_on(self, plan: ArchivePlan) -> bool:
-        """Whether the plan's job has a checkpoint or a completed archive of this very job: a
-        continuation claiming a job id is taken for one only then."""
-        fingerprint = plan.fingerprint(self.policy.missing_files)
-        return (
-            self._checkpoints.load(plan, fingerprint) is not None
-            or completed_archive(self.store, plan, fingerprint) is not None
-        )
+    def claimed(self, continuation: Continuation) -> bool:
+        """Whether a message carries on the job it names: its checkpoint (or its archive built
+        from one) has the continuation's token (TransientError: ask again later)."""
+        return self._checkpoints.claimed(self.policy.destination_bucket, continuation)
 
     def build(
         self,
@@ -126,9 +123,11 @@ class ArchiveService:
 
         A redelivered job first removes the staging objects an earlier attempt left, looks
         for the archive it completed, and aborts any upload it left behind (a worker killed
-        mid-job) but the one its checkpoint names, which it resumes.
+        mid-job) but the one its checkpoint names, which it resumes: unless the checkpoint is
+        of other content (a prefix listed again since), and the job starts over. A failure
+        the job may retry keeps the checkpoint's upload; a permanent one aborts it.
         """
-        checkpoint = None
+        checkpoint, resumable = None, False
         fingerprint = plan.fingerprint(self.policy.missing_files)
         if redelivered:
             with destination_errors(plan.archive):
@@ -139,18 +138,22 @@ class ArchiveService:
             if completed is not None:
                 log.info("archive_reused", archive_key=plan.archive.key)
                 return completed
-            checkpoint = self._checkpoints.load(plan, fingerprint)
-            keep = None if checkpoint is None else checkpoint.upload_id
+            with destination_errors(plan.archive):
+                checkpoint = self._checkpoints.load(plan)
+            resumable = checkpoint is not None and checkpoint.fingerprint == fingerprint
+            if checkpoint is not None and not resumable:
+                log.warning("checkpoint_of_other_content", then="starting over")
+            keep = checkpoint.upload_id if checkpoint is not None and resumable else None
             with destination_errors(plan.archive):
                 aborted = self.store.abort_uploads(plan.archive, keep=keep)
             if aborted:
                 log.warning("stale_uploads_aborted", count=aborted)
-        build = _Build(plan, fingerprint, progress, cancel, due, checkpoint)
+        build = _Build(plan, fingerprint, progress, cancel, due, checkpoint, resumable)
         try:
             result, admitted = self._built(build)
         except PermanentError:
-            if checkpoint is not None:
-                self._checkpoints.delete(plan, checkpoint)
+            if checkpoint is not None:  # the job is over: nothing is to resume its upload
+                self._checkpoints.delete(plan, checkpoint, abort=True)
             raise
         log.info("archive_uploaded", size_bytes=result.size_bytes, copied_bytes=result.copied_bytes)
         archive = ArchiveInfo(
@@ -161,7 +164,8 @@ class ArchiveService:
             crc32=crc32_text(result.crc32),
             missing=admitted.missing,
         )
-        record_archive(self.store, plan, fingerprint, archive)
+        token = None if checkpoint is None else checkpoint.token  # its continuations' too
+        record_archive(self.store, plan, fingerprint, archive, token)
         if checkpoint is not None:
             self._checkpoints.delete(plan, checkpoint)
         return archive
@@ -171,9 +175,9 @@ class ArchiveService:
             may_copy = self._build.server_side_copy and encryption is None  # its bytes change
             try:
                 return self._upload(build, may_copy, encryption)
-            except CopyRefused as refused:
+            except CopyRefused as refused:  # again, from the checkpoint if it has one
                 log.warning("server_side_copy_refused", reason=str(refused), then="streaming")
-                return self._upload(replace(build, checkpoint=None), False, encryption)
+                return self._upload(build, False, encryption)
 
     def _sweep_staging(self, archive: ObjectRef) -> int:
         """What an earlier attempt, killed mid-job, left of its staging objects: removed."""
@@ -188,7 +192,10 @@ class ArchiveService:
     ) -> tuple[SinkResult, Admitted]:
         """The archive written, from the checkpoint on if the build has one that holds."""
         plan, checkpoint = build.plan, build.checkpoint
-        resumed = None if checkpoint is None else self._checkpoints.resume(plan, checkpoint)
+        resumed = None
+        if checkpoint is not None and build.resumable:
+            with destination_errors(plan.archive):
+                resumed = self._checkpoints.resume(plan, checkpoint)
         rest, carried = (plan, NOTHING) if resumed is None else (resumed.plan, resumed.carried)
         if resumed is not None:
             log.info("job_resumed", offset=resumed.sent.offset, next_entry=resumed.base)

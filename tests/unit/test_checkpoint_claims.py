@@ -1,0 +1,184 @@
+"""A checkpointed job whose next receipt fails, and the continuations that name it (issue #23):
+what may be retried keeps the checkpoint's upload, what may not aborts it; a continuation is
+one only with its checkpoint's token, and a store that cannot tell now is asked again later."""
+
+import json
+
+import pytest
+from structlog.testing import capture_logs
+
+from archiver.adapters.memory import MemoryObjectStore
+from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
+from archiver.app.worker.loop import Outcome
+from archiver.domain.checkpoint import Continuation, checkpoint_ref
+from archiver.domain.errors import PermanentError, TransientError
+from archiver.domain.job import ObjectRef
+from archiver.domain.notifications import JobSucceeded
+from archiver.domain.plan import manifest_ref
+from archiver.domain.ports import Buffer
+from tests.support import drive, make_worker
+from tests.unit.conftest import DESTINATION, SENT, SOURCE
+from tests.unit.test_checkpoint import checkpointed, plan_of, random_sources, service_on
+from tests.zipcheck import contents
+
+MIB = 1024 * 1024
+
+
+def failing_reads_of(
+    store: MemoryObjectStore, monkeypatch: pytest.MonkeyPatch, key: str, error: Exception
+) -> None:
+    fetch = store.fetch
+
+    def failing(ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
+        if ref.key == key:
+            raise error
+        return fetch(ref, start, length, etag)
+
+    monkeypatch.setattr(store, "fetch", failing)
+
+
+def test_a_resumed_receipt_that_fails_keeps_the_upload_for_the_next(
+    store: MemoryObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attempt after a checkpoint sends parts, then a source read fails for now: the
+    upload stays (the next attempt resumes it), and the parts it sent after the checkpoint
+    are not taken for the checkpoint's."""
+    files = random_sources(store, 7, 5 * MIB)
+    service = service_on(store)
+    plan = plan_of(service, "job-1", files)
+    checkpointed(service, plan)
+    checkpoint = checkpointed(service, plan, after=1)
+    assert checkpoint.upload_id is not None
+    failing_reads_of(store, monkeypatch, "f5.bin", TransientError("f5.bin: SlowDown"))
+    with pytest.raises(TransientError):
+        service.build(plan, redelivered=True)
+    upload = store.uploads[checkpoint.upload_id]  # kept
+    assert max(upload.parts) > checkpoint.parts_sent  # and what the failed attempt sent
+    monkeypatch.undo()
+
+    with capture_logs() as logs:
+        service.build(plan, redelivered=True)
+
+    [resumed] = [entry for entry in logs if entry["event"] == "job_resumed"]
+    assert resumed["next_entry"] == checkpoint.next_entry
+    data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
+    assert isinstance(data, bytes)
+    assert contents(data) == files
+    assert not store.uploads
+
+
+def test_a_permanent_failure_after_a_checkpoint_aborts_its_upload_and_forgets_it(
+    store: MemoryObjectStore,
+) -> None:
+    files = random_sources(store, 5, 5 * MIB)
+    service = service_on(store)  # MISSING_FILES=fail
+    plan = plan_of(service, "job-2", files)
+    checkpointed(service, plan)
+    checkpoint = checkpointed(service, plan, after=1)
+    assert checkpoint.upload_id in store.uploads
+    store.delete(ObjectRef(SOURCE, "f4.bin"))
+
+    with pytest.raises(PermanentError):
+        service.build(plan, redelivered=True)
+
+    assert not store.uploads
+    assert not [ref.key for ref in store.objects if ref.bucket == DESTINATION]
+
+
+def test_a_copy_refused_after_a_checkpoint_goes_on_from_it_streaming(
+    store: MemoryObjectStore,
+) -> None:
+    files = random_sources(store, 5, 12 * MIB)  # stored entries S3 may copy
+    service = service_on(store)
+    plan = plan_of(service, "job-3", files)
+    checkpointed(service, plan)
+    checkpoint = checkpointed(service, plan, after=1)
+    store.refuse_copies = "AccessDenied"  # the source's policy changed meanwhile
+
+    with capture_logs() as logs:
+        service.build(plan, redelivered=True)
+
+    events = [entry["event"] for entry in logs]
+    assert "server_side_copy_refused" in events
+    resumed = [entry for entry in logs if entry["event"] == "job_resumed"]
+    assert [entry["next_entry"] for entry in resumed] == [checkpoint.next_entry] * 2
+    data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
+    assert isinstance(data, bytes)
+    assert contents(data) == files
+    assert not store.uploads
+
+
+def body(files: dict[str, bytes]) -> str:
+    return json.dumps({"files": [{"source": key} for key in files]})
+
+
+def test_a_continuation_that_cannot_be_checked_now_is_tried_again(
+    store: MemoryObjectStore,
+    queue: MemoryQueue,
+    notifier: MemoryNotifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not taken for a job of its own (whose original would then never be answered)."""
+    files = random_sources(store, 4, 5 * MIB)
+    service = service_on(store)
+    checkpoint = checkpointed(service, plan_of(service, "job-4", files))
+    ref = checkpoint_ref(DESTINATION, "job-4")
+    failing_reads_of(store, monkeypatch, ref.key, TransientError(f"{ref}: InternalError"))
+    continuation = Continuation("job-4", SENT, 1, checkpoint.token)
+    queue.send(body(files), continuation, sent_at=SENT)
+
+    assert drive(make_worker(queue, notifier, service, wait_seconds=0)) == [Outcome.DEFERRED]
+
+    assert not notifier.published
+    assert [message.continued for message in queue.in_flight.values()] == [continuation]
+    assert ref in store.objects
+    assert [ref.key for ref in store.objects if ref.key.endswith(".zip")] == []
+
+
+def test_a_continuation_of_content_listed_anew_starts_over_under_its_job_id(
+    store: MemoryObjectStore, queue: MemoryQueue, notifier: MemoryNotifier
+) -> None:
+    """A prefix listed again on the next receipt may list other files: the checkpoint is not
+    resumed, but the job is still the one the continuation carries on."""
+    files = random_sources(store, 4, 2 * MIB)
+    service = service_on(store)
+    checkpoint = checkpointed(service, plan_of(service, "job-5", files))
+    fewer = dict(list(files.items())[1:])
+    queue.send(body(fewer), Continuation("job-5", SENT, 1, checkpoint.token), sent_at=SENT)
+
+    with capture_logs() as logs:
+        outcomes = drive(make_worker(queue, notifier, service, wait_seconds=0))
+
+    assert outcomes == [Outcome.SUCCEEDED]
+    assert "checkpoint_of_other_content" in [entry["event"] for entry in logs]
+    [notification] = notifier.published
+    assert isinstance(notification, JobSucceeded)
+    assert notification.job_id == "job-5"
+    data = store.objects[ObjectRef(DESTINATION, "job-5/download-2026-11-27.zip")]
+    assert isinstance(data, bytes)
+    assert contents(data) == fewer
+    assert not store.uploads
+
+
+def test_a_continuation_of_a_completed_job_is_answered_from_its_manifest(
+    store: MemoryObjectStore, queue: MemoryQueue, notifier: MemoryNotifier
+) -> None:
+    """The job was finished by its original's redelivery (the continuation's delete had
+    failed): the manifest keeps the token, so the continuation still belongs to the job."""
+    files = random_sources(store, 3, 2 * MIB)
+    service = service_on(store)
+    plan = plan_of(service, "job-6", files)
+    checkpoint = checkpointed(service, plan)
+    service.build(plan, redelivered=True)
+    assert checkpoint_ref(DESTINATION, "job-6") not in store.objects
+    assert manifest_ref(DESTINATION, "job-6") in store.objects
+    uploaded = store.uploaded_bytes
+    queue.send(body(files), Continuation("job-6", SENT, 1, checkpoint.token), sent_at=SENT)
+
+    assert drive(make_worker(queue, notifier, service, wait_seconds=0)) == [Outcome.SUCCEEDED]
+
+    [notification] = notifier.published
+    assert isinstance(notification, JobSucceeded)
+    assert notification.job_id == "job-6"
+    assert notification.archive.key == plan.archive.key
+    assert store.uploaded_bytes == uploaded  # answered again, not built again
