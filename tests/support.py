@@ -13,8 +13,9 @@ from archiver.app.composition.settings import Settings
 from archiver.app.engine.budget import ByteBudget
 from archiver.app.jobs.answer import Jobs
 from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
-from archiver.app.worker.loop import Ops, Outcome, Worker
+from archiver.app.worker.loop import Ops, Worker
 from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection
+from archiver.app.worker.outcomes import Outcome
 from archiver.app.worker.progress import ProgressTracker
 from archiver.domain.multipart import STAGING_PREFIX
 from archiver.domain.ports import Notifier, Queue

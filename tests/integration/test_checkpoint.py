@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from archiver.adapters.s3 import S3ObjectStore
 from archiver.app.cli.dev import DevResources
 from archiver.app.composition.container import build_container
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from archiver.domain.job import ObjectRef
 from archiver.domain.ports import Buffer
 from tests.integration.conftest import Drain, worker_settings

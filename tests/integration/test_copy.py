@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 from archiver.adapters.s3 import S3ObjectStore
 from archiver.app.cli.dev import DevResources
 from archiver.app.composition.container import Container
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from archiver.domain.checksum import crc32_text
 from archiver.domain.job import ObjectRef
 from archiver.domain.multipart import STAGING_PREFIX

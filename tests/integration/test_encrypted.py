@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from archiver.app.cli.dev import DevResources
 from archiver.app.composition.container import Container, build_container
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from tests.aes import decrypted
 from tests.conftest import unique
 from tests.integration.conftest import Drain, worker_settings

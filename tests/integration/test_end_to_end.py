@@ -13,7 +13,7 @@ import pytest
 
 from archiver.app.cli.dev import DevResources
 from archiver.app.composition.container import Container
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from archiver.domain.checksum import crc32_text
 from tests.integration.conftest import Drain
 from tests.support import MIB, drive

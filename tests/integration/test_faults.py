@@ -13,7 +13,7 @@ import pytest
 from archiver.app.cli.dev import DevResources
 from archiver.app.composition.container import Container, build_container
 from archiver.app.composition.settings import Settings
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from tests.faults import Fault, FaultProxy
 from tests.integration.conftest import Drain
 from tests.support import MIB, drive

@@ -10,7 +10,7 @@ import pytest
 
 from archiver.app.cli.dev import DevResources
 from archiver.app.composition.container import Container
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from tests.integration.conftest import Drain
 from tests.support import drive
 from tests.zipcheck import contents

@@ -13,7 +13,7 @@ import pytest
 from archiver.app.cli.dev import DevResources, create_resources
 from archiver.app.composition.container import Container, build_container
 from archiver.app.composition.settings import Settings
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from archiver.domain.checkpoint import Continuation
 from archiver.domain.errors import ErrorCode
 from archiver.domain.notifications import Failure, JobFailed

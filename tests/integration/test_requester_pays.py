@@ -16,7 +16,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from archiver.app.cli.dev import DevResources
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from tests.integration.conftest import Drain
 from tests.integration.test_faults import proxied_container
 from tests.support import MIB, drive

@@ -21,7 +21,7 @@ import pytest
 from archiver.adapters.s3_multipart import S3MultipartUpload
 from archiver.app.cli.dev import DevResources
 from archiver.app.composition.container import Container
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from archiver.domain.errors import JobCancelled, TransientError
 from archiver.domain.job import FileSpec, JobRequest, ObjectRef
 from archiver.domain.multipart import STAGING_PREFIX

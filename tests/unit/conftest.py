@@ -10,6 +10,7 @@ from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.adapters.memory_secrets import MemorySecretStore
 from archiver.app.jobs.service import ArchiveService, BuildOptions, LinkOptions
 from archiver.domain.plan import ArchivePolicy
+from tests.slow_store import SlowStore
 from tests.support import build_options, link_options
 
 SOURCE = "source-images"
@@ -74,3 +75,12 @@ def make_service(store: MemoryObjectStore, secrets: MemorySecretStore) -> Servic
         )
 
     return make
+
+
+@pytest.fixture
+def slow() -> SlowStore:
+    """A store whose source reads take 50 ms each (`delay`), every archive part logged."""
+    store = SlowStore(delay=0.05, source=SOURCE)
+    store.create_bucket(SOURCE)
+    store.create_bucket(DESTINATION)
+    return store

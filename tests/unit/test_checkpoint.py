@@ -4,18 +4,17 @@ import json
 import random
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
 from structlog.testing import capture_logs
 
-from archiver.adapters.memory import MemoryMultipartUpload, MemoryObjectStore
+from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.adapters.memory_secrets import ACCOUNT_PREFIX, MemorySecretStore
 from archiver.app.jobs.checkpoints import Checkpointed
 from archiver.app.jobs.service import ArchiveService
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from archiver.domain.checkpoint import (
     Checkpoint,
     Continuation,
@@ -26,52 +25,16 @@ from archiver.domain.checkpoint import (
 )
 from archiver.domain.errors import TransientError
 from archiver.domain.job import JobRequest, ObjectRef
-from archiver.domain.multipart import STAGING_PREFIX
 from archiver.domain.notifications import JobSucceeded
 from archiver.domain.plan import ArchivePlan, ArchivePolicy, MissingFiles
-from archiver.domain.ports import Buffer, ObjectHeaders
+from archiver.domain.ports import ObjectHeaders
 from tests.aes import decrypted
+from tests.slow_store import SlowStore
 from tests.support import build_options, drive, link_options, make_worker
 from tests.unit.conftest import DESTINATION, SENT, SOURCE
 from tests.zipcheck import contents
 
 MIB = 1024 * 1024
-
-
-@dataclass
-class RecordingUpload(MemoryMultipartUpload):
-    log: list[tuple[str, int, int]] = field(default_factory=list)
-
-    def upload_part(self, number: int, data: Buffer) -> None:
-        super().upload_part(number, data)
-        if not self.ref.key.startswith(STAGING_PREFIX):  # the archive's own parts
-            self.log.append((self.upload_id, number, len(data)))
-
-
-class SlowStore(MemoryObjectStore):
-    """Every ranged read takes a while, so a job outlives a short hold; every part sent is
-    logged, by upload and number."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-        self.parts: list[tuple[str, int, int]] = []
-        self.puts: list[tuple[str, int]] = []
-
-    def fetch(self, ref: ObjectRef, start: int, length: int, etag: str | None = None) -> Buffer:
-        if ref.bucket == SOURCE:
-            time.sleep(self.delay)
-        return super().fetch(ref, start, length, etag)
-
-    def put(self, ref: ObjectRef, data: bytes, headers: ObjectHeaders) -> None:
-        self.puts.append((ref.key, len(data)))
-        super().put(ref, data, headers)
-
-    def start_upload(self, ref: ObjectRef, headers: ObjectHeaders) -> MemoryMultipartUpload:
-        self._check(ref, must_exist=False)
-        upload = RecordingUpload(self, ref, headers, log=self.parts)
-        self.uploads[upload.upload_id] = upload
-        return upload
 
 
 def bodies() -> dict[str, bytes]:
@@ -86,14 +49,6 @@ def bodies() -> dict[str, bytes]:
         else:
             files[f"raw/{index:02d}.bin"] = rng.randbytes(rng.choice([40_000, 3 * MIB, 7 * MIB]))
     return files
-
-
-@pytest.fixture
-def slow() -> SlowStore:
-    store = SlowStore(delay=0.05)
-    store.create_bucket(SOURCE)
-    store.create_bucket(DESTINATION)
-    return store
 
 
 def service_on(store: MemoryObjectStore, **policy: object) -> ArchiveService:

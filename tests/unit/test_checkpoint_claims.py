@@ -3,19 +3,22 @@ what may be retried keeps the checkpoint's upload, what may not aborts it; a con
 one only with its checkpoint's token, and a store that cannot tell now is asked again later."""
 
 import json
+import random
 
 import pytest
 from structlog.testing import capture_logs
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
-from archiver.app.worker.loop import Outcome
-from archiver.domain.checkpoint import Continuation, checkpoint_ref
+from archiver.app.worker import grace
+from archiver.app.worker.outcomes import Outcome
+from archiver.domain.checkpoint import Checkpoint, Continuation, checkpoint_ref, sent_ref
 from archiver.domain.errors import PermanentError, TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobSucceeded
 from archiver.domain.plan import manifest_ref
 from archiver.domain.ports import Buffer
+from tests.slow_store import SlowStore
 from tests.support import drive, make_worker
 from tests.unit.conftest import DESTINATION, SENT, SOURCE
 from tests.unit.test_checkpoint import checkpointed, plan_of, random_sources, service_on
@@ -40,20 +43,28 @@ def failing_reads_of(
 def test_a_resumed_receipt_that_fails_keeps_the_upload_for_the_next(
     store: MemoryObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The attempt after a checkpoint sends parts, then a source read fails for now: the
-    upload stays (the next attempt resumes it), and the parts it sent after the checkpoint
-    are not taken for the checkpoint's."""
+    """The attempt after a checkpoint sends a part, then S3 fails the next for now: the
+    upload stays (the next attempt resumes it), and the part it sent after the checkpoint is
+    not taken for the checkpoint's."""
     files = random_sources(store, 7, 5 * MIB)
     service = service_on(store)
     plan = plan_of(service, "job-1", files)
     checkpointed(service, plan)
     checkpoint = checkpointed(service, plan, after=1)
     assert checkpoint.upload_id is not None
-    failing_reads_of(store, monkeypatch, "f5.bin", TransientError("f5.bin: SlowDown"))
+    upload = store.uploads[checkpoint.upload_id]
+    upload_part = upload.upload_part
+
+    def failing(number: int, data: Buffer) -> None:
+        if number > checkpoint.parts_sent + 1:
+            raise TransientError(f"UploadPart {number}: SlowDown")
+        upload_part(number, data)
+
+    monkeypatch.setattr(upload, "upload_part", failing)
     with pytest.raises(TransientError):
         service.build(plan, redelivered=True)
-    upload = store.uploads[checkpoint.upload_id]  # kept
-    assert max(upload.parts) > checkpoint.parts_sent  # and what the failed attempt sent
+    assert store.uploads[checkpoint.upload_id] is upload  # kept
+    assert max(upload.parts) == checkpoint.parts_sent + 1  # with what the failed attempt sent
     monkeypatch.undo()
 
     with capture_logs() as logs:
@@ -182,3 +193,93 @@ def test_a_continuation_of_a_completed_job_is_answered_from_its_manifest(
     assert notification.job_id == "job-6"
     assert notification.archive.key == plan.archive.key
     assert store.uploaded_bytes == uploaded  # answered again, not built again
+
+
+def test_a_message_whose_delete_failed_after_its_continuation_went_is_only_deleted(
+    store: MemoryObjectStore, queue: MemoryQueue, notifier: MemoryNotifier
+) -> None:
+    """The continuation was sent, the original's delete failed: the original comes back
+    while the job still has its checkpoint, finds the handover recorded and is deleted
+    without resuming the job a second time beside its continuation."""
+    files = random_sources(store, 6, 5 * MIB)
+    service = service_on(store)
+    worker = make_worker(queue, notifier, service, wait_seconds=0, max_hold_seconds=0)
+    queue.fail_next("delete", 1, TransientError("DeleteMessage: ServiceUnavailable"))
+    job_id = queue.send(body(files), sent_at=SENT)
+
+    assert drive(worker) == [Outcome.DEFERRED]  # checkpointed, continued, not deleted
+
+    [continuation] = queue.visible
+    assert continuation.continued is not None
+    assert sent_ref(DESTINATION, job_id, continuation.continued.holds) in store.objects
+    queue.visible.clear()  # the continuation waits: the original comes back first
+    queue.expire_visibility()
+    uploads = set(store.uploads)
+    with capture_logs() as logs:
+        assert drive(make_worker(queue, notifier, service, wait_seconds=0)) == [Outcome.CONTINUED]
+    [continued] = [entry for entry in logs if entry["event"] == "job_continued"]
+    assert continued["superseded"] is True
+    assert not notifier.published
+    assert not queue.visible
+    assert not queue.in_flight
+    assert set(store.uploads) == uploads  # the continuation's upload, untouched
+
+    queue.visible.append(continuation)
+    assert drive(make_worker(queue, notifier, service, wait_seconds=0)) == [Outcome.SUCCEEDED]
+
+    [notification] = notifier.published
+    assert notification.job_id == job_id
+    data = store.objects[ObjectRef(DESTINATION, f"{job_id}/download-2026-11-27.zip")]
+    assert isinstance(data, bytes)
+    assert contents(data) == files
+    assert not [ref.key for ref in store.objects if "checkpoint" in ref.key]
+
+
+def test_an_entry_still_running_as_the_receipt_nears_12_hours_is_released_in_time(
+    slow: SlowStore,
+    queue: MemoryQueue,
+    notifier: MemoryNotifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Checkpointed, then the next receipt's first entry outlasts the hold and nears SQS's
+    cap: the job is stopped and its message released while SQS still takes a visibility
+    change (not left to reappear at 12 h beside a live worker), the checkpoint's upload kept
+    for the receipt after."""
+    files = {"first.bin": random.Random(1).randbytes(12 * MIB)}
+    files["long.bin"] = random.Random(2).randbytes(64 * MIB)
+    for key, data in files.items():
+        slow.add(ObjectRef(SOURCE, key), data)
+    service = service_on(slow)
+    job = body(files)
+    job_id = queue.send(job, sent_at=SENT)
+    hold = {"wait_seconds": 0, "max_hold_seconds": 0.05}
+    assert drive(make_worker(queue, notifier, service, **hold)) == [Outcome.CONTINUED]
+    checkpoint = checkpointed_now(slow, job_id)
+    assert checkpoint.upload_id in slow.uploads
+
+    slow.delay = 0.2
+    monkeypatch.setattr(grace, "RECEIPT_CAP_SECONDS", 0.3)  # 12 h less the margin, scaled
+    with capture_logs() as logs:
+        assert drive(make_worker(queue, notifier, service, **hold)) == [Outcome.RELEASED]
+
+    assert "job_released" in [entry["event"] for entry in logs]
+    [released] = queue.visible  # at once, for the next worker
+    assert released.continued is not None
+    assert checkpoint.upload_id in slow.uploads
+    monkeypatch.undo()
+    slow.delay = 0.0
+
+    assert drive(make_worker(queue, notifier, service, wait_seconds=0)) == [Outcome.SUCCEEDED]
+
+    [notification] = notifier.published
+    assert notification.job_id == job_id
+    data = slow.objects[ObjectRef(DESTINATION, f"{job_id}/download-2026-11-27.zip")]
+    assert isinstance(data, bytes)
+    assert contents(data) == files
+    assert len({upload for upload, _, _ in slow.parts}) == 1
+
+
+def checkpointed_now(store: MemoryObjectStore, job_id: str) -> Checkpoint:
+    data = store.objects[checkpoint_ref(DESTINATION, job_id)]
+    assert isinstance(data, bytes)
+    return Checkpoint.model_validate_json(data)

@@ -8,7 +8,7 @@ from archiver.adapters.s3 import S3ObjectStore
 from archiver.adapters.sqs import SqsNotifier, SqsQueue
 from archiver.app.composition.container import build_container
 from archiver.app.composition.settings import Settings
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobSucceeded
 from tests.support import drive

@@ -18,7 +18,7 @@ from archiver.app.worker.ops import NAMESPACE, emf_document
 TEMPLATE = Path(__file__).parents[2] / "deploy" / "cloudformation" / "archiver.yaml"
 # The only wildcards the APIs need: object keys in a bucket, task ids in a cluster.
 ALLOWED_WILDCARD = re.compile(
-    r"(:s3:::[^*/]+/(archiver-staging/)?\*|:s3:::[^*/]+/\*/checkpoint\.(json|\*\.tail)"
+    r"(:s3:::[^*/]+/(archiver-staging/)?\*|:s3:::[^*/]+/\*/checkpoint\.(json|\*\.tail|\*\.sent)"
     r"|:task/[^*/]+/\*|:secretsmanager:[^*]+:secret:[^*]*\*)$"
 )
 
@@ -193,10 +193,11 @@ def test_task_role_resources_are_wildcard_free_but_for_keys_and_task_ids(
     # Server-side copy's staging objects: deleted, listed, only under their own prefix.
     [archive_bucket] = resources["FindStagingObjectsLeftByKilledWorkers"]
     assert resources["RemoveStagingObjects"] == [f"{archive_bucket}/archiver-staging/*"]
-    # A checkpoint's two objects beside an archive, deleted once the job is answered.
+    # A checkpoint's objects beside an archive, deleted once the job is answered.
     assert resources["RemoveCheckpoints"] == [
         f"{archive_bucket}/*/checkpoint.json",
         f"{archive_bucket}/*/checkpoint.*.tail",
+        f"{archive_bucket}/*/checkpoint.*.sent",
     ]
 
 

@@ -17,7 +17,7 @@ from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.adapters.memory_secrets import ACCOUNT_PREFIX, MemorySecretStore
 from archiver.app.composition.settings import Settings
 from archiver.app.engine.aes import Encryption, EntryCipher
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded
 from archiver.domain.plan import ArchivePolicy

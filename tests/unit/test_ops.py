@@ -16,8 +16,8 @@ from structlog.testing import capture_logs
 
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app.cli import main
-from archiver.app.worker.loop import Outcome
 from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection, healthy
+from archiver.app.worker.outcomes import Outcome
 from archiver.domain.job import ObjectRef
 from tests.support import drive, make_worker
 from tests.unit.conftest import SOURCE, ServiceFactory

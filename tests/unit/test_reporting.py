@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
-from archiver.app.worker.loop import Outcome
+from archiver.app.worker.outcomes import Outcome
 from archiver.app.worker.progress import ProgressTracker
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef

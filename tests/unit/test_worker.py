@@ -9,7 +9,8 @@ from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.adapters.memory_secrets import MemorySecretStore
 from archiver.app.jobs.service import ArchiveService
-from archiver.app.worker.loop import Outcome, Worker
+from archiver.app.worker.loop import Worker
+from archiver.app.worker.outcomes import Outcome
 from archiver.domain.errors import TransientError
 from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import JobFailed, JobSucceeded

@@ -10,14 +10,15 @@ from typing import Protocol
 STOP_POLL_SECONDS = 0.1
 
 
-class Due(Protocol):
-    """Whether a running job is due to stop for a checkpoint (`threading.Event` is one)."""
+class Signal(Protocol):
+    """What a running job polls: whether it is to stop for a checkpoint, or to stop now
+    (`threading.Event` is one)."""
 
     def is_set(self) -> bool: ...
 
 
 class AnyOf:
-    """Due once any of its events is set: the receipt's hold is over, or the worker stops."""
+    """Set once any of its events is: the receipt's hold is over, or the worker stops."""
 
     def __init__(self, *events: threading.Event) -> None:
         self._events = events

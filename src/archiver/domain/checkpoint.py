@@ -141,3 +141,9 @@ def checkpoint_ref(bucket: str, job_id: str) -> ObjectRef:
 def tail_ref(bucket: str, job_id: str, holds: int) -> ObjectRef:
     """One per checkpoint: a tail is never replaced under a checkpoint that names it."""
     return ObjectRef(bucket, f"{job_id}/checkpoint.{holds}.tail")
+
+
+def sent_ref(bucket: str, job_id: str, holds: int) -> ObjectRef:
+    """Written once the checkpoint's continuation is sent: a receipt of an earlier message of
+    the job (whose delete failed) then knows another carries the job on."""
+    return ObjectRef(bucket, f"{job_id}/checkpoint.{holds}.sent")

@@ -15,7 +15,7 @@ from archiver.app.engine.sink import ArchiveSink, SinkResult
 from archiver.app.engine.sizing import Sizing
 from archiver.app.engine.transfer import Chunk, ProgressCallback, Transfer
 from archiver.app.engine.zipstream import ZipStream
-from archiver.app.stopping import Due
+from archiver.app.stopping import Signal
 from archiver.domain.errors import ObjectUnavailable
 from archiver.domain.notifications import Progress
 from archiver.domain.plan import EntryMethod, PlannedEntry
@@ -52,7 +52,7 @@ def write_archive(
     progress: ProgressCallback | None = None,
     *,
     written: list[Entry] | None = None,
-    due: Due | None = None,
+    due: Signal | None = None,
 ) -> SinkResult | Stopped:
     """Stream every planned entry into the sink; on any failure abort it, leaving nothing.
 

@@ -23,7 +23,7 @@ from archiver.app.engine.budget import FirstChunks
 from archiver.app.engine.deflate import worth_deflating
 from archiver.app.engine.pool import JobOrderPool
 from archiver.app.engine.transfer import Transfer
-from archiver.app.stopping import STOP_POLL_SECONDS
+from archiver.app.stopping import STOP_POLL_SECONDS, Signal
 from archiver.domain.checkpoint import Carried
 from archiver.domain.errors import JobCancelled, ObjectUnavailable, Unavailable
 from archiver.domain.job import ObjectRef
@@ -49,7 +49,7 @@ class Sizing:
         plan: ArchivePlan,
         transfer: Transfer,
         admit: Admit,
-        cancel: threading.Event | None = None,
+        cancel: Signal | None = None,
         may_copy: bool = False,
         carried: Carried = NOTHING,
     ) -> None:
@@ -198,9 +198,10 @@ class Sizing:
             return ref in self._outcomes or ref in self._errors
 
     def check_cancel(self) -> None:
-        """Raise JobCancelled once the worker has asked running jobs to stop."""
+        """Raise JobCancelled once the worker has asked running jobs to stop (at the end of
+        the shutdown grace, or as the receipt's 12 hours run out)."""
         if self._cancel is not None and self._cancel.is_set():
-            raise JobCancelled("shutting down: the job did not finish in the grace period")
+            raise JobCancelled("stopped: the job did not finish in the time it had")
 
     def settle(self) -> Admitted:
         """Wait for every source, then apply the job's policy (once): the entries to write.

@@ -7,19 +7,19 @@ carries it out and knows nothing of archives.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Protocol
 
 import structlog
 
 from archiver.app.engine.sink import destination_errors
-from archiver.app.jobs.checkpoints import Checkpointed
+from archiver.app.jobs.checkpoints import Checkpointed, Superseded
 from archiver.app.jobs.resolve import read_job
 from archiver.app.jobs.service import ArchiveService
-from archiver.app.stopping import Due
-from archiver.domain.checkpoint import Continuation
+from archiver.app.stopping import Signal
+from archiver.domain.checkpoint import Checkpoint, Continuation
 from archiver.domain.errors import (
     InternalError,
     InvalidPayload,
@@ -78,9 +78,11 @@ class Release:
 
 @dataclass(frozen=True)
 class Handover:
-    """The job stopped for a checkpoint: send `continuation`, then delete the message."""
+    """The job stopped for a checkpoint: send `continuation`, call `sent`, then delete the
+    message. `sent` None: an earlier receipt sent it (this message's delete had failed)."""
 
     continuation: Continuation
+    sent: Callable[[], None] | None
 
 
 Answer = Reply | Retry | Release | Handover
@@ -117,8 +119,8 @@ class Jobs:
         self,
         message: ReceivedMessage,
         progress: ProgressTracking,
-        cancel: threading.Event,
-        due: Due | None = None,
+        cancel: Signal,
+        due: Signal | None = None,
     ) -> Answer:
         """What to do with the message; never raises (an unplanned error is a crashed `Retry`).
         Once `due` is set, a job still building stops for a checkpoint (`Handover`)."""
@@ -129,9 +131,9 @@ class Jobs:
             log.warning("continuation_not_recognised", claimed_job_id=message.job_id)
             return self.answer(replace(message, continued=None), progress, cancel, due)
         except Checkpointed as stopped:
-            checkpoint, created = stopped.checkpoint, message.created_at
-            continuation = Continuation(message.job_id, created, checkpoint.holds, checkpoint.token)
-            return Handover(continuation)
+            return self._handover(message, stopped.checkpoint, sent=True)
+        except Superseded as superseded:
+            return self._handover(message, superseded.checkpoint, sent=False)
         except JobCancelled as cancelled:
             return Release(str(cancelled))
         except TransientError as error:
@@ -148,8 +150,8 @@ class Jobs:
         self,
         message: ReceivedMessage,
         progress: ProgressTracking,
-        cancel: threading.Event,
-        due: Due | None,
+        cancel: Signal,
+        due: Signal | None,
     ) -> Notification:
         """Build the archive; a permanent error becomes a failure notification."""
         metadata: dict[str, Any] | None = None
@@ -177,6 +179,7 @@ class Jobs:
                 cancel=cancel,
                 redelivered=message.receive_count > 1 or message.continued is not None,
                 due=due,
+                holds=0 if message.continued is None else message.continued.holds,
             )
             answer = succeeded(job_id, url, archive, metadata)
             return self._with_report(answer, archive.missing)
@@ -184,6 +187,12 @@ class Jobs:
             if metadata is None:
                 metadata = salvage_metadata(message.body)
             return self._with_report(failed(job_id, error, metadata), error.sources)
+
+    def _handover(self, message: ReceivedMessage, checkpoint: Checkpoint, sent: bool) -> Handover:
+        created, holds, token = message.created_at, checkpoint.holds, checkpoint.token
+        continuation = Continuation(message.job_id, created, holds, token)
+        recorded = partial(self._service.handed_over, checkpoint)
+        return Handover(continuation, recorded if sent else None)
 
     def _with_report(self, answer: Notification, listed: Sequence[str]) -> Notification:
         """An answer whose list had to be cut links to the full report, written beside the

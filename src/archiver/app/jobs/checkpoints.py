@@ -21,6 +21,7 @@ from archiver.domain.checkpoint import (
     Continuation,
     checkpoint_ref,
     record_of,
+    sent_ref,
     tail_ref,
 )
 from archiver.domain.errors import ObjectUnavailable
@@ -41,6 +42,16 @@ class Checkpointed(Exception):
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         super().__init__(f"checkpoint {checkpoint.holds} at {checkpoint.offset:,} bytes")
+        self.checkpoint = checkpoint
+
+
+class Superseded(Exception):
+    """The job's checkpoint is newer than the one this message carries on from, and its
+    continuation was sent: this message is one whose delete failed, and nothing is left to do
+    with it but delete it."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__(f"carried on by the continuation of checkpoint {checkpoint.holds}")
         self.checkpoint = checkpoint
 
 
@@ -69,9 +80,25 @@ class Checkpoints:
         manifest = read_document(self._store, ref, ArchiveManifest, MANIFEST_MAX_BYTES)
         return manifest is not None and manifest.token == continuation.token
 
-    def load(self, plan: ArchivePlan) -> Checkpoint | None:
-        """The job's checkpoint, if it has one (of its content or not: see `fingerprint`)."""
-        return self._read(plan.archive.bucket, plan.job_id)
+    def load(self, plan: ArchivePlan, holds: int) -> Checkpoint | None:
+        """The job's checkpoint, if it has one (of its content or not: see `fingerprint`), for
+        a message that carries on from checkpoint `holds` (0: the job's own message).
+        Superseded when a newer checkpoint's continuation was sent."""
+        checkpoint = self._read(plan.archive.bucket, plan.job_id)
+        if checkpoint is None or checkpoint.holds <= holds:
+            return checkpoint
+        try:
+            self._store.stat(sent_ref(plan.archive.bucket, plan.job_id, checkpoint.holds))
+        except ObjectUnavailable:  # saved, but its continuation was never sent: resume it
+            return checkpoint
+        raise Superseded(checkpoint)
+
+    def handed_over(self, bucket: str, checkpoint: Checkpoint) -> None:
+        """The checkpoint's continuation is sent: recorded, so that a receipt of the message
+        it replaces (should its delete fail) knows it is superseded."""
+        ref = sent_ref(bucket, checkpoint.job_id, checkpoint.holds)
+        headers = ObjectHeaders(content_type="text/plain")
+        quietly("handover_not_recorded", ref, partial(self._store.put, ref, b"", headers))
 
     def _read(self, bucket: str, job_id: str) -> Checkpoint | None:
         checkpoint = read_document(
@@ -179,7 +206,7 @@ class Checkpoints:
                 self._delete_tail(plan, checkpoint)
                 raise
         if previous is not None:  # replaced: its tail is no longer named
-            self._delete_tail(plan, previous)
+            self._delete_tail(plan, previous, sent=True)
         log.info(
             "job_checkpointed",
             holds=checkpoint.holds,
@@ -195,11 +222,17 @@ class Checkpoints:
         if abort:
             uploads = partial(self._store.abort_uploads, plan.archive)
             quietly("multipart_abort_failed", plan.archive, uploads)
-        self._delete_tail(plan, checkpoint)
+        self._delete_tail(plan, checkpoint, sent=True)
         ref = checkpoint_ref(plan.archive.bucket, plan.job_id)
         quietly("checkpoint_delete_failed", ref, partial(self._store.delete, ref))
 
-    def _delete_tail(self, plan: ArchivePlan, checkpoint: Checkpoint) -> None:
-        if checkpoint.tail_length:
-            ref = tail_ref(plan.archive.bucket, plan.job_id, checkpoint.holds)
+    def _delete_tail(
+        self, plan: ArchivePlan, checkpoint: Checkpoint, *, sent: bool = False
+    ) -> None:
+        """The checkpoint's tail (and with `sent`, its handover record) deleted."""
+        bucket, job_id, holds = plan.archive.bucket, plan.job_id, checkpoint.holds
+        refs = [tail_ref(bucket, job_id, holds)] if checkpoint.tail_length else []
+        if sent:
+            refs.append(sent_ref(bucket, job_id, holds))
+        for ref in refs:
             quietly("checkpoint_delete_failed", ref, partial(self._store.delete, ref))

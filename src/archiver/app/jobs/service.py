@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from archiver.app.engine.transfer import ProgressCallback, Transfer
 from archiver.app.jobs.checkpoints import Checkpointed, Checkpoints
 from archiver.app.jobs.manifest import completed_archive, record_archive
 from archiver.app.jobs.resolve import resolve
-from archiver.app.stopping import Due
+from archiver.app.stopping import Signal
 from archiver.domain.checkpoint import Carried, Checkpoint, Continuation
 from archiver.domain.checksum import crc32_text
 from archiver.domain.encryption import password_of
@@ -59,8 +58,8 @@ class _Build:
     plan: ArchivePlan
     fingerprint: str
     progress: ProgressCallback | None
-    cancel: threading.Event | None
-    due: Due | None  # set: stop for a checkpoint at the next entry's end
+    cancel: Signal | None
+    due: Signal | None  # set: stop for a checkpoint at the next entry's end
     checkpoint: Checkpoint | None  # the job's latest: its holds and its token go on
     resumable: bool  # the checkpoint is of this content: the build carries on from it
 
@@ -109,17 +108,24 @@ class ArchiveService:
         from one) has the continuation's token (TransientError: ask again later)."""
         return self._checkpoints.claimed(self.policy.destination_bucket, continuation)
 
+    def handed_over(self, checkpoint: Checkpoint) -> None:
+        """The checkpoint's continuation is sent (see `build`'s `holds`)."""
+        self._checkpoints.handed_over(self.policy.destination_bucket, checkpoint)
+
     def build(
         self,
         plan: ArchivePlan,
         progress: ProgressCallback | None = None,
         *,
-        cancel: threading.Event | None = None,
+        cancel: Signal | None = None,
         redelivered: bool = False,
-        due: Due | None = None,
+        due: Signal | None = None,
+        holds: int = 0,
     ) -> ArchiveInfo:
         """Stream the archive to the destination bucket. Raises PermanentError/TransientError,
-        or Checkpointed once `due` is set (the job then goes on from its checkpoint).
+        or Checkpointed once `due` is set (the job then goes on from its checkpoint), or
+        Superseded when the message (one carrying on from checkpoint `holds`; 0: the job's own)
+        was replaced by a continuation of a later checkpoint.
 
         A redelivered job first removes the staging objects an earlier attempt left, looks
         for the archive it completed, and aborts any upload it left behind (a worker killed
@@ -139,7 +145,7 @@ class ArchiveService:
                 log.info("archive_reused", archive_key=plan.archive.key)
                 return completed
             with destination_errors(plan.archive):
-                checkpoint = self._checkpoints.load(plan)
+                checkpoint = self._checkpoints.load(plan, holds)
             resumable = checkpoint is not None and checkpoint.fingerprint == fingerprint
             if checkpoint is not None and not resumable:
                 log.warning("checkpoint_of_other_content", then="starting over")
@@ -261,7 +267,7 @@ class ArchiveService:
     def _sizing(
         self,
         plan: ArchivePlan,
-        cancel: threading.Event | None = None,
+        cancel: Signal | None = None,
         may_copy: bool = False,
         carried: Carried = NOTHING,
     ) -> Sizing:

@@ -13,8 +13,11 @@ from typing import NamedTuple
 import structlog
 
 from archiver.app.stopping import STOP_POLL_SECONDS
+from archiver.domain.checkpoint import MAX_HOLD_SECONDS
 
 log = structlog.get_logger(__name__)
+
+RECEIPT_CAP_SECONDS = MAX_HOLD_SECONDS - 120  # then a receipt's job is cancelled, released
 
 
 class Grace(NamedTuple):
@@ -50,14 +53,20 @@ def grace_period(stop: threading.Event, seconds: float) -> Iterator[Grace]:
 
 
 @contextmanager
-def receipt_hold(seconds: float) -> Iterator[threading.Event]:
-    """Set once a job has held its message's receipt for `seconds` (`SQS_MAX_HOLD_SECONDS`):
-    SQS keeps a receipt hidden for 12 h at most, so the job is then checkpointed."""
-    due = threading.Event()
-    timer = threading.Timer(seconds, due.set)
-    timer.daemon = True
-    timer.start()
+def receipt_hold(seconds: float, cap: float | None = None) -> Iterator[Grace]:
+    """A receipt's own grace: `handover` set once a job has held its message's receipt for
+    `seconds` (`SQS_MAX_HOLD_SECONDS`: the job is then checkpointed at its next entry's end),
+    `cancel` at `cap`, shortly before SQS's 12 hours, if that entry has still not ended (the
+    job is then stopped and its message released, while it still can be; a resumed job keeps
+    its checkpoint's upload)."""
+    due, cancel = threading.Event(), threading.Event()
+    cap = max(RECEIPT_CAP_SECONDS if cap is None else cap, seconds)
+    timers = [threading.Timer(seconds, due.set), threading.Timer(cap, cancel.set)]
+    for timer in timers:
+        timer.daemon = True
+        timer.start()
     try:
-        yield due
+        yield Grace(due, cancel)
     finally:
-        timer.cancel()
+        for timer in timers:
+            timer.cancel()

@@ -13,7 +13,6 @@ from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import NamedTuple
 
 import structlog
@@ -23,6 +22,7 @@ from archiver.app.stopping import STOP_POLL_SECONDS, AnyOf
 from archiver.app.worker.grace import grace_period, receipt_hold
 from archiver.app.worker.heartbeat import VisibilityHeartbeat
 from archiver.app.worker.ops import Liveness, Metrics, ScaleInProtection
+from archiver.app.worker.outcomes import Done, Outcome
 from archiver.app.worker.polling import LongPoll
 from archiver.app.worker.progress import ProgressTracker
 from archiver.domain.backoff import backoff
@@ -38,14 +38,6 @@ MAX_RETRY_DELAY = 900  # SQS caps a single visibility change at 12 h; 15 min is 
 POLL_SLACK_SECONDS = 5.0  # on stop, a long poll's answer may come this long after its wait
 
 
-class Outcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"  # permanent: failure notified, message deleted
-    DEFERRED = "deferred"  # transient, or a crash before the last delivery: redelivered later
-    RELEASED = "released"  # shutting down: handed back for another worker at once
-    CONTINUED = "continued"  # checkpointed: a continuation message carries the job on
-
-
 @dataclass(frozen=True)
 class WorkerOptions:
     wait_seconds: int  # SQS_WAIT_TIME_SECONDS
@@ -55,15 +47,6 @@ class WorkerOptions:
     concurrency: int  # WORKER_CONCURRENCY
     poll_retry_seconds: float  # after a failed receive; doubled up to MAX_POLL_RETRY_SECONDS
     max_hold_seconds: float = 41_400  # SQS_MAX_HOLD_SECONDS: then the job is checkpointed
-
-
-class Done(NamedTuple):
-    """How a job ended, for its metrics."""
-
-    outcome: Outcome
-    code: str | None = None
-    archive_bytes: int = 0
-    file_count: int = 0
 
 
 class Ops(NamedTuple):
@@ -205,16 +188,25 @@ class Worker:
         visibility = self.options.visibility_seconds
         try:
             with (
-                receipt_hold(self.options.max_hold_seconds) as due,
+                receipt_hold(self.options.max_hold_seconds) as hold,
                 VisibilityHeartbeat(self.queue, message, visibility),
             ):
-                answer = self.jobs.answer(message, self.progress, cancel, AnyOf(due, handover))
+                stops = AnyOf(cancel, hold.cancel), AnyOf(hold.handover, handover)
+                answer = self.jobs.answer(message, self.progress, *stops)
                 took["duration_s"] = round(time.monotonic() - started, 3)
                 if isinstance(answer, Handover):  # the continuation first: nothing is lost
-                    self.queue.send(message.body, answer.continuation, message.group)
+                    if answer.sent is not None:
+                        self.queue.send(message.body, answer.continuation, message.group)
+                        answer.sent()
                     self.queue.delete(message)
-                    holds = answer.continuation.holds
-                    log.info("job_continued", holds=holds, decision="continue", **took)
+                    holds, superseded = answer.continuation.holds, answer.sent is None
+                    log.info(
+                        "job_continued",
+                        holds=holds,
+                        superseded=superseded,
+                        decision="continue",
+                        **took,
+                    )
                     return Done(Outcome.CONTINUED)
                 if isinstance(answer, Retry) and answer.crashed and self._last_delivery(message):
                     log.error(
