@@ -15,7 +15,7 @@ from archiver.app.composition.container import Container, build_container
 from archiver.app.composition.settings import Settings
 from archiver.app.worker.outcomes import Outcome
 from archiver.domain.checkpoint import Continuation
-from archiver.domain.errors import ErrorCode
+from archiver.domain.errors import ConfigurationError, ErrorCode
 from archiver.domain.notifications import Failure, JobFailed
 from tests.conftest import unique
 from tests.integration.conftest import Drain
@@ -102,6 +102,28 @@ def test_the_same_notification_twice_reaches_the_consumer_once(
     notifier.publish(answer)  # a redelivered job answering again
     answers = received(sqs, fifo.destination_queue_url)
     assert [(m["job_id"], m["group"]) for m in answers] == [("job-1", "job-1")]
+
+
+def test_a_continuations_attributes_count_towards_the_queues_largest_message(
+    resources: DevResources, sqs: SQSClient
+) -> None:
+    """SQS counts message attributes in MaximumMessageSize: a body that fits alone may not
+    as a continuation, which is then refused by name before it is sent."""
+    sqs.set_queue_attributes(
+        QueueUrl=resources.source_queue_url, Attributes={"MaximumMessageSize": "1024"}
+    )
+    queue = container_for(resources).source_queue()
+    body = json.dumps({"files": [{"source": "x" * 960}]})
+    assert len(body) < 1024
+    continuation = Continuation("job-8", datetime(2026, 12, 8, tzinfo=UTC), 1, "t" * 32)
+
+    with pytest.raises(ConfigurationError, match="MaximumMessageSize 1,024 bytes"):
+        queue.send(body, continuation)
+    queue.send(body)  # alone, it fits
+
+    [message] = queue.receive(max_messages=1, wait_seconds=1, visibility_seconds=30)
+    assert message.continued is None
+    queue.delete(message)
 
 
 def test_a_continuation_on_a_fifo_queue_goes_in_the_jobs_group_once_per_checkpoint(

@@ -204,7 +204,10 @@ class SqsQueue:
         saying how to send such a job; the size is read only for a body that may not fit, and
         if it cannot be read (no sqs:GetQueueAttributes), SQS decides.
         """
-        size = len(body.encode())
+        attributes = {} if continuation is None else continuation_attributes(continuation)
+        size = len(body.encode()) + sum(  # SQS counts attributes' names, types and values
+            len(f"{name}String{value}".encode()) for name, value in attributes.items()
+        )
         if size > SMALLEST_MAXIMUM:
             try:
                 limit = self.address.max_bytes()
@@ -217,10 +220,10 @@ class SqsQueue:
                 )
         message: SendMessageRequestTypeDef = {"QueueUrl": self.address.url, "MessageBody": body}
         fifo = is_fifo(self.address.queue)
-        if continuation is not None:
+        if attributes:
             message["MessageAttributes"] = {
                 name: {"DataType": "String", "StringValue": value}
-                for name, value in continuation_attributes(continuation).items()
+                for name, value in attributes.items()
             }
         if fifo and continuation is not None:
             message["MessageGroupId"] = group or continuation.job_id
