@@ -223,8 +223,8 @@ def test_the_hold_must_stay_under_sqs_cap() -> None:
     from archiver.domain.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="SQS_MAX_HOLD_SECONDS"):
-        load_settings(sqs_max_hold_seconds=43_200)
-    assert load_settings(sqs_max_hold_seconds=43_199).worker_options().max_hold_seconds == 43_199
+        load_settings(sqs_max_hold_seconds=43_080)  # the receipt's cap: it would never hand over
+    assert load_settings(sqs_max_hold_seconds=43_079).worker_options().max_hold_seconds == 43_079
 
 
 def test_a_message_claiming_another_jobs_id_is_a_job_of_its_own(

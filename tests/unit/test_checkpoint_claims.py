@@ -10,14 +10,16 @@ from structlog.testing import capture_logs
 
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
+from archiver.app.jobs.checkpoints import Superseded
 from archiver.app.worker import grace
 from archiver.app.worker.outcomes import Outcome
 from archiver.domain.checkpoint import Checkpoint, Continuation, checkpoint_ref, sent_ref
 from archiver.domain.errors import PermanentError, TransientError
 from archiver.domain.job import ObjectRef
-from archiver.domain.notifications import JobSucceeded
+from archiver.domain.multipart import staging_prefix
+from archiver.domain.notifications import JobFailed, JobSucceeded
 from archiver.domain.plan import manifest_ref
-from archiver.domain.ports import Buffer
+from archiver.domain.ports import Buffer, ObjectHeaders
 from tests.slow_store import SlowStore
 from tests.support import drive, make_worker
 from tests.unit.conftest import DESTINATION, SENT, SOURCE
@@ -44,8 +46,8 @@ def test_a_resumed_receipt_that_fails_keeps_the_upload_for_the_next(
     store: MemoryObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The attempt after a checkpoint sends a part, then S3 fails the next for now: the
-    upload stays (the next attempt resumes it), and the part it sent after the checkpoint is
-    not taken for the checkpoint's."""
+    upload stays, and the next attempt resumes it from the checkpoint (that a part sent after
+    it is not named at completion: tests/contract/test_object_store.py, on LocalStack too)."""
     files = random_sources(store, 7, 5 * MIB)
     service = service_on(store)
     plan = plan_of(service, "job-1", files)
@@ -215,6 +217,9 @@ def test_a_message_whose_delete_failed_after_its_continuation_went_is_only_delet
     queue.visible.clear()  # the continuation waits: the original comes back first
     queue.expire_visibility()
     uploads = set(store.uploads)
+    archive_key = f"{job_id}/download-2026-11-27.zip"
+    staged = ObjectRef(DESTINATION, f"{staging_prefix(archive_key)}part-9")
+    store.put(staged, b"the continuation's, on another worker", ObjectHeaders())
     with capture_logs() as logs:
         assert drive(make_worker(queue, notifier, service, wait_seconds=0)) == [Outcome.CONTINUED]
     [continued] = [entry for entry in logs if entry["event"] == "job_continued"]
@@ -223,6 +228,8 @@ def test_a_message_whose_delete_failed_after_its_continuation_went_is_only_delet
     assert not queue.visible
     assert not queue.in_flight
     assert set(store.uploads) == uploads  # the continuation's upload, untouched
+    assert staged in store.objects  # and its staging objects
+    store.delete(staged)
 
     queue.visible.append(continuation)
     assert drive(make_worker(queue, notifier, service, wait_seconds=0)) == [Outcome.SUCCEEDED]
@@ -283,3 +290,50 @@ def checkpointed_now(store: MemoryObjectStore, job_id: str) -> Checkpoint:
     data = store.objects[checkpoint_ref(DESTINATION, job_id)]
     assert isinstance(data, bytes)
     return Checkpoint.model_validate_json(data)
+
+
+def test_a_message_is_superseded_once_the_continuation_after_its_own_was_sent(
+    store: MemoryObjectStore,
+) -> None:
+    """Checkpoints 1 and 2 were continued; checkpoint 3 was saved by a worker killed before
+    it sent its continuation. The job's own message and continuation 1 are superseded; the
+    redelivered continuation 2 carries the job on, from checkpoint 3."""
+    files = random_sources(store, 5, 5 * MIB)
+    service = service_on(store)
+    plan = plan_of(service, "job-7", files)
+    first = checkpointed(service, plan)
+    service.handed_over(first)
+    second = checkpointed(service, plan, after=1)
+    service.handed_over(second)
+    third = checkpointed(service, plan, after=2)
+    token = third.token
+    assert first.token == second.token == token
+
+    with pytest.raises(Superseded):
+        service.admits("job-7", None)
+    with pytest.raises(Superseded):
+        service.admits("job-7", Continuation("job-7", SENT, 1, token))
+    assert service.admits("job-7", Continuation("job-7", SENT, 2, token))
+    assert not service.admits("job-7", Continuation("job-7", SENT, 2, "another job's token"))
+
+
+def test_a_continuation_that_fails_before_it_is_built_leaves_nothing_behind(
+    store: MemoryObjectStore, queue: MemoryQueue, notifier: MemoryNotifier
+) -> None:
+    """Its consumer hears the failure; its checkpoint and the upload it kept go with it."""
+    files = random_sources(store, 4, 5 * MIB)
+    service = service_on(store)
+    plan = plan_of(service, "job-8", files)
+    checkpointed(service, plan)
+    checkpoint = checkpointed(service, plan, after=1)
+    assert checkpoint.upload_id in store.uploads
+    refused = json.dumps({"files": [{"source": "s3://not-allowed/x.bin"}]})
+    queue.send(refused, Continuation("job-8", SENT, 2, checkpoint.token), sent_at=SENT)
+
+    assert drive(make_worker(queue, notifier, service, wait_seconds=0)) == [Outcome.FAILED]
+
+    [notification] = notifier.published
+    assert isinstance(notification, JobFailed)
+    assert notification.job_id == "job-8"
+    assert not store.uploads
+    assert not [ref.key for ref in store.objects if ref.key.startswith("job-8/")]

@@ -28,6 +28,9 @@ TOKEN_ATTRIBUTE = "archiver-job-token"  # noqa: S105 (a name, not a secret)
 CONTINUATION_ATTRIBUTES = (JOB_ID_ATTRIBUTE, CREATED_ATTRIBUTE, HOLDS_ATTRIBUTE, TOKEN_ATTRIBUTE)
 MAX_HOLD_SECONDS = 43_200
 """SQS's cap on how long one receipt of a message stays hidden, from when it was received."""
+RECEIPT_CAP_SECONDS = MAX_HOLD_SECONDS - 120
+"""When a job still in the entry it was writing at `SQS_MAX_HOLD_SECONDS` is stopped and its
+message released, while SQS still takes a visibility change."""
 
 EntryRecord = tuple[str, int, tuple[int, int], int, int, int, int, bool, int | None, bool]
 """An `Entry`'s fields, in order: the central directory the resumed writer ends with."""

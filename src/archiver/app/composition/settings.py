@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from archiver.app.engine.budget import RANGE_BYTES
 from archiver.app.jobs.service import BuildOptions, LinkOptions
 from archiver.app.worker.loop import POLL_RETRY_SECONDS, WorkerOptions
-from archiver.domain.checkpoint import MAX_HOLD_SECONDS
+from archiver.domain.checkpoint import RECEIPT_CAP_SECONDS
 from archiver.domain.encryption import secret_prefixes
 from archiver.domain.errors import ConfigurationError
 from archiver.domain.memory import least_share
@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     sqs_max_hold_seconds: int = Field(
         default=41_400,
         ge=1,
-        lt=MAX_HOLD_SECONDS,
+        lt=RECEIPT_CAP_SECONDS,
         description="How long one receipt of a job is held (SQS allows 12 h): then the job is"
         " checkpointed and carried on by a continuation message.",
     )

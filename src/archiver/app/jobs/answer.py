@@ -126,7 +126,7 @@ class Jobs:
         Once `due` is set, a job still building stops for a checkpoint (`Handover`)."""
         try:
             notification = self._notification(message, progress, cancel, due)
-            return Reply(notification, self._deleted(message))
+            return Reply(notification, self._deleted(message, isinstance(notification, JobFailed)))
         except _NotAContinuation:
             log.warning("continuation_not_recognised", claimed_job_id=message.job_id)
             return self.answer(replace(message, continued=None), progress, cancel, due)
@@ -144,7 +144,7 @@ class Jobs:
                 InternalError(error, message.receive_count),
                 salvage_metadata(message.body),
             )
-            return Retry(repr(error), error, Reply(failure, self._deleted(message)))
+            return Retry(repr(error), error, Reply(failure, self._deleted(message, failed=True)))
 
     def _notification(
         self,
@@ -155,7 +155,9 @@ class Jobs:
     ) -> Notification:
         """Build the archive; a permanent error becomes a failure notification."""
         metadata: dict[str, Any] | None = None
-        if message.continued is not None and not self._service.claimed(message.continued):
+        continued = message.continued
+        carries_on = continued is not None or message.receive_count > 1  # a job begun before
+        if carries_on and not self._service.admits(message.job_id, continued):
             raise _NotAContinuation
         job_id = message.job_id
         try:
@@ -179,7 +181,6 @@ class Jobs:
                 cancel=cancel,
                 redelivered=message.receive_count > 1 or message.continued is not None,
                 due=due,
-                holds=0 if message.continued is None else message.continued.holds,
             )
             answer = succeeded(job_id, url, archive, metadata)
             return self._with_report(answer, archive.missing)
@@ -218,11 +219,13 @@ class Jobs:
             return answer
         return answer.model_copy(update={"report_url": self._service.url(ref)})
 
-    def _deleted(self, message: ReceivedMessage) -> Callable[[], None]:
+    def _deleted(self, message: ReceivedMessage, failed: bool = False) -> Callable[[], None]:
         """Once the message is deleted, its offloaded body goes too, if
-        `DELETE_OFFLOADED_PAYLOADS`."""
+        `DELETE_OFFLOADED_PAYLOADS`; and a `failed` job's checkpoint, if it had one."""
 
         def delete_offloaded() -> None:
+            if failed and (message.continued is not None or message.receive_count > 1):
+                self._service.abandon(message.job_id)
             if not self._delete_offloaded:
                 return
             try:

@@ -24,7 +24,8 @@ from archiver.domain.checkpoint import (
     sent_ref,
     tail_ref,
 )
-from archiver.domain.errors import ObjectUnavailable
+from archiver.domain.errors import ObjectUnavailable, TransientError
+from archiver.domain.job import ObjectRef
 from archiver.domain.notifications import ArchiveManifest
 from archiver.domain.plan import ArchivePlan, manifest_ref
 from archiver.domain.policy import Admitted
@@ -70,32 +71,33 @@ class Checkpoints:
     def __init__(self, store: ObjectStore) -> None:
         self._store = store
 
-    def claimed(self, bucket: str, continuation: Continuation) -> bool:
-        """Whether the job a continuation names has a checkpoint, or an archive built from one,
-        with the continuation's token (TransientError: ask again later)."""
-        checkpoint = self._read(bucket, continuation.job_id)
-        if checkpoint is not None and checkpoint.token == continuation.token:
-            return True
-        ref = manifest_ref(bucket, continuation.job_id)
-        manifest = read_document(self._store, ref, ArchiveManifest, MANIFEST_MAX_BYTES)
-        return manifest is not None and manifest.token == continuation.token
+    def admits(self, bucket: str, job_id: str, continued: Continuation | None) -> bool:
+        """Whether a message of job `job_id` carries it on: False for a continuation
+        (`continued`) whose token neither the job's checkpoint nor its manifest holds (the
+        message is a job of its own). Superseded when the continuation that follows the
+        message's own checkpoint (0: the job's own message) was sent: the message is one whose
+        delete failed. TransientError: ask again later."""
+        checkpoint = self._read(bucket, job_id)
+        if continued is not None and (checkpoint is None or checkpoint.token != continued.token):
+            ref = manifest_ref(bucket, job_id)
+            manifest = read_document(self._store, ref, ArchiveManifest, MANIFEST_MAX_BYTES)
+            return manifest is not None and manifest.token == continued.token
+        holds = 0 if continued is None else continued.holds
+        if checkpoint is not None and checkpoint.holds > holds:
+            try:
+                self._store.stat(sent_ref(bucket, job_id, holds + 1))
+            except ObjectUnavailable:  # checkpointed, but never continued: this one resumes
+                return True
+            raise Superseded(checkpoint)
+        return True
 
-    def load(self, plan: ArchivePlan, holds: int) -> Checkpoint | None:
-        """The job's checkpoint, if it has one (of its content or not: see `fingerprint`), for
-        a message that carries on from checkpoint `holds` (0: the job's own message).
-        Superseded when a newer checkpoint's continuation was sent."""
-        checkpoint = self._read(plan.archive.bucket, plan.job_id)
-        if checkpoint is None or checkpoint.holds <= holds:
-            return checkpoint
-        try:
-            self._store.stat(sent_ref(plan.archive.bucket, plan.job_id, checkpoint.holds))
-        except ObjectUnavailable:  # saved, but its continuation was never sent: resume it
-            return checkpoint
-        raise Superseded(checkpoint)
+    def load(self, plan: ArchivePlan) -> Checkpoint | None:
+        """The job's checkpoint, if it has one (of its content or not: see `fingerprint`)."""
+        return self._read(plan.archive.bucket, plan.job_id)
 
     def handed_over(self, bucket: str, checkpoint: Checkpoint) -> None:
-        """The checkpoint's continuation is sent: recorded, so that a receipt of the message
-        it replaces (should its delete fail) knows it is superseded."""
+        """The checkpoint's continuation is sent: recorded (until the job ends), so that a
+        receipt of a message it replaces (should its delete fail) knows it is superseded."""
         ref = sent_ref(bucket, checkpoint.job_id, checkpoint.holds)
         headers = ObjectHeaders(content_type="text/plain")
         quietly("handover_not_recorded", ref, partial(self._store.put, ref, b"", headers))
@@ -152,6 +154,8 @@ class Checkpoints:
             return b""
         ref = tail_ref(plan.archive.bucket, plan.job_id, checkpoint.holds)
         try:
+            if self._store.stat(ref).size != checkpoint.tail_length:
+                return None
             tail = self._store.fetch(ref, 0, checkpoint.tail_length)
         except ObjectUnavailable:
             return None
@@ -203,10 +207,10 @@ class Checkpoints:
             try:
                 self._store.put(checkpoint_ref(bucket, plan.job_id), data, headers)
             except BaseException:  # not recorded: the tail is named by nothing
-                self._delete_tail(plan, checkpoint)
+                self._delete_tail(bucket, checkpoint)
                 raise
         if previous is not None:  # replaced: its tail is no longer named
-            self._delete_tail(plan, previous, sent=True)
+            self._delete_tail(bucket, previous)
         log.info(
             "job_checkpointed",
             holds=checkpoint.holds,
@@ -216,23 +220,31 @@ class Checkpoints:
         )
         return checkpoint
 
-    def delete(self, plan: ArchivePlan, checkpoint: Checkpoint, *, abort: bool = False) -> None:
-        """The job is answered: its checkpoint goes (a lifecycle rule is the backstop), and
-        with `abort` (it failed) the upload it names."""
+    def delete(self, bucket: str, checkpoint: Checkpoint, *, abort: bool = False) -> None:
+        """The job is answered: its checkpoint objects go (a lifecycle rule is the backstop),
+        and with `abort` (it failed) the upload it names, and any other under the job's key."""
+        job_id = checkpoint.job_id
         if abort:
-            uploads = partial(self._store.abort_uploads, plan.archive)
-            quietly("multipart_abort_failed", plan.archive, uploads)
-        self._delete_tail(plan, checkpoint, sent=True)
-        ref = checkpoint_ref(plan.archive.bucket, plan.job_id)
-        quietly("checkpoint_delete_failed", ref, partial(self._store.delete, ref))
+            folder = ObjectRef(bucket, f"{job_id}/")
+            uploads = partial(self._store.abort_uploads, folder, under=True)
+            quietly("multipart_abort_failed", folder, uploads)
+        self._delete_tail(bucket, checkpoint)
+        refs = [sent_ref(bucket, job_id, holds) for holds in range(1, checkpoint.holds + 1)]
+        for ref in [*refs, checkpoint_ref(bucket, job_id)]:
+            quietly("checkpoint_delete_failed", ref, partial(self._store.delete, ref))
 
-    def _delete_tail(
-        self, plan: ArchivePlan, checkpoint: Checkpoint, *, sent: bool = False
-    ) -> None:
-        """The checkpoint's tail (and with `sent`, its handover record) deleted."""
-        bucket, job_id, holds = plan.archive.bucket, plan.job_id, checkpoint.holds
-        refs = [tail_ref(bucket, job_id, holds)] if checkpoint.tail_length else []
-        if sent:
-            refs.append(sent_ref(bucket, job_id, holds))
-        for ref in refs:
+    def abandon(self, bucket: str, job_id: str) -> None:
+        """A job that failed before it could be built (its file list unreadable since, say):
+        whatever checkpoint it has goes, and its upload."""
+        try:
+            checkpoint = self._read(bucket, job_id)
+        except TransientError as error:
+            log.warning("checkpoint_kept", error=str(error))  # the lifecycle rules remain
+            return
+        if checkpoint is not None:
+            self.delete(bucket, checkpoint, abort=True)
+
+    def _delete_tail(self, bucket: str, checkpoint: Checkpoint) -> None:
+        if checkpoint.tail_length:
+            ref = tail_ref(bucket, checkpoint.job_id, checkpoint.holds)
             quietly("checkpoint_delete_failed", ref, partial(self._store.delete, ref))

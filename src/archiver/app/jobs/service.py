@@ -103,10 +103,14 @@ class ArchiveService:
         resolved, listings = resolve(self.store, request, self.policy)
         return plan_archive(job_id, resolved, created_at, self.policy, listings)
 
-    def claimed(self, continuation: Continuation) -> bool:
-        """Whether a message carries on the job it names: its checkpoint (or its archive built
-        from one) has the continuation's token (TransientError: ask again later)."""
-        return self._checkpoints.claimed(self.policy.destination_bucket, continuation)
+    def admits(self, job_id: str, continued: Continuation | None) -> bool:
+        """Whether a redelivered message, or a continuation, carries on job `job_id`; raises
+        Superseded when a later continuation carries it on (see `Checkpoints.admits`)."""
+        return self._checkpoints.admits(self.policy.destination_bucket, job_id, continued)
+
+    def abandon(self, job_id: str) -> None:
+        """The job failed before it was built: its checkpoint and upload, if any, go."""
+        self._checkpoints.abandon(self.policy.destination_bucket, job_id)
 
     def handed_over(self, checkpoint: Checkpoint) -> None:
         """The checkpoint's continuation is sent (see `build`'s `holds`)."""
@@ -120,12 +124,9 @@ class ArchiveService:
         cancel: Signal | None = None,
         redelivered: bool = False,
         due: Signal | None = None,
-        holds: int = 0,
     ) -> ArchiveInfo:
         """Stream the archive to the destination bucket. Raises PermanentError/TransientError,
-        or Checkpointed once `due` is set (the job then goes on from its checkpoint), or
-        Superseded when the message (one carrying on from checkpoint `holds`; 0: the job's own)
-        was replaced by a continuation of a later checkpoint.
+        or Checkpointed once `due` is set (the job then goes on from its checkpoint).
 
         A redelivered job first removes the staging objects an earlier attempt left, looks
         for the archive it completed, and aborts any upload it left behind (a worker killed
@@ -145,7 +146,7 @@ class ArchiveService:
                 log.info("archive_reused", archive_key=plan.archive.key)
                 return completed
             with destination_errors(plan.archive):
-                checkpoint = self._checkpoints.load(plan, holds)
+                checkpoint = self._checkpoints.load(plan)
             resumable = checkpoint is not None and checkpoint.fingerprint == fingerprint
             if checkpoint is not None and not resumable:
                 log.warning("checkpoint_of_other_content", then="starting over")
@@ -159,7 +160,7 @@ class ArchiveService:
             result, admitted = self._built(build)
         except PermanentError:
             if checkpoint is not None:  # the job is over: nothing is to resume its upload
-                self._checkpoints.delete(plan, checkpoint, abort=True)
+                self._checkpoints.delete(plan.archive.bucket, checkpoint, abort=True)
             raise
         log.info("archive_uploaded", size_bytes=result.size_bytes, copied_bytes=result.copied_bytes)
         archive = ArchiveInfo(
@@ -173,7 +174,7 @@ class ArchiveService:
         token = None if checkpoint is None else checkpoint.token  # its continuations' too
         record_archive(self.store, plan, fingerprint, archive, token)
         if checkpoint is not None:
-            self._checkpoints.delete(plan, checkpoint)
+            self._checkpoints.delete(plan.archive.bucket, checkpoint)
         return archive
 
     def _built(self, build: _Build) -> tuple[SinkResult, Admitted]:

@@ -13,11 +13,9 @@ from typing import NamedTuple
 import structlog
 
 from archiver.app.stopping import STOP_POLL_SECONDS
-from archiver.domain.checkpoint import MAX_HOLD_SECONDS
+from archiver.domain.checkpoint import RECEIPT_CAP_SECONDS
 
 log = structlog.get_logger(__name__)
-
-RECEIPT_CAP_SECONDS = MAX_HOLD_SECONDS - 120  # then a receipt's job is cancelled, released
 
 
 class Grace(NamedTuple):
