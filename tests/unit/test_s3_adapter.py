@@ -405,3 +405,53 @@ def test_an_archived_source_is_named_as_archived_not_unreadable() -> None:
     assert failure.code is ErrorCode.SOURCE_UNREADABLE  # the published code stays
     assert "1 archived, to be restored before they can be read" in failure.message
     assert failure.sources == ["s3://photos/2019/raw.cr2"]
+
+
+def _parts(numbers: range) -> list[dict[str, Any]]:
+    return [
+        {"PartNumber": n, "ETag": f'"e{n}"', "Size": 5 * MIB, "ChecksumCRC32": crc32_text(n)}
+        for n in numbers
+    ]
+
+
+def test_a_resumed_upload_lists_every_page_up_to_its_checkpoints_last_part() -> None:
+    """ListParts answers 1,000 parts a page: every page up to part `parts` is read, the next
+    is not asked for, and a part past it (sent by an attempt after the checkpoint) is not
+    named at completion."""
+    client = _client()
+    store = S3ObjectStore(client)
+    ref = ObjectRef("b", "job/archive.zip")
+    first = {"Bucket": "b", "Key": "job/archive.zip", "UploadId": "u1", "PartNumberMarker": 0}
+    with Stubber(client) as stub:
+        stub.add_response(
+            "list_parts",
+            {"Parts": _parts(range(1, 1001)), "IsTruncated": True, "NextPartNumberMarker": 1000},
+            first,
+        )
+        stub.add_response(
+            "list_parts",
+            {"Parts": _parts(range(1001, 2001)), "IsTruncated": True, "NextPartNumberMarker": 2000},
+            {**first, "PartNumberMarker": 1000},
+        )
+        upload, sizes = store.resume_upload(ref, "u1", 1500)
+        stub.assert_no_pending_responses()
+        assert sorted(sizes) == list(range(1, 1501))
+        stub.add_response(
+            "complete_multipart_upload",
+            {},
+            {
+                "Bucket": "b",
+                "Key": "job/archive.zip",
+                "UploadId": "u1",
+                "ChecksumCRC32": crc32_text(7),
+                "ChecksumType": "FULL_OBJECT",
+                "MultipartUpload": {
+                    "Parts": [
+                        {"PartNumber": n, "ETag": f'"e{n}"', "ChecksumCRC32": crc32_text(n)}
+                        for n in range(1, 1501)
+                    ]
+                },
+            },
+        )
+        upload.complete(7)
+        stub.assert_no_pending_responses()
