@@ -74,9 +74,7 @@ def test_a_resumed_receipt_that_fails_keeps_the_upload_for_the_next(
 
     [resumed] = [entry for entry in logs if entry["event"] == "job_resumed"]
     assert resumed["next_entry"] == checkpoint.next_entry
-    data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
-    assert isinstance(data, bytes)
-    assert contents(data) == files
+    assert archived(store, plan.archive.key) == files
     assert not store.uploads
 
 
@@ -115,10 +113,15 @@ def test_a_copy_refused_after_a_checkpoint_goes_on_from_it_streaming(
     assert "server_side_copy_refused" in events
     resumed = [entry for entry in logs if entry["event"] == "job_resumed"]
     assert [entry["next_entry"] for entry in resumed] == [checkpoint.next_entry] * 2
-    data = store.objects[ObjectRef(DESTINATION, plan.archive.key)]
-    assert isinstance(data, bytes)
-    assert contents(data) == files
+    assert archived(store, plan.archive.key) == files
     assert not store.uploads
+
+
+def archived(store: MemoryObjectStore, key: str) -> dict[str, bytes]:
+    """The entries of the archive at `key` in the destination bucket (every CRC-32 checked)."""
+    data = store.objects[ObjectRef(DESTINATION, key)]
+    assert isinstance(data, bytes)
+    return contents(data)
 
 
 def body(files: dict[str, bytes]) -> str:
@@ -167,9 +170,7 @@ def test_a_continuation_of_content_listed_anew_starts_over_under_its_job_id(
     [notification] = notifier.published
     assert isinstance(notification, JobSucceeded)
     assert notification.job_id == "job-5"
-    data = store.objects[ObjectRef(DESTINATION, "job-5/download-2026-11-27.zip")]
-    assert isinstance(data, bytes)
-    assert contents(data) == fewer
+    assert archived(store, "job-5/download-2026-11-27.zip") == fewer
     assert not store.uploads
 
 
@@ -236,9 +237,7 @@ def test_a_message_whose_delete_failed_after_its_continuation_went_is_only_delet
 
     [notification] = notifier.published
     assert notification.job_id == job_id
-    data = store.objects[ObjectRef(DESTINATION, f"{job_id}/download-2026-11-27.zip")]
-    assert isinstance(data, bytes)
-    assert contents(data) == files
+    assert archived(store, f"{job_id}/download-2026-11-27.zip") == files
     assert not [ref.key for ref in store.objects if "checkpoint" in ref.key]
 
 
@@ -280,9 +279,7 @@ def test_an_entry_still_running_as_the_receipt_nears_12_hours_is_released_in_tim
 
     [notification] = notifier.published
     assert notification.job_id == job_id
-    data = slow.objects[ObjectRef(DESTINATION, f"{job_id}/download-2026-11-27.zip")]
-    assert isinstance(data, bytes)
-    assert contents(data) == files
+    assert archived(slow, f"{job_id}/download-2026-11-27.zip") == files
     assert len({upload for upload, _, _ in slow.parts}) == 1
 
 
