@@ -113,7 +113,7 @@ class ArchiveService:
         self._checkpoints.abandon(self.policy.destination_bucket, job_id)
 
     def handed_over(self, checkpoint: Checkpoint) -> None:
-        """The checkpoint's continuation is sent (see `build`'s `holds`)."""
+        """The checkpoint's continuation is sent (see `admits`)."""
         self._checkpoints.handed_over(self.policy.destination_bucket, checkpoint)
 
     def build(

@@ -51,14 +51,14 @@ def grace_period(stop: threading.Event, seconds: float) -> Iterator[Grace]:
 
 
 @contextmanager
-def receipt_hold(seconds: float, cap: float | None = None) -> Iterator[Grace]:
+def receipt_hold(seconds: float) -> Iterator[Grace]:
     """A receipt's own grace: `handover` set once a job has held its message's receipt for
     `seconds` (`SQS_MAX_HOLD_SECONDS`: the job is then checkpointed at its next entry's end),
-    `cancel` at `cap`, shortly before SQS's 12 hours, if that entry has still not ended (the
-    job is then stopped and its message released, while it still can be; a resumed job keeps
-    its checkpoint's upload)."""
+    `cancel` at `RECEIPT_CAP_SECONDS`, shortly before SQS's 12 hours, if that entry has still
+    not ended (the job is then stopped and its message released while it still can be; a
+    resumed job keeps its checkpoint's upload)."""
     due, cancel = threading.Event(), threading.Event()
-    cap = max(RECEIPT_CAP_SECONDS if cap is None else cap, seconds)
+    cap = max(RECEIPT_CAP_SECONDS, seconds)
     timers = [threading.Timer(seconds, due.set), threading.Timer(cap, cancel.set)]
     for timer in timers:
         timer.daemon = True
