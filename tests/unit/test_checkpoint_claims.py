@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 from archiver.adapters.memory import MemoryObjectStore
 from archiver.adapters.memory_queue import MemoryNotifier, MemoryQueue
 from archiver.app.jobs.checkpoints import Superseded
+from archiver.app.jobs.service import ArchiveService
 from archiver.app.worker import grace
 from archiver.app.worker.outcomes import Outcome
 from archiver.domain.checkpoint import Checkpoint, Continuation, checkpoint_ref, sent_ref
@@ -251,22 +252,10 @@ def test_an_entry_still_running_as_the_receipt_nears_12_hours_is_released_in_tim
     cap: the job is stopped and its message released while SQS still takes a visibility
     change (not left to reappear at 12 h beside a live worker), the checkpoint's upload kept
     for the receipt after."""
-    files = {"first.bin": random.Random(1).randbytes(12 * MIB)}
-    files["long.bin"] = random.Random(2).randbytes(64 * MIB)
-    for key, data in files.items():
-        slow.add(ObjectRef(SOURCE, key), data)
-    service = service_on(slow)
-    job = body(files)
-    job_id = queue.send(job, sent_at=SENT)
-    hold = {"wait_seconds": 0, "max_hold_seconds": 0.05}
-    assert drive(make_worker(queue, notifier, service, **hold)) == [Outcome.CONTINUED]
-    checkpoint = checkpointed_now(slow, job_id)
-    assert checkpoint.upload_id in slow.uploads
-
-    slow.delay = 0.2
+    files, service, job_id, checkpoint = checkpointed_before_a_long_entry(slow, queue, notifier)
     monkeypatch.setattr(grace, "RECEIPT_CAP_SECONDS", 0.3)  # 12 h less the margin, scaled
     with capture_logs() as logs:
-        assert drive(make_worker(queue, notifier, service, **hold)) == [Outcome.RELEASED]
+        assert drive(make_worker(queue, notifier, service, **HOLD)) == [Outcome.RELEASED]
 
     assert "job_released" in [entry["event"] for entry in logs]
     [released] = queue.visible  # at once, for the next worker
@@ -281,6 +270,51 @@ def test_an_entry_still_running_as_the_receipt_nears_12_hours_is_released_in_tim
     assert notification.job_id == job_id
     assert archived(slow, f"{job_id}/download-2026-11-27.zip") == files
     assert len({upload for upload, _, _ in slow.parts}) == 1
+
+
+HOLD = {"wait_seconds": 0, "max_hold_seconds": 0.05}
+
+
+def checkpointed_before_a_long_entry(
+    slow: SlowStore, queue: MemoryQueue, notifier: MemoryNotifier
+) -> tuple[dict[str, bytes], ArchiveService, str, Checkpoint]:
+    """A job checkpointed after its first entry; its second, long, reads slowly from now on."""
+    files = {"first.bin": random.Random(1).randbytes(12 * MIB)}
+    files["long.bin"] = random.Random(2).randbytes(64 * MIB)
+    for key, data in files.items():
+        slow.add(ObjectRef(SOURCE, key), data)
+    service = service_on(slow)
+    job_id = queue.send(body(files), sent_at=SENT)
+    assert drive(make_worker(queue, notifier, service, **HOLD)) == [Outcome.CONTINUED]
+    checkpoint = checkpointed_now(slow, job_id)
+    assert checkpoint.upload_id in slow.uploads
+    slow.delay = 0.2
+    return files, service, job_id, checkpoint
+
+
+def test_a_job_out_of_time_on_its_last_delivery_is_answered_and_leaves_nothing(
+    slow: SlowStore,
+    queue: MemoryQueue,
+    notifier: MemoryNotifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Released at the cap on the delivery before the dead-letter queue, it would go there
+    unanswered: its consumer hears why instead, and its checkpoint and upload go."""
+    _, service, job_id, _ = checkpointed_before_a_long_entry(slow, queue, notifier)
+    monkeypatch.setattr(grace, "RECEIPT_CAP_SECONDS", 0.3)
+    worker = make_worker(queue, notifier, service, max_receives=1, **HOLD)
+
+    assert drive(worker) == [Outcome.FAILED]
+
+    [notification] = notifier.published
+    assert isinstance(notification, JobFailed)
+    assert notification.job_id == job_id
+    assert notification.error.code == "archive_too_large"
+    assert "SQS_MAX_HOLD_SECONDS" in notification.error.message
+    assert not queue.visible
+    assert not queue.in_flight
+    assert not slow.uploads
+    assert not [ref.key for ref in slow.objects if ref.key.startswith(f"{job_id}/")]
 
 
 def checkpointed_now(store: MemoryObjectStore, job_id: str) -> Checkpoint:

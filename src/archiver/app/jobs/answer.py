@@ -21,6 +21,7 @@ from archiver.app.jobs.service import ArchiveService
 from archiver.app.stopping import Signal
 from archiver.domain.checkpoint import Checkpoint, Continuation
 from archiver.domain.errors import (
+    ErrorCode,
     InternalError,
     InvalidPayload,
     JobCancelled,
@@ -71,9 +72,12 @@ class Retry:
 
 @dataclass(frozen=True)
 class Release:
-    """Shutting down: hand the message back for another worker at once."""
+    """Stopped (shutting down, or the receipt nearing SQS's 12 hours): hand the message back
+    for another worker at once. On the last delivery before the dead-letter queue, a job that
+    ran out of its receipt's 12 hours has its consumer hear `last_word` instead."""
 
     reason: str
+    last_word: Reply | None = None
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,13 @@ class Jobs:
         except Superseded as superseded:
             return self._handover(message, superseded.checkpoint, sent=False)
         except JobCancelled as cancelled:
-            return Release(str(cancelled))
+            out_of_time = PermanentError(
+                ErrorCode.ARCHIVE_TOO_LARGE,
+                "an entry was still being written 12 hours into a receipt, on every delivery: "
+                "SQS_MAX_HOLD_SECONDS must leave the longest entry time to finish",
+            )
+            failure = failed(message.job_id, out_of_time, salvage_metadata(message.body))
+            return Release(str(cancelled), Reply(failure, self._deleted(message, failed=True)))
         except TransientError as error:
             return Retry(str(error))
         except Exception as error:

@@ -26,7 +26,7 @@ from archiver.app.worker.outcomes import Done, Outcome
 from archiver.app.worker.polling import LongPoll
 from archiver.app.worker.progress import ProgressTracker
 from archiver.domain.backoff import backoff
-from archiver.domain.errors import ErrorCode, TransientError
+from archiver.domain.errors import TransientError
 from archiver.domain.notifications import JobFailed
 from archiver.domain.ports import Notifier, Queue, ReceivedMessage
 
@@ -212,7 +212,14 @@ class Worker:
                     log.error(
                         "job_crashed", exc_info=answer.error, decision="notify_and_delete", **took
                     )
-                    return self._last_word(message, answer)
+                    return self._last_word(message, answer.last_word)
+                if (
+                    isinstance(answer, Release)
+                    and hold.cancel.is_set()
+                    and self._last_delivery(message)
+                ):  # out of time on every delivery: it would never finish
+                    log.error("job_released", reason=answer.reason, decision="notify_and_delete")
+                    return self._last_word(message, answer.last_word)
                 if isinstance(answer, Reply):
                     self.notifier.publish(answer.notification, message.group)
                     self.queue.delete(message)
@@ -263,11 +270,11 @@ class Worker:
     def _last_delivery(self, message: ReceivedMessage) -> bool:
         return self.max_receives is not None and message.receive_count >= self.max_receives
 
-    def _last_word(self, message: ReceivedMessage, crashed: Retry) -> Done:
-        """The job failed the same unplanned way on every delivery: the consumer hears it once,
-        rather than the job going silently to the dead-letter queue."""
-        last_word = crashed.last_word
+    def _last_word(self, message: ReceivedMessage, last_word: Reply | None) -> Done:
+        """The job failed the same way on every delivery (crashed, or out of time): the
+        consumer hears it once, rather than the job going silently to the dead-letter queue."""
         assert last_word is not None
+        assert isinstance(last_word.notification, JobFailed)
         try:
             self.notifier.publish(last_word.notification, message.group)
             self.queue.delete(message)
@@ -275,7 +282,7 @@ class Worker:
             log.warning("give_up_failed", error=repr(unsent), decision="dead_letter")
             return Done(Outcome.DEFERRED, "crashed")
         last_word.deleted()
-        return Done(Outcome.FAILED, ErrorCode.INTERNAL_ERROR)
+        return Done(Outcome.FAILED, last_word.notification.error.code)
 
     def _retry_delay(self, message: ReceivedMessage) -> int:
         """Exponential backoff by delivery count, so a struggling dependency is not hammered."""
