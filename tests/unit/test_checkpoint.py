@@ -123,6 +123,13 @@ def checkpointed(service: ArchiveService, plan: ArchivePlan, after: int = 0) -> 
     return stopped.value.checkpoint
 
 
+def checkpointed_twice(service: ArchiveService, plan: ArchivePlan) -> Checkpoint:
+    """Checkpointed by a first receipt, then by a redelivery that resumed it: the second
+    checkpoint, whose upload has parts when the entries are large enough."""
+    checkpointed(service, plan)
+    return checkpointed(service, plan, after=1)
+
+
 def test_a_redelivery_finding_a_checkpoint_resumes_its_upload(store: MemoryObjectStore) -> None:
     files = random_sources(store, 6, 5 * MIB)
     service = service_on(store)
@@ -154,8 +161,7 @@ def test_a_checkpoint_whose_upload_is_gone_starts_over(store: MemoryObjectStore)
     files = random_sources(store, 5, 4 * MIB)
     service = service_on(store)
     plan = plan_of(service, "job-2", files)
-    checkpointed(service, plan)
-    checkpoint = checkpointed(service, plan, after=1)
+    checkpoint = checkpointed_twice(service, plan)
     assert checkpoint.upload_id is not None
     store.uploads[checkpoint.upload_id].abort()  # a lifecycle rule, or another worker
 

@@ -24,7 +24,13 @@ from archiver.domain.ports import Buffer, ObjectHeaders
 from tests.slow_store import SlowStore
 from tests.support import drive, make_worker
 from tests.unit.conftest import DESTINATION, SENT, SOURCE
-from tests.unit.test_checkpoint import checkpointed, plan_of, random_sources, service_on
+from tests.unit.test_checkpoint import (
+    checkpointed,
+    checkpointed_twice,
+    plan_of,
+    random_sources,
+    service_on,
+)
 from tests.zipcheck import contents
 
 MIB = 1024 * 1024
@@ -52,8 +58,7 @@ def test_a_resumed_receipt_that_fails_keeps_the_upload_for_the_next(
     files = random_sources(store, 7, 5 * MIB)
     service = service_on(store)
     plan = plan_of(service, "job-1", files)
-    checkpointed(service, plan)
-    checkpoint = checkpointed(service, plan, after=1)
+    checkpoint = checkpointed_twice(service, plan)
     assert checkpoint.upload_id is not None
     upload = store.uploads[checkpoint.upload_id]
     upload_part = upload.upload_part
@@ -85,8 +90,7 @@ def test_a_permanent_failure_after_a_checkpoint_aborts_its_upload_and_forgets_it
     files = random_sources(store, 5, 5 * MIB)
     service = service_on(store)  # MISSING_FILES=fail
     plan = plan_of(service, "job-2", files)
-    checkpointed(service, plan)
-    checkpoint = checkpointed(service, plan, after=1)
+    checkpoint = checkpointed_twice(service, plan)
     assert checkpoint.upload_id in store.uploads
     store.delete(ObjectRef(SOURCE, "f4.bin"))
 
@@ -103,8 +107,7 @@ def test_a_copy_refused_after_a_checkpoint_goes_on_from_it_streaming(
     files = random_sources(store, 5, 12 * MIB)  # stored entries S3 may copy
     service = service_on(store)
     plan = plan_of(service, "job-3", files)
-    checkpointed(service, plan)
-    checkpoint = checkpointed(service, plan, after=1)
+    checkpoint = checkpointed_twice(service, plan)
     store.refuse_copies = "AccessDenied"  # the source's policy changed meanwhile
 
     with capture_logs() as logs:
@@ -355,8 +358,7 @@ def test_a_continuation_that_fails_before_it_is_built_leaves_nothing_behind(
     files = random_sources(store, 4, 5 * MIB)
     service = service_on(store)
     plan = plan_of(service, "job-8", files)
-    checkpointed(service, plan)
-    checkpoint = checkpointed(service, plan, after=1)
+    checkpoint = checkpointed_twice(service, plan)
     assert checkpoint.upload_id in store.uploads
     refused = json.dumps({"files": [{"source": "s3://not-allowed/x.bin"}]})
     queue.send(refused, Continuation("job-8", SENT, 2, checkpoint.token), sent_at=SENT)

@@ -143,6 +143,12 @@ class ReceivedMessage:
     def created_at(self) -> datetime:
         return self.sent_at if self.continued is None else self.continued.created_at
 
+    @property
+    def begun_before(self) -> bool:
+        """Whether an earlier receipt may have begun the job (a redelivery, a continuation):
+        it may have left a checkpoint, an archive, an upload."""
+        return self.receive_count > 1 or self.continued is not None
+
 
 class Queue(Protocol):
     """Raises TransientError when the queue cannot be reached."""

@@ -165,9 +165,7 @@ class Jobs:
     ) -> Notification:
         """Build the archive; a permanent error becomes a failure notification."""
         metadata: dict[str, Any] | None = None
-        continued = message.continued
-        carries_on = continued is not None or message.receive_count > 1  # a job begun before
-        if carries_on and not self._service.admits(message.job_id, continued):
+        if message.begun_before and not self._service.admits(message.job_id, message.continued):
             raise _NotAContinuation
         job_id = message.job_id
         try:
@@ -189,7 +187,7 @@ class Jobs:
                 plan,
                 reports,
                 cancel=cancel,
-                redelivered=message.receive_count > 1 or message.continued is not None,
+                redelivered=message.begun_before,
                 due=due,
             )
             answer = succeeded(job_id, url, archive, metadata)
@@ -234,7 +232,7 @@ class Jobs:
         `DELETE_OFFLOADED_PAYLOADS`; and a `failed` job's checkpoint, if it had one."""
 
         def delete_offloaded() -> None:
-            if failed and (message.continued is not None or message.receive_count > 1):
+            if failed and message.begun_before:
                 self._service.abandon(message.job_id)
             if not self._delete_offloaded:
                 return
