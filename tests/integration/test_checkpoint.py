@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,9 +19,12 @@ from structlog.testing import capture_logs
 from archiver.adapters.s3 import S3ObjectStore
 from archiver.app.cli.dev import DevResources
 from archiver.app.composition.container import build_container
+from archiver.app.jobs.checkpoints import Checkpointed, Superseded
 from archiver.app.worker.outcomes import Outcome
-from archiver.domain.job import ObjectRef
+from archiver.domain.checkpoint import Continuation
+from archiver.domain.job import JobRequest, ObjectRef
 from archiver.domain.ports import Buffer
+from tests.conftest import unique
 from tests.integration.conftest import Drain, worker_settings
 from tests.support import MIB, drive
 from tests.zipcheck import contents
@@ -92,3 +98,39 @@ def test_a_job_outlives_several_holds_and_is_answered_once(
     ]  # no checkpoint left
     uploads = s3.list_multipart_uploads(Bucket=resources.destination_bucket)
     assert uploads.get("Uploads", []) == []
+
+
+def test_a_message_is_superseded_once_its_continuation_is_recorded_on_s3(
+    resources: DevResources, s3: S3Client
+) -> None:
+    """The handover record is an object of its own on S3: until it is written, the job's own
+    message still carries the job on (a worker killed before sending the continuation); once
+    it is, only the continuation (with its token) does. Then every record is removed."""
+    service = build_container(worker_settings(resources)).service()
+    for key in ("short/a.bin", "short/b.bin"):
+        s3.put_object(Bucket=resources.source_bucket, Key=key, Body=rng.randbytes(6 * MIB))
+    job_id = unique("job")
+    request = JobRequest.model_validate(
+        {"files": [{"source": "short/a.bin"}, {"source": "short/b.bin"}]}
+    )
+    plan = service.plan(job_id, request, datetime.now(UTC))
+    due = threading.Event()
+    due.set()
+    with pytest.raises(Checkpointed) as stopped:
+        service.build(plan, due=due)
+    checkpoint = stopped.value.checkpoint
+    continuation = Continuation(job_id, plan.created_at, checkpoint.holds, checkpoint.token)
+
+    assert service.admits(job_id, None)  # checkpointed, not yet continued
+    service.handed_over(checkpoint)
+    with pytest.raises(Superseded):
+        service.admits(job_id, None)
+    assert service.admits(job_id, continuation)
+    assert not service.admits(job_id, replace(continuation, token="a guess" * 5))
+
+    service.build(plan, redelivered=True)
+    listed = s3.list_objects_v2(Bucket=resources.destination_bucket, Prefix=f"{job_id}/")
+    assert sorted(item["Key"] for item in listed["Contents"]) == [
+        plan.archive.key,
+        f"{job_id}/manifest.json",
+    ]
